@@ -1,0 +1,83 @@
+"""``genfair``: compose the config with Hydra, check it, run the experiment."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from genfair.cli._config import register_configs
+from genfair.errors import ConfigError
+from genfair.experiment import Arm, run_experiment
+
+__all__ = ["arms_from_config", "main"]
+
+log = logging.getLogger("genfair")
+
+
+def arms_from_config(cfg: DictConfig) -> list[Arm]:
+    """One :class:`Arm` per entry of ``cfg.arms`` (its overrides merged, every key type-checked)."""
+    overrides = dict(cfg.arms) if cfg.arms else {"main": []}
+    arms = []
+    for name, dotlist in overrides.items():
+        try:
+            merged = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(dotlist)))
+        except OmegaConfBaseException as error:
+            raise ConfigError(f"arms.{name}: {_first_line(error)}") from None
+        groups = {}
+        for group in ("data", "model", "loop"):
+            try:
+                groups[group] = OmegaConf.to_object(merged[group])
+            except ConfigError as error:
+                raise ConfigError(f"{group}.{error}" + (f" (in arm {name!r})" if cfg.arms else "")) from None
+            except OmegaConfBaseException as error:
+                raise ConfigError(f"{group}: {_first_line(error)}") from None
+            _reject_unknown_keys(group, merged[group], groups[group])
+        arms.append(Arm(str(name), **groups))
+    return arms
+
+
+def _run(cfg: DictConfig) -> None:
+    torch.set_num_threads(cfg.threads)
+    arms = arms_from_config(cfg)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["overrides"] = list(HydraConfig.get().overrides.task)
+    run_experiment(arms, seed=cfg.seed, run_dir=run_dir, config=config)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://genfair.configs", config_name="config")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        _run(cfg)
+    except ConfigError as error:
+        if os.environ.get("GENFAIR_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"):
+            raise
+        print(f"genfair: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Entry point of the ``genfair`` command."""
+    register_configs()
+    _hydra_main()
+
+
+def _reject_unknown_keys(group: str, node: DictConfig, built: object) -> None:
+    """``+group.key=value`` can add a key that the schema lacks, and ``to_object`` would drop it."""
+    allowed = [f.name for f in dataclasses.fields(built)]
+    unknown = [key for key in node.keys() if key not in allowed]
+    if unknown:
+        raise ConfigError(f"{group}.{unknown[0]} is not a key of {type(built).__name__}; allowed: {allowed}")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]

@@ -1,0 +1,50 @@
+"""The structured configs behind the ``genfair`` command, registered in Hydra's ConfigStore.
+
+The schemas are the library's own dataclasses (``LoopConfig``, ``GaussianData``, ...); the YAML
+files in ``configs/`` only set values on them, so every key is type-checked when composed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from genfair.data import ClassMixtureData, GaussianData
+from genfair.models import AnalyticModelConfig
+from loops import LoopConfig
+
+__all__ = ["GenfairConfig", "register_configs"]
+
+
+@dataclass
+class GenfairConfig:
+    """The root config.
+
+    Attributes:
+        data, model, loop: the config groups (see ``configs/<group>/``).
+        seed: root seed; every generation's randomness derives from it (``genfair.seeding``).
+        threads: torch intra-op threads; 1 is fastest for analytic models and right for
+            parallel sweep workers.
+        arms: ``{name: [dotted overrides]}``, e.g. ``{mle: [model.estimator=mle]}``; every arm
+            runs the same loop with the same seed and its overrides applied. Empty: one arm, ``main``.
+    """
+
+    data: Any = MISSING
+    model: Any = MISSING
+    loop: LoopConfig = MISSING
+    seed: int = 0
+    threads: int = 1
+    arms: dict[str, list[str]] = field(default_factory=dict)
+
+
+def register_configs() -> None:
+    """Store the schemas that the YAML files in ``configs/`` extend (``defaults: [<name>]``)."""
+    store = ConfigStore.instance()
+    store.store(name="genfair_schema", node=GenfairConfig)
+    store.store(group="data", name="gaussian_schema", node=GaussianData)
+    store.store(group="data", name="class_mixture_schema", node=ClassMixtureData)
+    store.store(group="model", name="analytic_schema", node=AnalyticModelConfig)
+    store.store(group="loop", name="loop_schema", node=LoopConfig)

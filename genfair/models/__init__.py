@@ -1,0 +1,16 @@
+"""Generative models: one small protocol, optional abilities, and the model families."""
+
+from genfair.models._analytic_config import AnalyticModelConfig, build_analytic_model
+from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, psd_sqrt
+from genfair.models._protocols import BiasedSampler, ClosedFormFit, GenerativeModel
+
+__all__ = [
+    "AnalyticModelConfig",
+    "BiasedSampler",
+    "ClassGaussianModel",
+    "ClosedFormFit",
+    "GenerativeModel",
+    "build_analytic_model",
+    "per_class_sum",
+    "psd_sqrt",
+]

@@ -1,0 +1,150 @@
+"""The self-consuming loop, for any model that follows genfair's protocol."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from genfair.data import Batch
+from genfair.errors import ConfigError
+from genfair.models import BiasedSampler, ClosedFormFit
+from genfair.seeding import torch_generator
+from loops._config import LoopConfig
+from loops._training_set import draw_labels, training_set
+
+__all__ = ["GenerationRecord", "GenerationStore", "LoopResult", "fit_closed_form", "simulate"]
+
+log = logging.getLogger(__name__)
+
+Fit = Callable[[nn.Module, Batch, torch.Generator], nn.Module]
+Measure = Callable[[nn.Module, Batch], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """What one generation measured: ``values["metric/group"]`` is ``(replicates,)`` float64;
+    ``seconds`` is the wall time of fit, measure and sample (writing to disk excluded)."""
+
+    generation: int
+    values: dict[str, np.ndarray]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    records: list[GenerationRecord]
+    model: nn.Module
+
+    def values(self, key: str) -> np.ndarray:
+        """``(generations, replicates)`` values of ``"metric/group"``."""
+        if key not in self.records[0].values:
+            raise KeyError(f"no metric {key!r}; available: {sorted(self.records[0].values)}")
+        return np.stack([record.values[key] for record in self.records])
+
+
+class GenerationStore(Protocol):
+    """Where a loop keeps finished generations, so a killed run can resume (see ``loops.RunStore``)."""
+
+    def resume(self, model: nn.Module) -> tuple[list[GenerationRecord], list[Batch]]: ...
+
+    def save(self, record: GenerationRecord, model: nn.Module, synthetic: Batch) -> None: ...
+
+
+def fit_closed_form(model: nn.Module, train: Batch, generator: torch.Generator) -> nn.Module:
+    """Fit a :class:`~genfair.models.ClosedFormFit` model in place (no randomness needed)."""
+    if not isinstance(model, ClosedFormFit):
+        raise ConfigError(f"{type(model).__name__} has no closed-form fit; pass a training procedure as fit=")
+    model.fit(train.x, train.y)
+    return model
+
+
+def simulate(
+    *,
+    data: Any,
+    model: nn.Module,
+    config: LoopConfig,
+    seed: int,
+    measure: Measure,
+    fit: Fit = fit_closed_form,
+    store: GenerationStore | None = None,
+    on_generation: Callable[[list[GenerationRecord]], None] | None = None,
+) -> LoopResult:
+    """Run a self-consuming loop (Alemohammad et al. 2024, Algorithm 1) over ``config.generations``.
+
+    Args:
+        data: a data source with ``draw(replicates, n, *, generator) -> Batch`` and ``classes``.
+        model: the model to fit each generation (all replicates at once); fitted in place.
+        config: the loop's kind, sizes and sampling bias.
+        seed: root seed; generation g's randomness comes from ``genfair.seeding`` children
+            (g, stream), so any generation can be re-run alone and a resumed run matches.
+        measure: ``(model, training set) -> {"metric/group": (replicates,)}``.
+        fit: ``(model, training set, generator) -> model``; closed form by default.
+        store: keeps finished generations; with one, the loop resumes after the last.
+        on_generation: called after each finished generation with the records of every
+            finished generation so far, including those restored from ``store``.
+
+    Example:
+        >>> from genfair.data import GaussianData
+        >>> from genfair.models import ClassGaussianModel
+        >>> config = LoopConfig(generations=3, n_real=10, n_synthetic=10, replicates=1000)
+        >>> result = simulate(data=GaussianData(), model=ClassGaussianModel(replicates=1000),
+        ...                   config=config, seed=0,
+        ...                   measure=lambda m, t: {"trace_cov/all": m.covs[:, 0, 0, 0]})
+        >>> result.values("trace_cov/all").shape
+        (3, 1000)
+    """
+    num_classes = len(data.classes)
+    if config.sampling_bias != 1.0 and not isinstance(model, BiasedSampler):
+        raise ConfigError(
+            f"loop.sampling_bias={config.sampling_bias} needs a model with biased sampling; "
+            f"{type(model).__name__} has none (use loop.sampling_bias=1.0)"
+        )
+    real = data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real"))
+    _check_classes_present(real.class_counts(num_classes), data.classes)
+    records, synthetic = store.resume(model) if store is not None else ([], [])
+    for g in range(len(records), config.generations):
+        start = time.perf_counter()
+        # 1. Build this generation's training set.
+        if g == 0:
+            train = real
+        else:
+            fresh = None
+            if config.kind == "fresh":
+                fresh = data.draw(config.replicates, config.n_real, generator=torch_generator(seed, g, "real"))
+            train = training_set(config.kind, real=real, fresh=fresh, synthetic=synthetic)
+        # 2. Fit the model on it.
+        model = fit(model, train, torch_generator(seed, g, "fit"))
+        # 3. Measure the fitted model.
+        values = {key: value.detach().cpu().numpy().astype(np.float64) for key, value in measure(model, train).items()}
+        # 4. Draw the synthetic samples that generation g + 1 trains on; their classes follow
+        #    the class shares of this generation's training set.
+        sampler = torch_generator(seed, g, "sample")
+        labels = draw_labels(train.class_counts(num_classes), config.n_synthetic, generator=sampler)
+        if config.sampling_bias == 1.0:
+            x = model.sample(config.n_synthetic, labels=labels, generator=sampler)
+        else:
+            x = model.sample_biased(config.n_synthetic, bias=config.sampling_bias, labels=labels, generator=sampler)
+        synthetic = (synthetic if config.kind == "accumulate" else []) + [Batch(x.detach(), labels)]
+        record = GenerationRecord(g, values, time.perf_counter() - start)
+        if store is not None:
+            store.save(record, model, synthetic[-1])
+        records.append(record)
+        if on_generation is not None:
+            on_generation(records)
+    return LoopResult(records, model)
+
+
+def _check_classes_present(counts: torch.Tensor, classes: tuple[str, ...]) -> None:
+    missing = (counts == 0).any(dim=0)
+    if missing.any():
+        names = [name for name, gone in zip(classes, missing.tolist()) if gone]
+        raise ConfigError(
+            f"classes {names} have no real samples at generation 0; raise loop.n_real or their data.proportions"
+        )

@@ -1,0 +1,84 @@
+"""Finished generations on disk, so that a killed loop resumes where it stopped."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from genfair.checkpoint import load_tensors, read_json, save_tensors, write_json
+from genfair.data import Batch
+from genfair.errors import ConfigError
+from loops._simulate import GenerationRecord
+
+__all__ = ["RunStore"]
+
+
+class RunStore:
+    """One directory per finished generation, ``generation_0007/``, holding:
+
+    - ``metrics.safetensors``: every replicate's value of every metric (float64);
+    - ``model.safetensors``: the fitted model's ``state_dict``;
+    - ``synthetic.safetensors``: the samples drawn for the next generation (``x``, ``y``);
+    - ``record.json``: generation, seconds, and the sha256 of the three files.
+
+    A generation is written into ``generation_0007.partial/`` and renamed when complete, so a
+    killed run never leaves a half-written generation behind. Synthetic sets that no later
+    generation needs are pruned, except for ``accumulate`` loops, which train on all of them.
+    """
+
+    def __init__(self, directory: Path, *, keep_all_synthetic: bool) -> None:
+        self.directory = Path(directory)
+        self.keep_all_synthetic = keep_all_synthetic
+
+    def finished(self) -> list[int]:
+        """Generations with a complete directory, which must run 0, 1, ..., k without gaps."""
+        found = sorted(int(p.name.split("_")[1]) for p in self.directory.glob("generation_[0-9]*") if p.suffix == "")
+        if found != list(range(len(found))):
+            raise ConfigError(f"{self.directory} holds generations {found}: not a contiguous run from 0")
+        return found
+
+    def resume(self, model: nn.Module) -> tuple[list[GenerationRecord], list[Batch]]:
+        """Load the finished generations' records, the last model (into ``model``) and the
+        synthetic sets the next generation needs."""
+        generations = self.finished()
+        records = [self._record(g) for g in generations]
+        if not generations:
+            return records, []
+        last = generations[-1]
+        model.load_state_dict(self._tensors(last, "model"))
+        needed = generations if self.keep_all_synthetic else [last]
+        synthetic = []
+        for g in needed:
+            tensors = self._tensors(g, "synthetic")
+            synthetic.append(Batch(tensors["x"], tensors["y"]))
+        return records, synthetic
+
+    def save(self, record: GenerationRecord, model: nn.Module, synthetic: Batch) -> None:
+        final = self._path(record.generation)
+        partial = final.with_name(final.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        digests = {
+            "metrics": save_tensors(partial / "metrics.safetensors", {k: torch.from_numpy(v) for k, v in record.values.items()}),
+            "model": save_tensors(partial / "model.safetensors", dict(model.state_dict())),
+            "synthetic": save_tensors(partial / "synthetic.safetensors", {"x": synthetic.x, "y": synthetic.y}),
+        }
+        write_json(partial / "record.json", {"generation": record.generation, "seconds": record.seconds, "sha256": digests})
+        partial.rename(final)
+        if not self.keep_all_synthetic and record.generation > 0:
+            (self._path(record.generation - 1) / "synthetic.safetensors").unlink(missing_ok=True)
+
+    def _path(self, generation: int) -> Path:
+        return self.directory / f"generation_{generation:04d}"
+
+    def _record(self, generation: int) -> GenerationRecord:
+        values = {k: v.numpy() for k, v in self._tensors(generation, "metrics").items()}
+        seconds = read_json(self._path(generation) / "record.json")["seconds"]
+        return GenerationRecord(generation, values, float(seconds))
+
+    def _tensors(self, generation: int, name: str) -> dict[str, torch.Tensor]:
+        record = read_json(self._path(generation) / "record.json")
+        return load_tensors(self._path(generation) / f"{name}.safetensors", sha256=record["sha256"][name])

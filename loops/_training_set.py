@@ -1,0 +1,39 @@
+"""Step 1 of each generation: which data the next model trains on."""
+
+from __future__ import annotations
+
+import torch
+
+from genfair.data import Batch
+
+__all__ = ["draw_labels", "training_set"]
+
+
+def training_set(kind: str, *, real: Batch, fresh: Batch | None, synthetic: list[Batch]) -> Batch:
+    """The training set of a generation g >= 1 (see :class:`~loops.LoopConfig` for the kinds).
+
+    Args:
+        real: generation 0's real set.
+        fresh: this generation's new real draw (``fresh`` loops only).
+        synthetic: the synthetic sets drawn so far, oldest first (only the last is used
+            except by ``accumulate``).
+    """
+    if kind == "fully_synthetic":
+        return synthetic[-1]
+    if kind == "augment":
+        return Batch.concat([real, synthetic[-1]])
+    if kind == "fresh":
+        if fresh is None:
+            raise ValueError("a fresh loop needs this generation's real draw, got fresh=None")
+        return Batch.concat([fresh, synthetic[-1]])
+    if kind == "accumulate":
+        return Batch.concat([real, *synthetic])
+    raise ValueError(f"kind must be one of ['fully_synthetic', 'augment', 'fresh', 'accumulate'], got {kind!r}")
+
+
+def draw_labels(counts: torch.Tensor, n: int, *, generator: torch.Generator) -> torch.Tensor:
+    """Classes for ``n`` synthetic samples per replicate, drawn from the class shares of the
+    training set (``counts (R, K)``), so a class that fades in one generation stays faded."""
+    if counts.shape[1] == 1:
+        return torch.zeros(counts.shape[0], n, dtype=torch.int64)
+    return torch.multinomial(counts.to(torch.float64), n, replacement=True, generator=generator)

@@ -1,0 +1,54 @@
+"""Every shipped config composes against its schema and runs, shrunk, for two generations."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException
+
+from genfair.cli import arms_from_config, register_configs
+from genfair.errors import ConfigError
+from genfair.experiment import run_experiment
+
+register_configs()
+CONFIGS = resources.files("genfair.configs")
+EXPERIMENTS = sorted(p.name.removesuffix(".yaml") for p in CONFIGS.joinpath("experiment").iterdir() if p.name.endswith(".yaml"))
+SHRINK = ["loop.generations=2", "loop.replicates=20"]
+
+
+def compose_config(overrides: list[str]):
+    with initialize_config_module(config_module="genfair.configs", version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+@pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])
+def test_experiment_composes_and_runs(experiment, tmp_path):
+    overrides = SHRINK + ([f"experiment={experiment}"] if experiment else [])
+    cfg = compose_config(overrides)
+    arms = arms_from_config(cfg)
+    result = run_experiment(arms, seed=cfg.seed, run_dir=tmp_path)
+    assert result.summary["status"] == "complete"
+    assert all(len(records) == 2 for records in result.records.values())
+
+
+@pytest.mark.parametrize(
+    "group, option",
+    [(group, p.name.removesuffix(".yaml")) for group in ("data", "model", "loop")
+     for p in CONFIGS.joinpath(group).iterdir() if p.name.endswith(".yaml")],
+)
+def test_every_group_option_is_typed_by_its_schema(group, option):
+    data = ["data=gaussian"] if option == "gaussian" else []
+    assert arms_from_config(compose_config([f"{group}={option}", *data]))
+    with pytest.raises(ConfigCompositionException):  # the schema has no such key
+        compose_config([f"{group}={option}", *data, f"{group}.not_a_key=1"])
+    forced = compose_config([f"{group}={option}", *data, f"+{group}.not_a_key=1"])
+    with pytest.raises(ConfigError, match=f"{group}.not_a_key is not a key of"):  # never dropped silently
+        arms_from_config(forced)
+
+
+def test_a_bad_value_in_an_arm_names_the_key_and_the_arm():
+    cfg = compose_config(["+arms.a=['loop.n_real=0']"])
+    with pytest.raises(ConfigError, match=r"loop.n_real must be a positive integer, got 0 \(in arm 'a'\)"):
+        arms_from_config(cfg)
