@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
+from genfair.checkpoint import write_bytes_atomic
 
 __all__ = ["METRIC_LABELS", "plot_curves", "save_metric_figure"]
 
@@ -18,11 +21,15 @@ METRIC_LABELS = {
     "trace_cov": "trace of the fitted covariance",
 }
 _LINESTYLES = ("-", "--", ":", "-.")
+# 0/1 indicators, whose median is uninformative: drawn as the mean with a 95 % confidence band.
+FRACTION_METRICS = frozenset({"extinct"})
 
 
 def plot_curves(ax, rows: Sequence[dict], *, metric: str, label_prefix: str = "", colors=None) -> None:
     """Draw one line per (arm, group) of ``metric`` on ``ax``: the median across replicates, and
-    a band from the 5 % to the 95 % quantile. Groups differ by line style, arms by colour.
+    a band from the 5 % to the 95 % quantile (for the 0/1 metrics of :data:`FRACTION_METRICS`:
+    the mean, i.e. the fraction of replicates, with a 95 % normal confidence band).
+    Groups differ by line style, arms by colour.
 
     Args:
         rows: ``metrics.csv`` rows (dicts with arm, generation, group, metric, median, q05, q95).
@@ -41,11 +48,20 @@ def plot_curves(ax, rows: Sequence[dict], *, metric: str, label_prefix: str = ""
                 continue
             x = [r["generation"] for r in curve]
             label = " · ".join(part for part in (label_prefix, arm, group) if part)
-            ax.plot(x, [r["median"] for r in curve], style, color=color, label=label)
-            ax.fill_between(x, [r["q05"] for r in curve], [r["q95"] for r in curve], color=color, alpha=0.15, linewidth=0)
+            centre, low, high = _line_and_band(curve, fraction=metric in FRACTION_METRICS)
+            ax.plot(x, centre, style, color=color, label=label)
+            ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
     ax.set_xlabel("generation")
     ax.set_ylabel(f"{metric}: {METRIC_LABELS.get(metric, metric)}")
     ax.grid(alpha=0.3)
+
+
+def _line_and_band(curve: list[dict], *, fraction: bool) -> tuple[list[float], list[float], list[float]]:
+    if fraction:
+        mean = [r["mean"] for r in curve]
+        half = [1.96 * (r["se"] if r["se"] == r["se"] else 0.0) for r in curve]  # se is NaN for n = 1
+        return mean, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)]
+    return [r["median"] for r in curve], [r["q05"] for r in curve], [r["q95"] for r in curve]
 
 
 def save_metric_figure(path: Path, runs: Sequence[tuple[str, Sequence[dict]]], *, metric: str, title: str = "") -> Path:
@@ -55,8 +71,10 @@ def save_metric_figure(path: Path, runs: Sequence[tuple[str, Sequence[dict]]], *
     colors = iter(f"C{i}" for i in itertools.count())
     for label, rows in runs:
         plot_curves(ax, rows, metric=metric, label_prefix=label, colors=colors)
-    ax.set_title(title or f"{metric} across generations (median, 5-95 % band across replicates)", fontsize=10)
+    summary = "mean, 95 % CI" if metric in FRACTION_METRICS else "median, 5-95 % band across replicates"
+    ax.set_title(title or f"{metric} across generations ({summary})", fontsize=10)
     ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    write_bytes_atomic(path, buffer.getvalue())
     return path
