@@ -141,6 +141,7 @@ def _run_arm(arm: Arm, model, *, seed: int, run_dir: Path, outputs: _Outputs) ->
     if done:
         log.info("arm %s: resuming after generation %d", arm.name, done - 1)
     result = simulate(data=data, model=model, config=arm.loop, seed=seed, measure=measure, store=store, on_generation=on_generation)
+    outputs.update(arm.name, result.records)  # an arm finished before a restart runs no generation, so on_generation never fires
     return result.records
 
 
