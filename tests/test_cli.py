@@ -1,0 +1,242 @@
+"""End-to-end smoke tests of the ``genfair`` and ``genfair-plot`` commands.
+
+Every command runs in a subprocess whose working directory is a pytest temporary directory, so
+the tests also prove that the installed commands find their configs from any directory. Each
+process spends ~3 s importing torch, so the module-scoped fixture ``cli`` runs every command of
+this file at once (one per CPU core) and the tests only inspect what each left behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BIN = Path(sys.executable).parent
+GENFAIR = str(BIN / "genfair") if (BIN / "genfair").exists() else shutil.which("genfair")
+GENFAIR_PLOT = str(BIN / "genfair-plot") if (BIN / "genfair-plot").exists() else shutil.which("genfair-plot")
+EXPERIMENTS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs" / "experiment").glob("*.yaml"))
+TINY = ["loop.generations=2", "loop.replicates=50"]
+CSV_HEADER = "arm,generation,group,metric,mean,se,median,q05,q95,n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+Z = 5.0  # standard errors allowed in the one statistical check below
+
+
+def _workers() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
+    return {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
+
+
+def _ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"exit {result.returncode}\n--- stderr ---\n{result.stderr[-4000:]}"
+    assert "Traceback" not in result.stderr
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _is_png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+# Bad configs: (override, expected exit code (None: Hydra's own, any nonzero), words stderr must contain).
+_ARM_TYPE_ERROR = "arms_from_config keeps only the first line of OmegaConf's error, dropping `full_key: loop.n_real`"
+BAD_CONFIGS = [
+    pytest.param("loop.kind=bogus", 2, ["loop.kind", "'bogus'", "fully_synthetic"], id="loop-kind"),
+    pytest.param("loop.n_real=0", 2, ["loop.n_real", "got 0"], id="n-real-zero"),
+    pytest.param("loop.sampling_bias=1.5", 2, ["loop.sampling_bias", "1.5"], id="bias-above-one"),
+    pytest.param("loop.sampling_bias=0", 2, ["loop.sampling_bias", "got 0"], id="bias-zero"),
+    pytest.param("data.proportions=[0.5,0.6]", 2, ["data.proportions", "[0.5, 0.6]"], id="proportions-sum"),
+    pytest.param("data.proportions=[0.999,0.001]", 2, ["'minority'", "gets 0", "data.proportions"], id="class-without-samples"),
+    pytest.param("loop=bogus", None, ["loop/bogus", "fully_synthetic"], id="unknown-loop-option"),
+    pytest.param("loop.n_real=abc", None, ["loop.n_real", "'abc'"], id="n-real-not-int"),
+    pytest.param("model=gaussian", 2, ["model=gaussian", "data=gaussian"], id="model-needs-gaussian-data"),
+    pytest.param('+arms.x=["loop.bogus=1"]', 2, ["arms.x", "'bogus'"], id="arm-unknown-key"),
+    pytest.param(
+        '+arms.x=["loop.n_real=abc"]', 2, ["arms.x", "n_real", "'abc'"], id="arm-type-error",
+        marks=pytest.mark.xfail(strict=True, reason=_ARM_TYPE_ERROR),
+    ),
+    pytest.param(
+        "seed=-1", 2, ["seed", "-1"], id="negative-seed",
+        marks=pytest.mark.xfail(strict=True, reason="seed is never checked: SeedSequence raises, exit 1"),
+    ),
+    pytest.param(
+        "threads=0", 2, ["threads", "0"], id="threads-zero",
+        marks=pytest.mark.xfail(strict=True, reason="threads is never checked: torch.set_num_threads raises, exit 1"),
+    ),
+]
+
+
+# ------------------------------------------------------------------------ all commands at once
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """Run every command of this file concurrently: ``{name: (result, its run or output dir)}``.
+
+    Names: ``run`` and ``run_seed1`` (the default experiment, shrunk), ``bad/<override>``,
+    ``experiment/<name>`` and ``plot/<case>`` (the plots start after the two runs they read).
+    """
+    cwd = tmp_path_factory.mktemp("cli")
+    jobs: dict[str, tuple[list[str], Path]] = {}
+    for name, extra in (("run", []), ("run_seed1", ["seed=1"])):
+        jobs[name] = ([GENFAIR, f"hydra.run.dir={cwd / name}", *TINY, *extra], cwd / name)
+    for case in BAD_CONFIGS:
+        override, run = case.values[0], cwd / "bad" / case.id
+        jobs[f"bad/{override}"] = ([GENFAIR, f"hydra.run.dir={run}", *TINY, override], run)
+    for name in EXPERIMENTS:
+        run = cwd / "experiment" / name
+        jobs[f"experiment/{name}"] = ([GENFAIR, f"experiment={name}", f"hydra.run.dir={run}", *TINY], run)
+    runs = [str(cwd / "run"), str(cwd / "run_seed1")]
+    plots = {
+        "overlay": [*runs],
+        "missing": [runs[0], str(cwd / "no_such_run")],
+        "metric": [*runs, "--metric", "bogus"],
+    }
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        futures = {name: pool.submit(_run, command, cwd) for name, (command, _) in jobs.items()}
+
+        def plot(arguments: list[str], out: Path) -> subprocess.CompletedProcess:
+            futures["run"].result()
+            futures["run_seed1"].result()
+            return _run([GENFAIR_PLOT, *arguments, "--out", str(out)], cwd)
+
+        for case, arguments in plots.items():
+            out = cwd / "plot" / case
+            jobs[f"plot/{case}"] = ([], out)
+            futures[f"plot/{case}"] = pool.submit(plot, arguments, out)
+    return {name: (futures[name].result(), path) for name, (_, path) in jobs.items()}
+
+
+# ----------------------------------------------------------------------- the default experiment
+def test_default_experiment_writes_every_result_file(cli):
+    result, run = cli["run"]
+    _ok(result)
+
+    lines = (run / "metrics.csv").read_text().splitlines()
+    assert lines[0] == CSV_HEADER
+    rows = _read_csv(run / "metrics.csv")
+    assert {r["arm"] for r in rows} == {"mle", "unbiased"}
+    assert {r["group"] for r in rows} == {"majority", "minority"}
+    assert {r["generation"] for r in rows} == {"0", "1"}
+    assert {r["n"] for r in rows if r["metric"] == "share"} == {"50"}
+    # one row per (arm, generation, group, metric)
+    assert len({(r["arm"], r["generation"], r["group"], r["metric"]) for r in rows}) == len(rows)
+
+    with np.load(run / "replicates.npz", allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    assert {key.split("/")[0] for key in arrays} == {"mle", "unbiased"}
+    assert {key.split("/")[2] for key in arrays} == {"majority", "minority"}
+    assert all(a.shape == (2, 50) and a.dtype == np.float64 for a in arrays.values())
+    # generation 0 trains on the stratified real draw: 5 of 100 samples are minority
+    np.testing.assert_array_equal(arrays["mle/share/minority"][0], 0.05)
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "complete"
+    assert summary["seed"] == 0
+    assert {"python", "genfair", "torch", "numpy"} <= set(summary["versions"])
+    assert summary["config"]["loop"]["generations"] == 2
+    assert summary["config"]["loop"]["replicates"] == 50
+    assert summary["config"]["overrides"] == TINY
+    assert set(summary["arms"]) == {"mle", "unbiased"}
+    assert all(len(arm["generation_seconds"]) == 2 for arm in summary["arms"].values())
+    headline = summary["headline_metrics"]
+    assert headline == ["share", "extinct", "w2_sq", "trace_cov"]
+    for arm in ("mle", "unbiased"):
+        assert set(summary["headline"][arm]) == {f"{m}/{g}" for m in headline for g in ("majority", "minority")}
+        assert all(stats["generation"] == 1 for stats in summary["headline"][arm].values())
+    for metric in headline:
+        assert _is_png(run / "figures" / f"{metric}.png"), metric
+
+
+def test_default_experiment_numbers_follow_the_closed_form(cli):
+    """Generation 0 fits the real draw: the majority class (95 samples of N(., I_2)) has
+    E tr(Sigma_mle) = 2 (n-1)/n and Var = 4 (n-1)/n^2; both arms see the same draw, so the
+    unbiased trace is exactly n/(n-1) times the MLE one."""
+    result, run = cli["run"]
+    _ok(result)
+    with np.load(run / "replicates.npz", allow_pickle=False) as npz:
+        mle, unbiased = npz["mle/trace_cov/majority"][0], npz["unbiased/trace_cov/majority"][0]
+    n, reps = 95, mle.size
+    assert abs(mle.mean() - 2 * (n - 1) / n) <= Z * math.sqrt(4 * (n - 1)) / n / math.sqrt(reps)
+    np.testing.assert_allclose(unbiased, mle * n / (n - 1), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------- bad configs
+@pytest.mark.parametrize(("override", "code", "words"), BAD_CONFIGS)
+def test_bad_config_fails_fast_with_a_clear_message(cli, override, code, words):
+    result, run = cli[f"bad/{override}"]
+    stderr = result.stderr.strip()
+    assert result.returncode != 0, f"{override} was accepted"
+    if code is not None:
+        assert result.returncode == code, stderr
+        assert stderr.startswith("genfair: error: ") and len(stderr.splitlines()) == 1, stderr
+    assert "Traceback" not in stderr
+    for word in words:
+        assert word in stderr, f"{word!r} not in stderr:\n{stderr}"
+    # Hydra creates the run directory and its job log before the app starts; nothing else.
+    left = sorted(p.name for p in run.iterdir()) if run.exists() else []
+    assert set(left) <= {"genfair.log"}, left
+
+
+# ------------------------------------------------------------------------------- genfair-plot
+def test_plot_overlays_two_runs(cli):
+    _ok(cli["run_seed1"][0])
+    result, out = cli["plot/overlay"]
+    _ok(result)
+    headline = json.loads((cli["run"][1] / "summary.json").read_text())["headline_metrics"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{m}.png" for m in headline)
+    assert all(_is_png(out / f"{m}.png") for m in headline)
+    assert [Path(line).name for line in result.stdout.split()] == [f"{m}.png" for m in headline]
+
+
+@pytest.mark.parametrize(("case", "words"), [("missing", ["no_such_run", "metrics.csv"]), ("metric", ["'bogus'", "share"])])
+def test_plot_rejects_bad_arguments(cli, case, words):
+    result, out = cli[f"plot/{case}"]
+    stderr = result.stderr.strip()
+    assert result.returncode == 2
+    assert stderr.startswith("genfair-plot: error: ") and len(stderr.splitlines()) == 1, stderr
+    assert all(word in stderr for word in words), stderr
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------ shipped experiments
+def test_experiments_are_discovered():
+    assert EXPERIMENTS, "no configs/experiment/*.yaml found"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_shipped_experiment_runs_end_to_end(cli, name):
+    result, run = cli[f"experiment/{name}"]
+    _ok(result)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "complete"
+    assert summary["config"]["overrides"] == [f"experiment={name}", *TINY]
+    arms = set(summary["config"]["arms"]) or {"main"}
+    rows = _read_csv(run / "metrics.csv")
+    assert {r["arm"] for r in rows} == arms
+    assert {r["generation"] for r in rows} == {"0", "1"}
+    assert {r["group"] for r in rows} == set(summary["groups"])
+    with np.load(run / "replicates.npz", allow_pickle=False) as npz:
+        assert {key.split("/")[0] for key in npz.files} == arms
+        assert all(npz[key].shape == (2, 50) for key in npz.files)
+    for metric in summary["headline_metrics"]:
+        assert _is_png(run / "figures" / f"{metric}.png"), metric
