@@ -38,7 +38,7 @@ CSV_COLUMNS = ("arm", "generation", "group", "metric", "mean", "se", "median", "
 def record_rows(arm: str, record: GenerationRecord) -> list[dict]:
     """The ``metrics.csv`` rows of one arm's generation."""
     rows = []
-    for key, values in sorted(record.values.items()):  # restored records come back from safetensors in sorted key order
+    for key, values in record.values.items():
         metric, group = key.split("/", 1)
         summary = summarize_replicates(values).as_dict()
         rows.append({"arm": arm, "generation": record.generation, "group": group, "metric": metric, **summary})

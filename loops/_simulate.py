@@ -30,11 +30,19 @@ Measure = Callable[[nn.Module, Batch], dict[str, torch.Tensor]]
 @dataclass(frozen=True)
 class GenerationRecord:
     """What one generation measured: ``values["metric/group"]`` is ``(replicates,)`` float64;
-    ``seconds`` is the wall time of fit, measure and sample (writing to disk excluded)."""
+    ``seconds`` is the wall time of fit, measure and sample (writing to disk excluded).
+
+    ``values`` is kept in sorted key order, so a record restored from a checkpoint (safetensors
+    returns its keys sorted) is identical to the one the loop measured, and so are the files
+    written from it.
+    """
 
     generation: int
     values: dict[str, np.ndarray]
     seconds: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", dict(sorted(self.values.items())))
 
 
 @dataclass(frozen=True)

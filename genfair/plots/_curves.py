@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def plot_curves(ax, rows: Sequence[dict], *, metric: str, label_prefix: str = ""
 def _line_and_band(curve: list[dict], *, fraction: bool) -> tuple[list[float], list[float], list[float]]:
     if fraction:
         mean = [r["mean"] for r in curve]
-        half = [1.96 * (r["se"] if r["se"] == r["se"] else 0.0) for r in curve]  # se is NaN for n = 1
+        half = [0.0 if math.isnan(r["se"]) else 1.96 * r["se"] for r in curve]  # se is NaN for n = 1
         return mean, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)]
     return [r["median"] for r in curve], [r["q05"] for r in curve], [r["q95"] for r in curve]
 
