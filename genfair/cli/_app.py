@@ -15,10 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from genfair.cli._config import register_configs
-from genfair.errors import ConfigError
+from genfair.errors import ConfigError, check_choice
 from genfair.experiment import Arm, run_experiment
+from genfair.studies import STUDIES
 
-__all__ = ["arms_from_config", "main"]
+__all__ = ["arms_from_config", "main", "study_config"]
 
 log = logging.getLogger("genfair")
 
@@ -45,13 +46,29 @@ def arms_from_config(cfg: DictConfig) -> list[Arm]:
     return arms
 
 
+def study_config(cfg: DictConfig) -> object:
+    """The config dataclass of ``cfg.study`` built from its node (unknown keys and bad types refused)."""
+    name = check_choice("study", cfg.study, ["loop", *STUDIES])
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(STUDIES[name].config), cfg[name] or {})
+        return OmegaConf.to_object(merged)
+    except ConfigError as error:
+        raise ConfigError(f"{name}.{error}") from None
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{name}: {_first_line(error)}") from None
+
+
 def _run(cfg: DictConfig) -> None:
     torch.set_num_threads(cfg.threads)
-    arms = arms_from_config(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     config["overrides"] = list(HydraConfig.get().overrides.task)
-    run_experiment(arms, seed=cfg.seed, run_dir=run_dir, config=config)
+    if cfg.study == "loop":
+        run_experiment(arms_from_config(cfg), seed=cfg.seed, run_dir=run_dir, config=config)
+        return
+    study = study_config(cfg)
+    record = {key: config[key] for key in ("study", cfg.study, "seed", "threads", "overrides")}
+    STUDIES[cfg.study].run(study, seed=cfg.seed, run_dir=run_dir, record=record)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://genfair.configs", config_name="config")

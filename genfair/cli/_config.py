@@ -30,6 +30,9 @@ class GenfairConfig:
             parallel sweep workers.
         arms: ``{name: [dotted overrides]}``, e.g. ``{mle: [model.estimator=mle]}``; every arm
             runs the same loop with the same seed and its overrides applied. Empty: one arm, ``main``.
+        study: ``loop`` (the self-consuming loop above) or the name of a study in
+            ``genfair.studies.STUDIES``, configured by the node of the same name.
+        variance_bias, gmm_ple: the studies' configs (see ``genfair.studies``).
     """
 
     data: Any = MISSING
@@ -38,6 +41,9 @@ class GenfairConfig:
     seed: int = 0
     threads: int = 1
     arms: dict[str, list[str]] = field(default_factory=dict)
+    study: str = "loop"
+    variance_bias: Any = None
+    gmm_ple: Any = None
 
 
 def register_configs() -> None:

@@ -2,7 +2,7 @@
 
 from genfair.models._analytic_config import AnalyticModelConfig, build_analytic_model
 from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, psd_sqrt
-from genfair.models._protocols import BiasedSampler, ClosedFormFit, GenerativeModel
+from genfair.models._protocols import BiasedSampler, ClosedFormFit, GenerativeModel, ReparameterizedSampler
 
 __all__ = [
     "AnalyticModelConfig",
@@ -10,6 +10,7 @@ __all__ = [
     "ClassGaussianModel",
     "ClosedFormFit",
     "GenerativeModel",
+    "ReparameterizedSampler",
     "build_analytic_model",
     "per_class_sum",
     "psd_sqrt",

@@ -13,14 +13,14 @@ import torch
 from torch import nn
 
 from genfair.errors import check_choice, check_positive_int
-from genfair.models._protocols import BiasedSampler, ClosedFormFit, GenerativeModel
+from genfair.models._protocols import BiasedSampler, ClosedFormFit, GenerativeModel, ReparameterizedSampler
 
 __all__ = ["ClassGaussianModel", "psd_sqrt"]
 
 Estimator = Literal["mle", "unbiased"]
 
 
-class ClassGaussianModel(nn.Module, GenerativeModel, ClosedFormFit, BiasedSampler):
+class ClassGaussianModel(nn.Module, GenerativeModel, ClosedFormFit, BiasedSampler, ReparameterizedSampler):
     """p(x, y) = shares[y] * N(x; means[y], covs[y]), for each replicate.
 
     The fit, per class k with n_k samples in the training set:
@@ -110,6 +110,18 @@ class ClassGaussianModel(nn.Module, GenerativeModel, ClosedFormFit, BiasedSample
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """x ~ N(means[y], bias * covs[y]) ``(R, n, d)``; y ~ shares unless ``labels`` are given."""
+        return self._draw(n, bias, labels, generator)
+
+    def rsample(
+        self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Reparameterised samples ``means[y] + sqrt(covs[y]) z``, differentiable in the means and
+        covariances (the classes y are discrete draws and carry no gradient)."""
+        return self._draw(n, 1.0, labels, generator)
+
+    def _draw(
+        self, n: int, bias: float, labels: torch.Tensor | None, generator: torch.Generator | None
+    ) -> torch.Tensor:
         if labels is None:
             labels = self.draw_labels(n, generator=generator)
         z = torch.randn(self.replicates, n, self.dim, generator=generator, dtype=self.means.dtype)

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["GenerativeModel", "ClosedFormFit", "BiasedSampler"]
+__all__ = ["GenerativeModel", "ClosedFormFit", "BiasedSampler", "ReparameterizedSampler"]
 
 
 @runtime_checkable
@@ -49,4 +49,14 @@ class BiasedSampler(Protocol):
     ) -> torch.Tensor:
         """Samples with sampling bias ``bias`` in (0, 1] (Alemohammad et al. 2024, §2): 1 is
         unbiased, smaller values trade diversity for typicality (for a Gaussian, N(mu, bias * Sigma))."""
+        ...
+
+
+@runtime_checkable
+class ReparameterizedSampler(Protocol):
+    def rsample(
+        self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Like ``sample``, but differentiable in the model's parameters (the reparameterisation
+        trick), so a penalty on the samples can send gradients back into the weights."""
         ...

@@ -1,0 +1,25 @@
+"""Studies that are not a self-consuming loop of an analytic model, run by ``genfair study=NAME``.
+
+Each study is a config dataclass and a function
+``run(config, *, seed, run_dir, record) -> summary`` that writes its results (``summary.json``,
+tables, figures) into ``run_dir``; ``record`` is the composed config, stored in the summary.
+The CLI type-checks the ``<name>:`` node of the config against the dataclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["STUDIES", "Study"]
+
+
+@dataclass(frozen=True)
+class Study:
+    config: type
+    run: Callable[..., dict[str, Any]]
+
+
+STUDIES: dict[str, Study] = {}

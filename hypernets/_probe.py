@@ -1,0 +1,63 @@
+"""The degeneracy probe: does a trained hypernetwork's output depend on its input?
+
+A constant H satisfies the PLE constraint E[H(Y) - H(X)] = 0 trivially (the reviewers' central
+objection to arXiv 2405.13977). The probe measures how much the generated weights change
+between disjoint halves of the same data, and between single-class batches; a constant H
+scores exactly 0 on both.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genfair.errors import ConfigError
+from hypernets._hypernetwork import HyperNetwork
+from hypernets._ple import predict_weights
+
+__all__ = ["input_sensitivity"]
+
+
+@torch.no_grad()
+def input_sensitivity(
+    hnet: HyperNetwork,
+    x: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Relative change of the generated weights, ``rms(H(A) - H(B)) / rms(H(A))``, over all values.
+
+    Args:
+        x: data in the model layout ``(R, n, *sample_shape)``, n >= 2.
+        labels: ``(R, n)`` classes; with them (and R = 1), every pair of classes is compared too.
+        generator: draws the random split into halves A and B.
+
+    Returns:
+        ``{"disjoint": ...}`` for two disjoint random halves of every set, and
+        ``{"class_a_vs_b": ...}`` for the batches of classes a and b (R = 1 only; a class-aware
+        hypernetwork sees each batch with its own labels).
+    """
+    if x.dim() < 3 or x.shape[1] < 2:
+        raise ConfigError(f"x must have shape (R, n >= 2, *sample_shape), got {tuple(x.shape)}")
+    order = torch.randperm(x.shape[1], generator=generator).to(x.device)
+    half = x.shape[1] // 2
+    parts = [order[:half], order[half : 2 * half]]
+    taken = [(x[:, idx], None if labels is None else labels[:, idx]) for idx in parts]
+    result = {"disjoint": _relative_change(hnet, *taken)}
+    if labels is not None and x.shape[0] == 1:
+        classes = sorted(labels.unique().tolist())
+        batches = {c: (x[:, labels[0] == c], labels[:, labels[0] == c]) for c in classes}
+        for i, a in enumerate(classes):
+            for b in classes[i + 1 :]:
+                result[f"class_{a}_vs_{b}"] = _relative_change(hnet, batches[a], batches[b])
+    return result
+
+
+def _relative_change(
+    hnet: HyperNetwork,
+    first: tuple[torch.Tensor, torch.Tensor | None],
+    second: tuple[torch.Tensor, torch.Tensor | None],
+) -> float:
+    a = hnet.flat(predict_weights(hnet, *first))
+    b = hnet.flat(predict_weights(hnet, *second))
+    return float((a - b).square().mean().sqrt() / a.square().mean().sqrt().clamp(min=1e-12))
