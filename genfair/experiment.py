@@ -7,6 +7,7 @@ dataclasses, so a notebook can call it directly.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import platform
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ import numpy as np
 from genfair._outputs import headline_numbers, record_rows, write_metrics_csv, write_replicates
 from genfair.checkpoint import read_json, write_json
 from genfair.data import ClassMixtureData, GaussianData
-from genfair.errors import ConfigError
+from genfair.errors import ConfigError, check_positive_int
 from genfair.metrics import class_gaussian_metrics
 from genfair.models import AnalyticModelConfig, build_analytic_model
 from genfair.plots import save_metric_figure
@@ -68,10 +69,12 @@ def run_experiment(arms: Sequence[Arm], *, seed: int, run_dir: Path, config: dic
     """
     if not arms or len({arm.name for arm in arms}) != len(arms):
         raise ConfigError(f"arms must be a non-empty list with unique names, got {[arm.name for arm in arms]}")
+    check_positive_int("seed", seed, minimum=0)
     models = {arm.name: _build(arm) for arm in arms}
     run_dir = Path(run_dir)
     fingerprint = _fingerprint(arms, seed)
     _check_run_dir(run_dir, fingerprint)
+    fresh = not (run_dir / "summary.json").exists()
     family = arms[0].model.name
     summary: dict[str, Any] = {
         "status": "running",
@@ -85,6 +88,8 @@ def run_experiment(arms: Sequence[Arm], *, seed: int, run_dir: Path, config: dic
         "arms": {},
     }
     outputs = _Outputs(run_dir, summary)
+    if fresh:  # claim the directory before the first generation, so a kill leaves it resumable
+        outputs.write()
     for arm in arms:
         _run_arm(arm, models[arm.name], seed=seed, run_dir=run_dir, outputs=outputs)
         write_replicates(run_dir / "replicates.npz", outputs.records)
@@ -156,7 +161,8 @@ def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
         loop = dataclasses.asdict(arm.loop)
         loop.pop("generations")
         described[arm.name] = {"data": dataclasses.asdict(arm.data), "model": dataclasses.asdict(arm.model), "loop": loop}
-    return {"seed": seed, "arms": described}
+    # Through JSON, as summary.json stores it (tuples become lists), so a run matches its own directory.
+    return json.loads(json.dumps({"seed": seed, "arms": described}))
 
 
 def _check_run_dir(run_dir: Path, fingerprint: dict) -> None:

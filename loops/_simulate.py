@@ -60,7 +60,7 @@ class LoopResult:
 class GenerationStore(Protocol):
     """Where a loop keeps finished generations, so a killed run can resume (see ``loops.RunStore``)."""
 
-    def resume(self, model: nn.Module) -> tuple[list[GenerationRecord], list[Batch]]: ...
+    def resume(self, model: nn.Module, *, limit: int) -> tuple[list[GenerationRecord], list[Batch]]: ...
 
     def save(self, record: GenerationRecord, model: nn.Module, synthetic: Batch) -> None: ...
 
@@ -116,7 +116,7 @@ def simulate(
         )
     real = data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real"))
     _check_classes_present(real.class_counts(num_classes), data.classes)
-    records, synthetic = store.resume(model) if store is not None else ([], [])
+    records, synthetic = store.resume(model, limit=config.generations) if store is not None else ([], [])
     for g in range(len(records), config.generations):
         start = time.perf_counter()
         # 1. Build this generation's training set.

@@ -41,15 +41,23 @@ class RunStore:
             raise ConfigError(f"{self.directory} holds generations {found}: not a contiguous run from 0")
         return found
 
-    def resume(self, model: nn.Module) -> tuple[list[GenerationRecord], list[Batch]]:
+    def resume(self, model: nn.Module, *, limit: int | None = None) -> tuple[list[GenerationRecord], list[Batch]]:
         """Load the finished generations' records, the last model (into ``model``) and the
-        synthetic sets the next generation needs."""
-        generations = self.finished()
+        synthetic sets the next generation needs.
+
+        ``limit``: load at most this many generations. A run asked for fewer generations than
+        it once finished reports the first ``limit`` and leaves the later ones on disk, untouched,
+        for a later run that asks for them again.
+        """
+        finished = self.finished()
+        generations = finished[:limit]
         records = [self._record(g) for g in generations]
         if not generations:
             return records, []
         last = generations[-1]
         model.load_state_dict(self._tensors(last, "model"))
+        if len(generations) < len(finished):  # no generation follows: no synthetic set is needed
+            return records, []
         needed = generations if self.keep_all_synthetic else [last]
         synthetic = []
         for g in needed:

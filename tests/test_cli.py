@@ -60,7 +60,6 @@ def _is_png(path: Path) -> bool:
 
 
 # Bad configs: (override, expected exit code (None: Hydra's own, any nonzero), words stderr must contain).
-_ARM_TYPE_ERROR = "arms_from_config keeps only the first line of OmegaConf's error, dropping `full_key: loop.n_real`"
 BAD_CONFIGS = [
     pytest.param("loop.kind=bogus", 2, ["loop.kind", "'bogus'", "fully_synthetic"], id="loop-kind"),
     pytest.param("loop.n_real=0", 2, ["loop.n_real", "got 0"], id="n-real-zero"),
@@ -72,18 +71,9 @@ BAD_CONFIGS = [
     pytest.param("loop.n_real=abc", None, ["loop.n_real", "'abc'"], id="n-real-not-int"),
     pytest.param("model=gaussian", 2, ["model=gaussian", "data=gaussian"], id="model-needs-gaussian-data"),
     pytest.param('+arms.x=["loop.bogus=1"]', 2, ["arms.x", "'bogus'"], id="arm-unknown-key"),
-    pytest.param(
-        '+arms.x=["loop.n_real=abc"]', 2, ["arms.x", "n_real", "'abc'"], id="arm-type-error",
-        marks=pytest.mark.xfail(strict=True, reason=_ARM_TYPE_ERROR),
-    ),
-    pytest.param(
-        "seed=-1", 2, ["seed", "-1"], id="negative-seed",
-        marks=pytest.mark.xfail(strict=True, reason="seed is never checked: SeedSequence raises, exit 1"),
-    ),
-    pytest.param(
-        "threads=0", 2, ["threads", "0"], id="threads-zero",
-        marks=pytest.mark.xfail(strict=True, reason="threads is never checked: torch.set_num_threads raises, exit 1"),
-    ),
+    pytest.param('+arms.x=["loop.n_real=abc"]', 2, ["arms.x", "n_real", "'abc'"], id="arm-type-error"),
+    pytest.param("seed=-1", 2, ["seed", "-1"], id="negative-seed"),
+    pytest.param("threads=0", 2, ["threads", "0"], id="threads-zero"),
 ]
 
 

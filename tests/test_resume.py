@@ -162,13 +162,39 @@ def test_refuses_generations_without_a_summary(tmp_path):
     assert _tree_digest(tmp_path) == before
 
 
-@pytest.mark.xfail(strict=True, reason="the fingerprint keeps tuples that summary.json stores as lists, so a "
-                   "run built with tuple class_names never matches its own directory")
 def test_resumes_with_tuple_class_names(tmp_path):
     data = ClassMixtureData(proportions=(0.9, 0.1), class_names=("majority", "minority"))
     for generations in (2, 3):
         loop = LoopConfig(generations=generations, n_real=30, replicates=8)
         run_experiment([Arm("mle", data, AnalyticModelConfig(), loop)], seed=0, run_dir=tmp_path)
+
+
+def test_fewer_generations_report_a_prefix_and_keep_the_rest(tmp_path):
+    full, short = tmp_path / "full", tmp_path / "short"
+    run_experiment(_arms(generations=5), seed=0, run_dir=full)
+    shutil.copytree(full, short)
+    checkpoints = {k: v for k, v in _tree_digest(short).items() if k.startswith("arms/")}
+    run_experiment(_arms(generations=3), seed=0, run_dir=short)
+    assert {k: v for k, v in _tree_digest(short).items() if k.startswith("arms/")} == checkpoints
+    reported = _replicates(short)
+    for key, values in _replicates(full).items():
+        np.testing.assert_array_equal(reported[key], values[:3], err_msg=key)
+    run_experiment(_arms(generations=5), seed=0, run_dir=short)  # asking again restores them all
+    _assert_same_results(short, full)
+
+
+def test_a_run_killed_before_its_first_generation_resumes(tmp_path, monkeypatch):
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(genfair.experiment, "simulate", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(_arms(generations=2), seed=0, run_dir=tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "running"
+    run_experiment(_arms(generations=2), seed=0, run_dir=tmp_path / "run")
+    run_experiment(_arms(generations=2), seed=0, run_dir=tmp_path / "reference")
+    _assert_same_results(tmp_path / "run", tmp_path / "reference")
 
 
 # ------------------------------------------------------------------------ library: damaged files

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from genfair.cli._config import register_configs
-from genfair.errors import ConfigError, check_choice
+from genfair.errors import ConfigError, check_choice, check_positive_int
 from genfair.experiment import Arm, run_experiment
 from genfair.studies import STUDIES
 
@@ -59,7 +59,8 @@ def study_config(cfg: DictConfig) -> object:
 
 
 def _run(cfg: DictConfig) -> None:
-    torch.set_num_threads(cfg.threads)
+    check_positive_int("seed", cfg.seed, minimum=0)
+    torch.set_num_threads(check_positive_int("threads", cfg.threads))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     config["overrides"] = list(HydraConfig.get().overrides.task)
@@ -97,4 +98,7 @@ def _reject_unknown_keys(group: str, node: DictConfig, built: object) -> None:
 
 
 def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0]
+    """OmegaConf's message without its multi-line context, but with the key it concerns."""
+    line = str(error).strip().splitlines()[0]
+    key = getattr(error, "full_key", None)
+    return f"{key}: {line}" if key and key not in line else line
