@@ -11,7 +11,7 @@ import json
 import logging
 import platform
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,11 @@ from genfair._outputs import headline_numbers, record_rows, write_metrics_csv, w
 from genfair.checkpoint import read_json, write_json
 from genfair.data import ClassMixtureData, GaussianData
 from genfair.errors import ConfigError, check_positive_int
+from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
 from genfair.metrics import class_gaussian_metrics
-from genfair.models import AnalyticModelConfig, build_analytic_model
+from genfair.models import AnalyticModelConfig, ClassGaussianModel, build_analytic_model
+from genfair.seeding import torch_generator
+from hypernets import input_sensitivity
 from genfair.plots import save_metric_figure
 from loops import GenerationRecord, LoopConfig, RunStore, simulate
 
@@ -39,12 +42,13 @@ HEADLINE = {
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of an experiment: the data, the model and the loop it runs."""
+    """One arm of an experiment: the data, the model, the loop it runs and its estimator."""
 
     name: str
     data: GaussianData | ClassMixtureData
     model: AnalyticModelConfig
     loop: LoopConfig
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,23 @@ def _run_arm(arm: Arm, model, *, seed: int, run_dir: Path, outputs: _Outputs) ->
     done = len(store.finished())
     if done:
         log.info("arm %s: resuming after generation %d", arm.name, done - 1)
-    result = simulate(data=data, model=model, config=arm.loop, seed=seed, measure=measure, store=store, on_generation=on_generation)
+    fit = build_fit(
+        arm.estimator,
+        sample_shape=(data.dim,),
+        num_classes=len(classes),
+        positive=ClassGaussianModel.CONSTRAINTS,
+        per_replicate=True,
+    )
+    result = simulate(
+        data=data, model=model, config=arm.loop, seed=seed, measure=measure, fit=fit, store=store, on_generation=on_generation
+    )
     outputs.update(arm.name, result.records)  # an arm finished before a restart runs no generation, so on_generation never fires
+    if isinstance(fit, HypernetworkFit) and fit.hypernetwork is not None:
+        # The degeneracy probe: a constant hypernetwork would score 0 (see hypernets.input_sensitivity).
+        real = data.draw(arm.loop.replicates, arm.loop.n_real, generator=torch_generator(seed, 0, "real"))
+        probe = input_sensitivity(fit.hypernetwork, real.x, real.y, generator=torch_generator(seed, 0, "measure"))
+        outputs.summary["arms"][arm.name]["input_sensitivity"] = probe
+        outputs.write()
     return result.records
 
 
@@ -160,7 +179,12 @@ def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
     for arm in arms:
         loop = dataclasses.asdict(arm.loop)
         loop.pop("generations")
-        described[arm.name] = {"data": dataclasses.asdict(arm.data), "model": dataclasses.asdict(arm.model), "loop": loop}
+        described[arm.name] = {
+            "data": dataclasses.asdict(arm.data),
+            "model": dataclasses.asdict(arm.model),
+            "loop": loop,
+            "estimator": dataclasses.asdict(arm.estimator),
+        }
     # Through JSON, as summary.json stores it (tuples become lists), so a run matches its own directory.
     return json.loads(json.dumps({"seed": seed, "arms": described}))
 

@@ -17,6 +17,7 @@ from hypernets._hypernetwork import BUFFER_POLICIES, HEADS, BoundModel, BufferPo
 from hypernets._targets import POSITIVITY, Positivity, TargetLayout, TensorSlot
 from hypernets._discrepancy import NORMALIZATIONS, Normalize, expected_discrepancy, weight_discrepancy
 from hypernets._encoder import SetEncoder
+from hypernets._functional import call_method
 from hypernets._ple import PLEConfig, PLEObjective, PLETerms, predict_weights
 from hypernets._probe import input_sensitivity
 
@@ -41,6 +42,7 @@ __all__ = [
     "TargetLayout",
     "TensorSlot",
     "auto_chunk_size",
+    "call_method",
     "expected_discrepancy",
     "input_sensitivity",
     "predict_weights",

@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from genfair.errors import ConfigError, check_choice
 from hypernets._encoder import SetEncoder
+from hypernets._functional import call_method
 from hypernets._heads import ChunkedHead, DenseHead
 from hypernets._targets import Positivity, TargetLayout
 
@@ -61,8 +61,9 @@ class HyperNetwork(nn.Module):
             and a delta that starts at exactly zero, so a fresh wrap *is* the unwrapped model
             (default). Without it the weights are generated outright, each tensor's outputs
             starting at the scale ``1 / sqrt(fan_in)`` of its own initialisation.
-        positive: ``{pattern: "softplus" | "softmax" | "exp"}`` for tensors that must be positive
-            (variances; mixture weights take ``softmax`` over their last dimension).
+        positive: ``{pattern: "softplus" | "softmax" | "exp" | "psd"}`` for tensors that must be
+            positive (variances; mixture weights take ``softmax`` over their last dimension;
+            covariance matrices take ``psd``, ``A A^T`` of a generated square factor ``A``).
         buffers: who owns buffers such as BatchNorm's running statistics, whose values the
             hypernetwork never generates:
             ``"batch"`` (default) normalisation layers always use the statistics of the batch
@@ -118,7 +119,6 @@ class HyperNetwork(nn.Module):
         )
         # Not a submodule: the target's parameters must not become the hypernetwork's.
         object.__setattr__(self, "_target", target)
-        object.__setattr__(self, "_caller", _MethodCaller(target))
         self.encoder = SetEncoder(tuple(sample_shape), num_classes=num_classes, hidden=hidden, embedding_dim=embedding_dim)
         numel = self.layout.numel
         if self.head_kind == "chunked":
@@ -156,6 +156,11 @@ class HyperNetwork(nn.Module):
         tensor exactly its parameter's shape. Sets stacked as ``(*B, n, *sample_shape)`` give
         ``(*B, *shape)``; for a ``per_replicate`` target, ``x (R, n, ...)`` gives every
         parameter's own ``(R, ...)`` shape."""
+        if self.layout.per_replicate and x.dim() != len(self.encoder.sample_shape) + 2:
+            raise ConfigError(
+                f"x has shape {tuple(x.shape)}; a per_replicate hypernetwork takes one set per replicate, "
+                f"(R, n, *sample_shape) with sample_shape {self.encoder.sample_shape}"
+            )
         x = x.to(self.gain.dtype)
         flat = self.head(self.encoder(x, labels)) * self.gain  # (*B, numel)
         if self.base is not None:
@@ -171,13 +176,11 @@ class HyperNetwork(nn.Module):
         """Call ``target.<method>(*args, **kwargs)`` under ``weights`` (``"forward"``, ``"loss"``,
         ``"sample"``, or any other method): the supported way to use generated weights beyond
         ``forward``. Buffers follow the ``buffers`` policy; the target is left unchanged."""
-        if not callable(getattr(self._target, method, None)):
-            raise ConfigError(f"target {type(self._target).__name__} has no method {method!r}")
-        tensors = {f"target.{name}": value for name, value in weights.items()}
+        tensors = dict(weights)
         if self.buffers_policy != "track":
-            tensors.update({f"target.{name}": b.clone() for name, b in self._target.named_buffers()})
+            tensors.update({name: b.clone() for name, b in self._target.named_buffers()})
         with _batch_statistics(self._target, self.buffers_policy == "batch"):
-            return functional_call(self._caller, tensors, (method, *args), kwargs)
+            return call_method(self._target, tensors, method, *args, **kwargs)
 
     def bind(self, weights: Mapping[str, torch.Tensor]) -> BoundModel:
         """The target under ``weights`` as an object: ``hnet.bind(w).sample(16, generator=g)``."""
@@ -221,21 +224,13 @@ class BoundModel:
         return self.hnet.run(self.weights, "forward", *args, **kwargs)
 
     def __getattr__(self, method: str) -> Any:
-        if method.startswith("_"):
-            raise AttributeError(method)
+        # Only the target's own methods, so that ``isinstance(bound, BiasedSampler)`` and the other
+        # ability protocols answer for the target; ``fit`` would overwrite the generated weights
+        # in place (the estimate comes from the hypernetwork: train it, or ``load_into_target``).
+        target = self.hnet.target
+        if method.startswith("_") or method == "fit" or not callable(getattr(target, method, None)):
+            raise AttributeError(f"{type(target).__name__} bound to generated weights has no method {method!r}")
         return lambda *args, **kwargs: self.hnet.run(self.weights, method, *args, **kwargs)
-
-
-class _MethodCaller(nn.Module):
-    """Lets ``functional_call`` run any method of the target: ``forward(name, *args)`` calls
-    ``target.name(*args)`` with the substituted tensors in place."""
-
-    def __init__(self, target: nn.Module) -> None:
-        super().__init__()
-        self.target = target
-
-    def forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.target, method)(*args, **kwargs)
 
 
 @contextmanager

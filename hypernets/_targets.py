@@ -21,8 +21,9 @@ from genfair.errors import ConfigError, check_choice
 
 __all__ = ["POSITIVITY", "Positivity", "TargetLayout", "TensorSlot"]
 
-Positivity = Literal["softplus", "softmax", "exp"]
-POSITIVITY: tuple[str, ...] = ("softplus", "softmax", "exp")
+Positivity = Literal["softplus", "softmax", "exp", "psd"]
+POSITIVITY: tuple[str, ...] = ("softplus", "softmax", "exp", "psd")
+_PSD_JITTER = 1e-6
 
 
 @dataclass(frozen=True)
@@ -110,16 +111,18 @@ class TargetLayout:
         kept = tuple(name for name, _ in named if name not in {slot.name for slot in slots})
         return TargetLayout(tuple(slots), kept, per_replicate)
 
-    def flatten(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def flatten(self, tensors: Mapping[str, torch.Tensor], *, average_replicates: bool = True) -> torch.Tensor:
         """The unconstrained flat vector ``(numel,)`` whose transforms give ``tensors``: each slot's
-        value (averaged over replicates for replicated targets) through its inverse positivity."""
+        value through its inverse positivity. For a replicated target, the replicates' mean, or
+        ``(R, numel)`` one row per replicate with ``average_replicates=False``."""
         pieces = []
         for slot in self.slots:
             value = tensors[slot.name].detach()
-            if self.per_replicate:
+            if self.per_replicate and average_replicates:
                 value = value.mean(dim=0)
-            pieces.append(_inverse(slot, value).reshape(-1))
-        return torch.cat(pieces)
+            batch = value.dim() - len(slot.shape)
+            pieces.append(_inverse(slot, value).flatten(batch))
+        return torch.cat(pieces, dim=-1)
 
     def split(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """``flat (*B, numel)`` -> ``{name: (*B, *shape)}`` after each slot's positivity transform."""
@@ -154,13 +157,26 @@ def _forward(slot: TensorSlot, value: torch.Tensor) -> torch.Tensor:
         return value.softmax(dim=-1)
     if slot.positivity == "exp":
         return value.exp()
+    if slot.positivity == "psd":  # A A^T + eps I: positive definite even where A is singular
+        return value @ value.mT + _PSD_JITTER * torch.eye(value.shape[-1], dtype=value.dtype, device=value.device)
     raise ConfigError(f"positivity must be one of {list(POSITIVITY)}, got {slot.positivity!r}")
 
 
 def _inverse(slot: TensorSlot, value: torch.Tensor) -> torch.Tensor:
     if slot.positivity is None:
         return value
-    if not bool((value > 0).all()):
+    if slot.positivity == "psd":
+        eye = torch.eye(value.shape[-1], dtype=value.dtype, device=value.device)
+        factor, info = torch.linalg.cholesky_ex(value - _PSD_JITTER * eye)
+        failed = info > 0
+        if bool(failed.any()):  # eigenvalues below the jitter (a collapsed class): keep them tiny, not negative
+            fallback, info = torch.linalg.cholesky_ex(value + _PSD_JITTER * eye)
+            factor = torch.where(failed[..., None, None], fallback, factor)
+            info = torch.where(failed, info, 0)
+        if bool(info.any()):
+            raise ConfigError(f"positive[{slot.name!r}]='psd' needs the target's {slot.name} to be positive definite")
+        return factor
+    if not bool((value > 0).all()) and slot.positivity != "softmax":
         raise ConfigError(
             f"positive[{slot.name!r}]={slot.positivity!r} needs the target's {slot.name} to be > 0, "
             f"its smallest value is {value.min().item():.3g}"
@@ -168,5 +184,5 @@ def _inverse(slot: TensorSlot, value: torch.Tensor) -> torch.Tensor:
     if slot.positivity == "softplus":
         return value + torch.log(-torch.expm1(-value))
     if slot.positivity in ("softmax", "exp"):
-        return value.log()
+        return value.clamp(min=1e-30).log()  # a share of exactly 0 (an extinct class) stays finite
     raise ConfigError(f"positivity must be one of {list(POSITIVITY)}, got {slot.positivity!r}")

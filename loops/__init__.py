@@ -12,12 +12,14 @@ Example:
 """
 
 from loops._config import LOOP_KINDS, LoopConfig, LoopKind
-from loops._simulate import GenerationRecord, GenerationStore, LoopResult, fit_closed_form, simulate
+from loops._simulate import Fit, FitContext, GenerationRecord, GenerationStore, LoopResult, fit_closed_form, simulate
 from loops._store import RunStore
 from loops._training_set import draw_labels, training_set
 
 __all__ = [
     "LOOP_KINDS",
+    "Fit",
+    "FitContext",
     "GenerationRecord",
     "GenerationStore",
     "LoopConfig",

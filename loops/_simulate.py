@@ -19,11 +19,23 @@ from genfair.seeding import torch_generator
 from loops._config import LoopConfig
 from loops._training_set import draw_labels, training_set
 
-__all__ = ["GenerationRecord", "GenerationStore", "LoopResult", "fit_closed_form", "simulate"]
+__all__ = ["Fit", "FitContext", "GenerationRecord", "GenerationStore", "LoopResult", "fit_closed_form", "simulate"]
 
 log = logging.getLogger(__name__)
 
-Fit = Callable[[nn.Module, Batch, torch.Generator], nn.Module]
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a fit may need beyond its training set: the generation, and the ``state_dict`` of the
+    model fitted at generation 0 on real data (``None`` during generation 0), which an anchored
+    fit stays close to. A resumed loop restores the reference from its store."""
+
+    generation: int
+    reference: dict[str, torch.Tensor] | None
+
+
+Fit = Callable[[nn.Module, Batch, torch.Generator, FitContext], nn.Module]
 Measure = Callable[[nn.Module, Batch], dict[str, torch.Tensor]]
 
 
@@ -64,8 +76,10 @@ class GenerationStore(Protocol):
 
     def save(self, record: GenerationRecord, model: nn.Module, synthetic: Batch) -> None: ...
 
+    def model_state(self, generation: int) -> dict[str, torch.Tensor]: ...
 
-def fit_closed_form(model: nn.Module, train: Batch, generator: torch.Generator) -> nn.Module:
+
+def fit_closed_form(model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
     """Fit a :class:`~genfair.models.ClosedFormFit` model in place (no randomness needed)."""
     if not isinstance(model, ClosedFormFit):
         raise ConfigError(f"{type(model).__name__} has no closed-form fit; pass a training procedure as fit=")
@@ -93,7 +107,8 @@ def simulate(
         seed: root seed; generation g's randomness comes from ``genfair.seeding`` children
             (g, stream), so any generation can be re-run alone and a resumed run matches.
         measure: ``(model, training set) -> {"metric/group": (replicates,)}``.
-        fit: ``(model, training set, generator) -> model``; closed form by default.
+        fit: ``(model, training set, generator, context) -> model``; closed form by default
+            (``genfair.estimators.build_fit`` makes the hypernetwork, PLE and anchored fits).
         store: keeps finished generations; with one, the loop resumes after the last.
         on_generation: called after each finished generation with the records of every
             finished generation so far, including those restored from ``store``.
@@ -117,6 +132,7 @@ def simulate(
     real = data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real"))
     _check_classes_present(real.class_counts(num_classes), data.classes)
     records, synthetic = store.resume(model, limit=config.generations) if store is not None else ([], [])
+    reference = store.model_state(0) if records else None
     for g in range(len(records), config.generations):
         start = time.perf_counter()
         # 1. Build this generation's training set.
@@ -128,7 +144,9 @@ def simulate(
                 fresh = data.draw(config.replicates, config.n_real, generator=torch_generator(seed, g, "real"))
             train = training_set(config.kind, real=real, fresh=fresh, synthetic=synthetic)
         # 2. Fit the model on it.
-        model = fit(model, train, torch_generator(seed, g, "fit"))
+        model = fit(model, train, torch_generator(seed, g, "fit"), FitContext(g, reference))
+        if g == 0:
+            reference = {name: value.detach().clone() for name, value in model.state_dict().items()}
         # 3. Measure the fitted model.
         values = {key: value.detach().cpu().numpy().astype(np.float64) for key, value in measure(model, train).items()}
         # 4. Draw the synthetic samples that generation g + 1 trains on; their classes follow

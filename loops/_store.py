@@ -79,6 +79,10 @@ class RunStore:
         if not self.keep_all_synthetic and record.generation > 0:
             (self._path(record.generation - 1) / "synthetic.safetensors").unlink(missing_ok=True)
 
+    def model_state(self, generation: int) -> dict[str, torch.Tensor]:
+        """The ``state_dict`` of a finished generation's fitted model (checked against its sha256)."""
+        return self._tensors(generation, "model")
+
     def _path(self, generation: int) -> Path:
         return self.directory / f"generation_{generation:04d}"
 

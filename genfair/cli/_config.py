@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from genfair.data import ClassMixtureData, GaussianData
+from genfair.estimators import EstimatorConfig
 from genfair.models import AnalyticModelConfig
 from loops import LoopConfig
 
@@ -24,7 +25,7 @@ class GenfairConfig:
     """The root config.
 
     Attributes:
-        data, model, loop: the config groups (see ``configs/<group>/``).
+        data, model, loop, estimator: the config groups (see ``configs/<group>/``).
         seed: root seed; every generation's randomness derives from it (``genfair.seeding``).
         threads: torch intra-op threads; 1 is fastest for analytic models and right for
             parallel sweep workers.
@@ -38,6 +39,7 @@ class GenfairConfig:
     data: Any = MISSING
     model: Any = MISSING
     loop: LoopConfig = MISSING
+    estimator: EstimatorConfig = MISSING
     seed: int = 0
     threads: int = 1
     arms: dict[str, list[str]] = field(default_factory=dict)
@@ -54,3 +56,4 @@ def register_configs() -> None:
     store.store(group="data", name="class_mixture_schema", node=ClassMixtureData)
     store.store(group="model", name="analytic_schema", node=AnalyticModelConfig)
     store.store(group="loop", name="loop_schema", node=LoopConfig)
+    store.store(group="estimator", name="estimator_schema", node=EstimatorConfig)

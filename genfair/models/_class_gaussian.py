@@ -7,7 +7,7 @@ handful of batched tensor operations per generation.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -41,7 +41,10 @@ class ClassGaussianModel(nn.Module, GenerativeModel, ClosedFormFit, BiasedSample
         min_class_samples: fewest samples with which a class refits its covariance (>= 2).
 
     Parameters (float64): ``shares (R, K)``, ``means (R, K, d)``, ``covs (R, K, d, d)``.
+    ``CONSTRAINTS`` names the constrained ones, as a hypernetwork's ``positive=`` takes them.
     """
+
+    CONSTRAINTS: ClassVar[dict[str, str]] = {"shares": "softmax", "covs": "psd"}
 
     def __init__(
         self,
@@ -110,22 +113,29 @@ class ClassGaussianModel(nn.Module, GenerativeModel, ClosedFormFit, BiasedSample
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """x ~ N(means[y], bias * covs[y]) ``(R, n, d)``; y ~ shares unless ``labels`` are given."""
-        return self._draw(n, bias, labels, generator)
+        return self._draw(n, bias, labels, generator, psd_sqrt(self.covs))
 
     def rsample(
         self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Reparameterised samples ``means[y] + sqrt(covs[y]) z``, differentiable in the means and
-        covariances (the classes y are discrete draws and carry no gradient)."""
-        return self._draw(n, 1.0, labels, generator)
+        """Reparameterised samples ``means[y] + L[y] z`` with ``L L^T = covs`` (Cholesky, whose
+        gradient stays finite where the symmetric root's does not: repeated eigenvalues),
+        differentiable in the means and covariances; the classes y are discrete and carry none."""
+        return self._draw(n, 1.0, labels, generator, torch.linalg.cholesky(self.covs))
 
     def _draw(
-        self, n: int, bias: float, labels: torch.Tensor | None, generator: torch.Generator | None
+        self,
+        n: int,
+        bias: float,
+        labels: torch.Tensor | None,
+        generator: torch.Generator | None,
+        root: torch.Tensor,
     ) -> torch.Tensor:
+        """``means[y] + sqrt(bias) root[y] z`` for any ``root (R, K, d, d)`` with root root^T = covs."""
         if labels is None:
             labels = self.draw_labels(n, generator=generator)
         z = torch.randn(self.replicates, n, self.dim, generator=generator, dtype=self.means.dtype)
-        scale = _per_sample(psd_sqrt(self.covs) * bias**0.5, labels)  # (R, n or 1, d, d)
+        scale = _per_sample(root * bias**0.5, labels)  # (R, n or 1, d, d)
         # A broadcast product rather than a batched matmul: much faster for the small d of analytic models.
         return _per_sample(self.means, labels) + (scale * z[..., None, :]).sum(-1)
 

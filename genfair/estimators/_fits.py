@@ -1,0 +1,137 @@
+"""The fit procedures behind ``estimator=...``, in the form the loop calls them:
+``fit(model, train, generator, context) -> model``, the model holding the new weights.
+
+Hypernetwork fits train a fresh :class:`~hypernets.HyperNetwork` every generation (its residual
+base starts at the previous generation's weights), so a generation depends only on its training
+set, the model it starts from and its seed: a resumed loop reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from genfair.data import Batch
+from genfair.estimators._config import EstimatorConfig
+from genfair.models import ClosedFormFit
+from hypernets import (
+    HyperNetwork,
+    PLEObjective,
+    Positivity,
+    TargetLayout,
+    call_method,
+    predict_weights,
+    weight_discrepancy,
+)
+from loops import Fit, FitContext, fit_closed_form
+
+__all__ = ["AnchoredFit", "HypernetworkFit", "build_fit"]
+
+
+def build_fit(
+    config: EstimatorConfig,
+    *,
+    sample_shape: Sequence[int],
+    num_classes: int | None,
+    positive: Mapping[str, Positivity],
+    per_replicate: bool,
+) -> Fit:
+    """The loop's fit for ``config`` (``positive``: the model's constrained parameters, e.g.
+    ``{"covs": "psd"}``; ``per_replicate``: the model holds independent replicates)."""
+    if config.name == "mle":
+        return fit_closed_form
+    if config.uses_hypernetwork:
+        return HypernetworkFit(
+            config, sample_shape=sample_shape, num_classes=num_classes, positive=positive, per_replicate=per_replicate
+        )
+    return AnchoredFit(config, positive=positive, per_replicate=per_replicate)
+
+
+class HypernetworkFit:
+    """``theta_g = H(X_g)`` with H trained on X_g for ``config.steps`` Adam steps on the PLE
+    objective (``lam = 0`` for ``hyper_mle``), plus ``lam * D(H(X_g), theta_0)`` for ``anchor``.
+    After each call, :attr:`hypernetwork` is the trained H (for probes)."""
+
+    def __init__(
+        self,
+        config: EstimatorConfig,
+        *,
+        sample_shape: Sequence[int],
+        num_classes: int | None,
+        positive: Mapping[str, Positivity],
+        per_replicate: bool,
+    ) -> None:
+        self.config = config
+        self.options = dict(
+            sample_shape=tuple(sample_shape),
+            num_classes=num_classes,
+            positive=dict(positive),
+            per_replicate=per_replicate,
+            head=config.head,
+            hidden=config.hidden,
+            embedding_dim=config.embedding_dim,
+        )
+        self.hypernetwork: HyperNetwork | None = None
+
+    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_seed_from(generator))  # the hypernetwork's initialisation
+            hnet = HyperNetwork(model, **self.options)
+        objective = PLEObjective(self.config.ple_config())
+        anchored = self.config.name == "anchor" and context.reference is not None
+        reference = {name: context.reference[name] for name in hnet.generated} if anchored else None
+        optimiser = torch.optim.Adam(hnet.parameters(), lr=self.config.lr)
+        labels = train.y if self.options["num_classes"] else None
+        for _ in range(self.config.steps):
+            terms = objective(hnet, train.x, labels, generator=generator)
+            loss = terms.total
+            if reference is not None:
+                weights = predict_weights(hnet, train.x, labels)
+                loss = loss + self.config.lam * weight_discrepancy(reference, weights, normalize=self.config.normalize)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            objective.update_multiplier(terms)
+        with torch.no_grad():
+            hnet.load_into_target(predict_weights(hnet, train.x, labels))
+        self.hypernetwork = hnet
+        return model
+
+
+class AnchoredFit:
+    """The loop form without a hypernetwork: the model's own fit, then from generation 1 on
+    ``config.steps`` Adam steps on ``mean NLL(X_g; theta) + lam * D(theta, theta_0)`` over the
+    model's weights (unconstrained through ``positive``), starting from its own fit."""
+
+    def __init__(self, config: EstimatorConfig, *, positive: Mapping[str, Positivity], per_replicate: bool) -> None:
+        self.config = config
+        self.positive = dict(positive)
+        self.per_replicate = per_replicate
+
+    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
+        if isinstance(model, ClosedFormFit):
+            model.fit(train.x, train.y)
+        if context.reference is None:
+            return model
+        layout = TargetLayout.from_module(model, positive=self.positive, per_replicate=self.per_replicate)
+        params = dict(model.named_parameters())
+        free = nn.Parameter(layout.flatten(params, average_replicates=False))
+        reference = {slot.name: context.reference[slot.name] for slot in layout.slots}
+        optimiser = torch.optim.Adam([free], lr=self.config.lr)
+        for _ in range(self.config.steps):
+            weights = layout.split(free)
+            nll = call_method(model, weights, "loss", train.x, train.y).mean()
+            loss = nll + self.config.lam * weight_discrepancy(reference, weights, normalize=self.config.normalize)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        with torch.no_grad():
+            for name, value in layout.split(free).items():
+                params[name].copy_(value)
+        return model
+
+
+def _seed_from(generator: torch.Generator) -> int:
+    return int(torch.randint(2**62, (1,), generator=generator))
