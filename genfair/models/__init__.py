@@ -2,6 +2,7 @@
 
 from genfair.models._analytic_config import AnalyticModelConfig, build_analytic_model
 from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, psd_sqrt
+from genfair.models._gaussian_mixture import GaussianMixtureModel
 from genfair.models._protocols import BiasedSampler, ClosedFormFit, GenerativeModel, ReparameterizedSampler
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "BiasedSampler",
     "ClassGaussianModel",
     "ClosedFormFit",
+    "GaussianMixtureModel",
     "GenerativeModel",
     "ReparameterizedSampler",
     "build_analytic_model",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STUDIES", "Study"]
+__all__ = ["STUDIES", "GmmPleConfig", "Study", "run_gmm_ple"]
 
 
 @dataclass(frozen=True)
@@ -23,3 +23,8 @@ class Study:
 
 
 STUDIES: dict[str, Study] = {}
+
+# The GMM study (experiment=gmm_ple): PLE, hypernetwork MLE and EM on a 1-D Gaussian mixture.
+from genfair.studies._gmm_ple import GmmPleConfig, run_gmm_ple  # noqa: E402
+
+STUDIES["gmm_ple"] = Study(GmmPleConfig, run_gmm_ple)
