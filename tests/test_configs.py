@@ -8,14 +8,15 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 
-from genfair.cli import arms_from_config, register_configs
+from genfair.cli import arms_from_config, register_configs, study_config
 from genfair.errors import ConfigError
 from genfair.experiment import run_experiment
+from genfair.studies import STUDIES
 
 register_configs()
 CONFIGS = resources.files("genfair.configs")
 EXPERIMENTS = sorted(p.name.removesuffix(".yaml") for p in CONFIGS.joinpath("experiment").iterdir() if p.name.endswith(".yaml"))
-SHRINK = ["loop.generations=2", "loop.replicates=20"]
+SHRINK = ["loop.generations=2", "loop.replicates=20", "estimator.steps=2"]
 
 
 def compose_config(overrides: list[str]):
@@ -27,6 +28,9 @@ def compose_config(overrides: list[str]):
 def test_experiment_composes_and_runs(experiment, tmp_path):
     overrides = SHRINK + ([f"experiment={experiment}"] if experiment else [])
     cfg = compose_config(overrides)
+    if cfg.study != "loop":  # a study: its config is type-checked here, and run shrunk by tests/test_<study>.py
+        assert type(study_config(cfg)) is STUDIES[cfg.study].config
+        return
     arms = arms_from_config(cfg)
     result = run_experiment(arms, seed=cfg.seed, run_dir=tmp_path)
     assert result.summary["status"] == "complete"
@@ -35,7 +39,7 @@ def test_experiment_composes_and_runs(experiment, tmp_path):
 
 @pytest.mark.parametrize(
     "group, option",
-    [(group, p.name.removesuffix(".yaml")) for group in ("data", "model", "loop")
+    [(group, p.name.removesuffix(".yaml")) for group in ("data", "model", "loop", "estimator")
      for p in CONFIGS.joinpath(group).iterdir() if p.name.endswith(".yaml")],
 )
 def test_every_group_option_is_typed_by_its_schema(group, option):
@@ -46,6 +50,16 @@ def test_every_group_option_is_typed_by_its_schema(group, option):
     forced = compose_config([f"{group}={option}", *data, f"+{group}.not_a_key=1"])
     with pytest.raises(ConfigError, match=f"{group}.not_a_key is not a key of"):  # never dropped silently
         arms_from_config(forced)
+
+
+@pytest.mark.parametrize(
+    "estimator", sorted(p.name.removesuffix(".yaml") for p in CONFIGS.joinpath("estimator").iterdir() if p.name.endswith(".yaml"))
+)
+def test_every_estimator_runs_shrunk(estimator, tmp_path):
+    cfg = compose_config([*SHRINK, f"estimator={estimator}", "estimator.steps=2"])
+    result = run_experiment(arms_from_config(cfg), seed=cfg.seed, run_dir=tmp_path)
+    assert result.summary["status"] == "complete"
+    assert all(arm.estimator.name == estimator for arm in arms_from_config(cfg))
 
 
 def test_a_bad_value_in_an_arm_names_the_key_and_the_arm():
