@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STUDIES", "GmmPleConfig", "Study", "run_gmm_ple"]
+__all__ = ["STUDIES", "GmmPleConfig", "Study", "VarianceBiasConfig", "run_gmm_ple", "run_variance_bias"]
 
 
 @dataclass(frozen=True)
@@ -28,3 +28,9 @@ STUDIES: dict[str, Study] = {}
 from genfair.studies._gmm_ple import GmmPleConfig, run_gmm_ple  # noqa: E402
 
 STUDIES["gmm_ple"] = Study(GmmPleConfig, run_gmm_ple)
+
+# The variance-bias study (experiment=variance_bias): the bias of a hypernetwork's variance
+# estimate under hypernetwork MLE, fixed-lam PLE penalties and the enforced constraint.
+from genfair.studies._variance_bias import VarianceBiasConfig, run_variance_bias  # noqa: E402
+
+STUDIES["variance_bias"] = Study(VarianceBiasConfig, run_variance_bias)
