@@ -33,7 +33,7 @@ class EstimatorConfig:
     Attributes:
         name: one of ``mle``, ``hyper_mle``, ``ple``, ``anchor``.
         lam: weight of the discrepancy (``ple``) or of the anchor (``anchor``); 0.1 by default.
-        discrepancy, normalize, constraint, rho, detach_target, detach_samples: PLE options
+        discrepancy, normalize, constraint, rho, dual_lr, detach_target, detach_samples: PLE options
             (see ``hypernets.PLEConfig``).
         steps, lr: Adam steps and learning rate of each generation's training.
         hypernetwork: whether ``anchor`` trains through a hypernetwork.
@@ -45,7 +45,8 @@ class EstimatorConfig:
     discrepancy: str = "draw"
     normalize: str = "parameter"
     constraint: str = "penalty"
-    rho: float = 1.0
+    rho: float = 10.0
+    dual_lr: float = 0.05
     detach_target: bool = False
     detach_samples: bool = False
     steps: int = 200
@@ -82,6 +83,7 @@ class EstimatorConfig:
             normalize=self.normalize,
             constraint=constraint,
             rho=self.rho,
+            dual_lr=self.dual_lr,
             detach_target=self.detach_target,
             detach_samples=self.detach_samples,
         )
