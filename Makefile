@@ -25,6 +25,8 @@ test-slow: $(STAMP)  ## the slow tests only
 
 benchmark: $(STAMP)  ## the benchmarks whose results the README reports
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/loop_speed.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/hypernet_size.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/hypernet_speed.py
 
 clean:
 	rm -rf $(VENV) outputs multirun

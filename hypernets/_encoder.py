@@ -1,7 +1,8 @@
 """The set encoder: a data set -> one embedding, invariant to the order of its samples.
 
 Eq. (6) of Mayer et al. (arXiv 2405.13977): ``h2(mean_i h1(x_i))``, a per-sample MLP ``h1``,
-mean pooling and an MLP ``h2``. Labels, when given, are one-hot encoded beside each sample.
+mean pooling and an MLP ``h2`` (ending in a LayerNorm, so the embedding has unit second moment).
+Labels, when given, are one-hot encoded beside each sample.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ class SetEncoder(nn.Module):
         self.num_classes = None if num_classes is None else check_positive_int("num_classes", num_classes)
         inputs = math.prod(self.sample_shape) + (self.num_classes or 0)
         self.h1 = nn.Sequential(nn.Linear(inputs, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
-        self.h2 = nn.Sequential(nn.Linear(hidden, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim))
+        # The closing LayerNorm gives the embedding unit second moment whatever the data's scale, so
+        # the heads' outputs start at their intended scale (see hypernets._heads).
+        self.h2 = nn.Sequential(
+            nn.Linear(hidden, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim), nn.LayerNorm(embedding_dim)
+        )
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         k = len(self.sample_shape)

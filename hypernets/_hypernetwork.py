@@ -7,7 +7,7 @@ so gradients reach the hypernetwork and not the target's own copies of those ten
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -162,9 +162,7 @@ class HyperNetwork(nn.Module):
                 f"(R, n, *sample_shape) with sample_shape {self.encoder.sample_shape}"
             )
         x = x.to(self.gain.dtype)
-        flat = self.head(self.encoder(x, labels)) * self.gain  # (*B, numel)
-        if self.base is not None:
-            flat = flat + self.base
+        flat = self.head(self.encoder(x, labels), gain=self.gain, base=self.base)  # (*B, numel): base + gain * delta
         return self.layout.split(flat)
 
     def flat(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -177,9 +175,11 @@ class HyperNetwork(nn.Module):
         ``"sample"``, or any other method): the supported way to use generated weights beyond
         ``forward``. Buffers follow the ``buffers`` policy; the target is left unchanged."""
         tensors = dict(weights)
-        if self.buffers_policy != "track":
-            tensors.update({name: b.clone() for name, b in self._target.named_buffers()})
-        with _batch_statistics(self._target, self.buffers_policy == "batch"):
+        norms = _batch_norms(self._target) if self.buffers_policy == "batch" else {}
+        if self.buffers_policy != "track":  # the target's buffers are never written: copies take the updates
+            untouched = {f"{prefix}.{name}" for prefix, m in norms.items() for name, _ in m.named_buffers()}
+            tensors.update({name: b.clone() for name, b in self._target.named_buffers() if name not in untouched})
+        with _batch_statistics(norms.values()):
             return call_method(self._target, tensors, method, *args, **kwargs)
 
     def bind(self, weights: Mapping[str, torch.Tensor]) -> BoundModel:
@@ -233,18 +233,25 @@ class BoundModel:
         return lambda *args, **kwargs: self.hnet.run(self.weights, method, *args, **kwargs)
 
 
+def _batch_norms(target: nn.Module) -> dict[str, nn.Module]:
+    """The target's BatchNorm layers by name."""
+    return {name: m for name, m in target.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+
 @contextmanager
-def _batch_statistics(target: nn.Module, enabled: bool) -> Iterator[None]:
-    """Put every BatchNorm layer in training mode (batch statistics) for the duration."""
-    norms = [m for m in target.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if enabled else []
-    modes = [m.training for m in norms]
+def _batch_statistics(norms: Iterable[nn.Module]) -> Iterator[None]:
+    """For the duration, BatchNorm layers normalise with the statistics of the batch and neither
+    read nor update their running statistics (training mode without tracking), so those need
+    no copies."""
+    norms = list(norms)
+    modes = [(m.training, m.track_running_stats) for m in norms]
     for m in norms:
-        m.training = True
+        m.training, m.track_running_stats = True, False
     try:
         yield
     finally:
-        for m, mode in zip(norms, modes):
-            m.training = mode
+        for m, (training, tracking) in zip(norms, modes):
+            m.training, m.track_running_stats = training, tracking
 
 
 def _dtype(target: nn.Module) -> torch.dtype:

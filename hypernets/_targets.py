@@ -127,11 +127,10 @@ class TargetLayout:
     def split(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """``flat (*B, numel)`` -> ``{name: (*B, *shape)}`` after each slot's positivity transform."""
         batch = flat.shape[:-1]
-        out = {}
-        for slot in self.slots:
-            value = flat[..., slot.start : slot.stop].reshape(*batch, *slot.shape)
-            out[slot.name] = _forward(slot, value)
-        return out
+        # One split rather than a slice per slot: the backward of a split concatenates the pieces'
+        # gradients once, where every slice's backward would fill a zero vector of all numel values.
+        pieces = flat.split([slot.numel for slot in self.slots], dim=-1)
+        return {slot.name: _forward(slot, piece.reshape(*batch, *slot.shape)) for slot, piece in zip(self.slots, pieces)}
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:

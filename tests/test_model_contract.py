@@ -1,68 +1,169 @@
-"""The one contract every generative model follows (STYLE 3): shapes, labels, seeding, fit."""
+"""The one contract every generative model follows (STYLE 3): shapes, labels, seeding, fit.
+
+It runs against every model and against models bound to hypernetwork-generated weights
+(``HyperNetwork(model, ...).bind(weights)``), which must behave as models too.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
 
 from genfair.data import ClassMixtureData, GaussianData
-from genfair.models import BiasedSampler, ClassGaussianModel, ClosedFormFit, GenerativeModel
+from genfair.models import (
+    VAE,
+    BiasedSampler,
+    ClassGaussianModel,
+    ClosedFormFit,
+    GaussianMixtureModel,
+    GenerativeModel,
+    ReparameterizedSampler,
+)
+from hypernets import BoundModel, HyperNetwork
 
 R, N = 3, 40
 
 
-def gaussian_case():
-    return ClassGaussianModel(1, 2, replicates=R), GaussianData(dim=2)
+@dataclass
+class Case:
+    """A model under contract, data ``x (R, n, *sample_shape)`` / ``y (R, n)`` it was fitted or
+    bound on, its number of classes, and the tensors that ``rsample`` must differentiate into."""
+
+    model: GenerativeModel
+    x: torch.Tensor
+    y: torch.Tensor
+    num_classes: int
+    learned: list[torch.Tensor]
+
+    @property
+    def replicates(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[2:])
 
 
-def mixture_case():
+def _analytic(model: ClassGaussianModel, data) -> Case:
+    batch = data.draw(R, N, generator=torch.Generator().manual_seed(0))
+    model.fit(batch.x, batch.y)
+    return Case(model, batch.x, batch.y, len(data.classes), list(model.parameters()))
+
+
+def gaussian_case() -> Case:
+    return _analytic(ClassGaussianModel(1, 2, replicates=R), GaussianData(dim=2))
+
+
+def mixture_case() -> Case:
     data = ClassMixtureData(proportions=[0.7, 0.3], dim=2, class_names=["a", "b"])
-    return ClassGaussianModel(2, 2, replicates=R, estimator="unbiased"), data
+    return _analytic(ClassGaussianModel(2, 2, replicates=R, estimator="unbiased"), data)
 
 
-CASES = {"gaussian": gaussian_case, "class_mixture": mixture_case}
+def _digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n scikit-learn digits in [0, 1]: x ``(1, n, 64)``, y ``(1, n)``."""
+    digits = load_digits()
+    x = torch.tensor(digits.data[:n] / 16.0, dtype=torch.float32)
+    return x[None], torch.tensor(digits.target[:n])[None]
+
+
+def vae_case() -> Case:
+    torch.manual_seed(0)
+    model = VAE(sample_shape=(64,), hidden=(32, 32), latent_dim=4, batch_norm=True, num_classes=10)
+    x, y = _digits(N)
+    return Case(model, x, y, 10, list(model.parameters()))
+
+
+def hyper_vae_case() -> Case:
+    torch.manual_seed(0)
+    target = VAE(sample_shape=(64,), hidden=(32, 32), latent_dim=4, batch_norm=True)
+    hnet = HyperNetwork(target, sample_shape=(64,), hidden=16, embedding_dim=8)
+    x, y = _digits(N)
+    return Case(hnet.bind(hnet(x[0])), x, torch.zeros_like(y), 1, list(hnet.parameters()))
+
+
+def hyper_mixture_case() -> Case:
+    torch.manual_seed(0)
+    fitted = mixture_case()
+    hnet = HyperNetwork(
+        fitted.model, sample_shape=(2,), num_classes=2, per_replicate=True, positive={"shares": "softmax"}, hidden=16
+    )
+    bound = hnet.bind(hnet(fitted.x, fitted.y))
+    return Case(bound, fitted.x, fitted.y, 2, list(hnet.parameters()))
+
+
+def gaussian_mixture_case() -> Case:
+    """Latent components: the class labels of the data are ignored by loss and sample."""
+    data = ClassMixtureData(proportions=[0.7, 0.3], dim=2, class_names=["a", "b"])
+    batch = data.draw(R, N, generator=torch.Generator().manual_seed(0))
+    model = GaussianMixtureModel(2, 2, replicates=R)
+    return Case(model, batch.x, batch.y, 2, list(model.parameters()))
+
+
+def hyper_gaussian_mixture_case() -> Case:
+    torch.manual_seed(0)
+    fitted = gaussian_mixture_case()
+    positive = {"weights": "softmax", "variances": "softplus"}
+    hnet = HyperNetwork(fitted.model, sample_shape=(2,), per_replicate=True, positive=positive, hidden=16)
+    return Case(hnet.bind(hnet(fitted.x)), fitted.x, fitted.y, 2, list(hnet.parameters()))
+
+
+CASES = {
+    "gaussian": gaussian_case,
+    "gaussian_mixture": gaussian_mixture_case,
+    "hyper_gaussian_mixture": hyper_gaussian_mixture_case,
+    "class_mixture": mixture_case,
+    "vae": vae_case,
+    "hyper_vae": hyper_vae_case,
+    "hyper_class_mixture": hyper_mixture_case,
+}
 
 
 @pytest.fixture(params=sorted(CASES))
-def fitted(request):
-    model, data = CASES[request.param]()
-    batch = data.draw(R, N, generator=torch.Generator().manual_seed(0))
-    if isinstance(model, ClosedFormFit):
-        model.fit(batch.x, batch.y)
-    return model, data, batch
+def case(request) -> Case:
+    return CASES[request.param]()
 
 
 class TestGenerativeModelContract:
-    def test_follows_the_protocol(self, fitted):
-        model, _, _ = fitted
-        assert isinstance(model, torch.nn.Module) and isinstance(model, GenerativeModel)
+    def test_follows_the_protocol(self, case):
+        assert isinstance(case.model, GenerativeModel)
+        assert isinstance(case.model, (torch.nn.Module, BoundModel))
+        if isinstance(case.model, BoundModel):  # generated weights are not refitted in closed form
+            assert not isinstance(case.model, ClosedFormFit)
 
-    def test_loss_is_per_sample_and_finite(self, fitted):
-        model, _, batch = fitted
-        loss = model.loss(batch.x, batch.y)
-        assert loss.shape == (R, N) and torch.isfinite(loss).all()
+    def test_loss_is_per_sample_and_finite(self, case):
+        loss = case.model.loss(case.x, case.y)
+        assert loss.shape == (case.replicates, N) and torch.isfinite(loss).all()
 
-    def test_sample_shape_and_labels(self, fitted):
-        model, data, _ = fitted
-        labels = torch.randint(len(data.classes), (R, 7), generator=torch.Generator().manual_seed(1))
-        x = model.sample(7, labels=labels, generator=torch.Generator().manual_seed(2))
-        assert x.shape == (R, 7, data.dim) and torch.isfinite(x).all()
+    def test_sample_shape_and_labels(self, case):
+        labels = torch.randint(case.num_classes, (case.replicates, 7), generator=torch.Generator().manual_seed(1))
+        x = case.model.sample(7, labels=labels, generator=torch.Generator().manual_seed(2))
+        assert x.shape == (case.replicates, 7, *case.sample_shape) and torch.isfinite(x).all()
 
-    def test_sample_is_reproducible_from_its_generator(self, fitted):
-        model, _, _ = fitted
-        a = model.sample(5, generator=torch.Generator().manual_seed(3))
-        b = model.sample(5, generator=torch.Generator().manual_seed(3))
-        c = model.sample(5, generator=torch.Generator().manual_seed(4))
+    def test_sample_is_reproducible_from_its_generator(self, case):
+        a = case.model.sample(5, generator=torch.Generator().manual_seed(3))
+        b = case.model.sample(5, generator=torch.Generator().manual_seed(3))
+        c = case.model.sample(5, generator=torch.Generator().manual_seed(4))
         assert torch.equal(a, b) and not torch.equal(a, c)
 
-    def test_biased_sampling_scales_the_spread(self, fitted):
-        model, _, _ = fitted
-        assert isinstance(model, BiasedSampler)
+    def test_rsample_is_differentiable_in_the_weights(self, case):
+        if not isinstance(case.model, ReparameterizedSampler):
+            pytest.skip("no reparameterised sampler")
+        x = case.model.rsample(6, generator=torch.Generator().manual_seed(5))
+        assert x.shape == (case.replicates, 6, *case.sample_shape)
+        grads = torch.autograd.grad(x.square().sum(), case.learned, allow_unused=True)
+        assert any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+
+    def test_biased_sampling_scales_the_spread(self, case):
+        if not isinstance(case.model, BiasedSampler):
+            pytest.skip("no biased sampler")
         n = 20_000  # per replicate; the variance ratio's relative sd is about sqrt(2/n) ~ 1 %
-        labels = torch.zeros(R, n, dtype=torch.int64)
-        full = model.sample_biased(n, bias=1.0, labels=labels, generator=torch.Generator().manual_seed(5))
-        half = model.sample_biased(n, bias=0.5, labels=labels, generator=torch.Generator().manual_seed(6))
+        labels = torch.zeros(case.replicates, n, dtype=torch.int64)
+        full = case.model.sample_biased(n, bias=1.0, labels=labels, generator=torch.Generator().manual_seed(5))
+        half = case.model.sample_biased(n, bias=0.5, labels=labels, generator=torch.Generator().manual_seed(6))
         ratio = half.var(dim=1) / full.var(dim=1)
         assert torch.allclose(ratio, torch.full_like(ratio, 0.5), atol=0.5 * 6 * (2 / n) ** 0.5)
 
@@ -82,13 +183,12 @@ def test_closed_form_fit_matches_numpy_per_class():
 
 
 def test_log_prob_matches_torch_distributions():
-    model, data = mixture_case()
-    batch = data.draw(R, N, generator=torch.Generator().manual_seed(0))
-    model.fit(batch.x, batch.y)
-    ref = torch.distributions.MultivariateNormal(model.means[0, 1], model.covs[0, 1]).log_prob(batch.x[0])
+    fitted = mixture_case()
+    model, x = fitted.model, fitted.x
+    ref = torch.distributions.MultivariateNormal(model.means[0, 1], model.covs[0, 1]).log_prob(x[0])
     expected = ref + torch.log(model.shares[0, 1])
     labels = torch.ones(R, N, dtype=torch.int64)
-    assert torch.allclose(model.log_prob(batch.x, labels)[0], expected)
+    assert torch.allclose(model.log_prob(x, labels)[0], expected)
 
 
 def test_extinct_class_is_frozen_and_never_sampled():

@@ -4,6 +4,7 @@ from genfair.models._analytic_config import AnalyticModelConfig, build_analytic_
 from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, psd_sqrt
 from genfair.models._gaussian_mixture import GaussianMixtureModel
 from genfair.models._protocols import BiasedSampler, ClosedFormFit, GenerativeModel, ReparameterizedSampler
+from genfair.models._vae import VAE
 
 __all__ = [
     "AnalyticModelConfig",
@@ -13,6 +14,7 @@ __all__ = [
     "GaussianMixtureModel",
     "GenerativeModel",
     "ReparameterizedSampler",
+    "VAE",
     "build_analytic_model",
     "per_class_sum",
     "psd_sqrt",
