@@ -62,6 +62,13 @@ def test_every_estimator_runs_shrunk(estimator, tmp_path):
     assert all(arm.estimator.name == estimator for arm in arms_from_config(cfg))
 
 
+def test_a_bad_value_shared_by_every_arm_names_no_arm():
+    cfg = compose_config(["loop.n_real=0"])  # the default experiment has two arms, mle and unbiased
+    with pytest.raises(ConfigError) as raised:
+        arms_from_config(cfg)
+    assert str(raised.value) == "loop.n_real must be a positive integer, got 0"
+
+
 def test_a_bad_value_in_an_arm_names_the_key_and_the_arm():
     cfg = compose_config(["+arms.a=['loop.n_real=0']"])
     with pytest.raises(ConfigError, match=r"loop.n_real must be a positive integer, got 0 \(in arm 'a'\)"):

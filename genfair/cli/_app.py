@@ -38,7 +38,10 @@ def arms_from_config(cfg: DictConfig) -> list[Arm]:
             try:
                 groups[group] = OmegaConf.to_object(merged[group])
             except ConfigError as error:
-                raise ConfigError(f"{group}.{error}" + (f" (in arm {name!r})" if cfg.arms else "")) from None
+                # Name the arm only when its own overrides touch the group: a bad value that every
+                # arm shares is not the first arm's fault.
+                touched = any(item.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == group for item in dotlist)
+                raise ConfigError(f"{group}.{error}" + (f" (in arm {name!r})" if touched else "")) from None
             except OmegaConfBaseException as error:
                 raise ConfigError(f"{group}: {_first_line(error)}") from None
             _reject_unknown_keys(group, merged[group], groups[group])
