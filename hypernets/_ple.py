@@ -99,10 +99,12 @@ class PLEConfig:
         detach_target, detach_samples: stop-gradient choices.
     """
 
+    # Plain ``str`` annotations (the choices are ``Discrepancy``, ``Normalize`` and ``Constraint``,
+    # checked below): OmegaConf cannot type ``Literal``, and genfair's estimator config extends this.
     lam: float = 0.1
-    discrepancy: Discrepancy = "draw"
-    normalize: Normalize = "parameter"
-    constraint: Constraint = "penalty"
+    discrepancy: str = "draw"
+    normalize: str = "parameter"
+    constraint: str = "penalty"
     rho: float = 10.0
     dual_lr: float = 0.05
     detach_target: bool = False
@@ -123,13 +125,15 @@ class PLEConfig:
 @dataclass(frozen=True)
 class PLETerms:
     """One evaluation of the objective: ``total`` (to minimise), its ``nll``, the ``discrepancy``
-    D, and for the augmented Lagrangian the constraint estimate ``c (numel,)`` (else ``None``);
-    scalars are tensors on the autograd graph."""
+    D, for the augmented Lagrangian the constraint estimate ``c (numel,)`` (else ``None``), and
+    the ``weights`` H(X) it was evaluated at (for further terms on the same graph); all are
+    tensors on the autograd graph."""
 
     total: torch.Tensor
     nll: torch.Tensor
     discrepancy: torch.Tensor
     constraint: torch.Tensor | None
+    weights: dict[str, torch.Tensor]
 
 
 def predict_weights(hnet: HyperNetwork, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -170,7 +174,7 @@ class PLEObjective:
         model_labels = labels if labels is not None else torch.zeros(x.shape[:2], dtype=torch.int64, device=x.device)
         nll = hnet.run(weights, "loss", x, model_labels).mean()
         if config.lam == 0 and config.constraint == "penalty":
-            return PLETerms(nll, nll, nll.new_zeros(()), None)
+            return PLETerms(nll, nll, nll.new_zeros(()), None, weights)
         reference = {k: v.detach() for k, v in weights.items()} if config.detach_target else weights
         enforce = config.constraint == "augmented_lagrangian"
         single_set = hnet.flat(weights)[..., 0].numel() == 1
@@ -181,12 +185,12 @@ class PLEObjective:
         else:
             discrepancy = weight_discrepancy(reference, estimates[0], normalize=config.normalize)
         if not enforce:
-            return PLETerms(nll + config.lam * discrepancy, nll, discrepancy, None)
+            return PLETerms(nll + config.lam * discrepancy, nll, discrepancy, None, weights)
         constraint, quadratic = self._constraint(hnet, reference, estimates)
         if self.multiplier is None:
             self.multiplier = torch.zeros_like(constraint.detach())
         total = nll + (self.multiplier * constraint).sum() + 0.5 * config.rho * quadratic
-        return PLETerms(total, nll, discrepancy, constraint)
+        return PLETerms(total, nll, discrepancy, constraint, weights)
 
     def update_multiplier(self, terms: PLETerms) -> None:
         """Dual ascent ``mu <- mu + dual_lr * c`` (augmented Lagrangian only)."""

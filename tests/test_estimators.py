@@ -101,6 +101,7 @@ def test_resumed_hypernetwork_run_equals_uninterrupted(tmp_path):
         ({"lr": 0.0}, "lr must be a number > 0, got 0.0"),
         ({"head": "wide"}, "head must be one of \\['chunked', 'dense'\\], got 'wide'"),
         ({"discrepancy": "pairwise"}, "discrepancy must be one of"),
+        ({"constraint": "hard"}, "constraint must be one of \\['penalty', 'augmented_lagrangian'\\], got 'hard'"),
     ],
 )
 def test_bad_estimator_options_are_refused(options, message):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
 from genfair.errors import ConfigError, check_choice, check_positive_int
-from hypernets import HEADS, NORMALIZATIONS, PLEConfig
+from hypernets import HEADS, PLEConfig
 
 __all__ = ["ESTIMATORS", "EstimatorConfig", "EstimatorName"]
 
@@ -15,8 +16,10 @@ ESTIMATORS: tuple[str, ...] = ("mle", "hyper_mle", "ple", "anchor")
 
 
 @dataclass
-class EstimatorConfig:
-    """The estimator of every generation.
+class EstimatorConfig(PLEConfig):
+    """The estimator of every generation: the PLE options of :class:`hypernets.PLEConfig`
+    (``lam``, ``discrepancy``, ``normalize``, ``constraint``, ``rho``, ``dual_lr``,
+    ``detach_target``, ``detach_samples``, checked there) and how each generation trains.
 
     ``mle``: the model's own fit (closed form for the analytic models, whose ``model.estimator``
     still chooses the divisor n or n - 1). ``hyper_mle``: a hypernetwork ``H`` predicts the
@@ -33,22 +36,12 @@ class EstimatorConfig:
     Attributes:
         name: one of ``mle``, ``hyper_mle``, ``ple``, ``anchor``.
         lam: weight of the discrepancy (``ple``) or of the anchor (``anchor``); 0.1 by default.
-        discrepancy, normalize, constraint, rho, dual_lr, detach_target, detach_samples: PLE options
-            (see ``hypernets.PLEConfig``).
         steps, lr: Adam steps and learning rate of each generation's training.
         hypernetwork: whether ``anchor`` trains through a hypernetwork.
         head, hidden, embedding_dim: the hypernetwork (see ``hypernets.HyperNetwork``).
     """
 
     name: str = "mle"
-    lam: float = 0.1
-    discrepancy: str = "draw"
-    normalize: str = "parameter"
-    constraint: str = "penalty"
-    rho: float = 10.0
-    dual_lr: float = 0.05
-    detach_target: bool = False
-    detach_samples: bool = False
     steps: int = 200
     lr: float = 0.01
     hypernetwork: bool = False
@@ -59,31 +52,21 @@ class EstimatorConfig:
     def __post_init__(self) -> None:
         check_choice("name", self.name, ESTIMATORS)
         check_choice("head", self.head, HEADS)
-        check_choice("normalize", self.normalize, NORMALIZATIONS)
         check_positive_int("steps", self.steps)
         check_positive_int("hidden", self.hidden)
         check_positive_int("embedding_dim", self.embedding_dim)
-        if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not self.lam >= 0:
-            raise ConfigError(f"lam must be a number >= 0, got {self.lam!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ConfigError(f"lr must be a number > 0, got {self.lr!r}")
-        self.ple_config()  # checks lam, rho, discrepancy and constraint
+        super().__post_init__()  # the PLE options
 
     @property
     def uses_hypernetwork(self) -> bool:
         return self.name in ("hyper_mle", "ple") or (self.name == "anchor" and self.hypernetwork)
 
     def ple_config(self) -> PLEConfig:
-        """The PLE objective's options; ``lam`` is 0 except for ``ple`` (the anchor adds its own term)."""
-        lam = self.lam if self.name == "ple" else 0.0
-        constraint = self.constraint if self.name == "ple" else "penalty"
-        return PLEConfig(
-            lam=lam,
-            discrepancy=self.discrepancy,
-            normalize=self.normalize,
-            constraint=constraint,
-            rho=self.rho,
-            dual_lr=self.dual_lr,
-            detach_target=self.detach_target,
-            detach_samples=self.detach_samples,
-        )
+        """The PLE objective's options; ``lam`` is 0 and the constraint a penalty except for
+        ``ple`` (the anchor adds its own term)."""
+        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(PLEConfig)}
+        if self.name != "ple":
+            options.update(lam=0.0, constraint="penalty")
+        return PLEConfig(**options)

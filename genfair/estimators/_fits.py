@@ -88,8 +88,7 @@ class HypernetworkFit:
             terms = objective(hnet, train.x, labels, generator=generator)
             loss = terms.total
             if reference is not None:
-                weights = predict_weights(hnet, train.x, labels)
-                loss = loss + self.config.lam * weight_discrepancy(reference, weights, normalize=self.config.normalize)
+                loss = loss + self.config.lam * weight_discrepancy(reference, terms.weights, normalize=self.config.normalize)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
