@@ -27,7 +27,7 @@ from torch.nn.utils.parametrizations import orthogonal, weight_norm
 
 from genfair.errors import ConfigError
 from genfair.models import VAE, ClassGaussianModel
-from hypernets import ChunkedHead, HyperNetwork
+from hypernets import ChunkedHead, HyperNetwork, PLEConfig, input_sensitivity, weight_discrepancy
 
 
 @dataclass
@@ -560,3 +560,48 @@ def test_chunked_readout_matches_its_composed_definition(batch, with_base):
     for got, want in zip(torch.autograd.grad(fused, inputs, upstream), expected):
         torch.testing.assert_close(got, want)
     assert torch.autograd.gradcheck(lambda z, b: head(z, gain=gain, base=b), (z, base))
+
+
+# ----------------------------------------------------------------- options: one clear message each
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"head": "wide"}, "head must be one of \\['chunked', 'dense'\\], got 'wide'"),
+        ({"buffers": "shared"}, "buffers must be one of \\['batch', 'frozen', 'track'\\], got 'shared'"),
+        ({"positive": {"0.weight": "square"}}, "positive\\['0.weight'\\] must be one of .*'psd'\\], got 'square'"),
+        ({"positive": {"nothing.*": "softplus"}}, "positive pattern 'nothing.\\*' matches no parameter"),
+        ({"sample_shape": ()}, "sample_shape must be a non-empty tuple of positive sizes, got \\(\\)"),
+        ({"chunk_size": 0}, "chunk_size must be a positive integer, got 0"),
+    ],
+)
+def test_bad_hypernetwork_options_are_refused(options, message):
+    target = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ConfigError, match=message):
+        HyperNetwork(target, **{"sample_shape": (3,), **options})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"lam": -0.1}, "lam must be a number >= 0, got -0.1"),
+        ({"rho": 0}, "rho must be a number > 0, got 0"),
+        ({"dual_lr": -1.0}, "dual_lr must be a number >= 0, got -1.0"),
+        ({"discrepancy": "pairwise"}, "discrepancy must be one of \\['draw', 'expectation'\\], got 'pairwise'"),
+        ({"normalize": "global"}, "normalize must be one of \\['parameter', 'relative'\\], got 'global'"),
+        ({"constraint": "hard"}, "constraint must be one of \\['penalty', 'augmented_lagrangian'\\], got 'hard'"),
+    ],
+)
+def test_bad_ple_options_are_refused(options, message):
+    with pytest.raises(ConfigError, match=message):
+        PLEConfig(**options)
+
+
+def test_discrepancy_and_probe_refuse_bad_input():
+    weights = {"w": torch.zeros(2)}
+    with pytest.raises(ConfigError, match="normalize must be one of"):
+        weight_discrepancy(weights, weights, normalize="global")
+    with pytest.raises(ConfigError, match="weight sets must have the same keys"):
+        weight_discrepancy(weights, {"v": torch.zeros(2)})
+    hnet = HyperNetwork(nn.Linear(3, 2), sample_shape=(3,))
+    with pytest.raises(ConfigError, match=r"x must have shape \(R, n >= 2, \*sample_shape\), got \(1, 1, 3\)"):
+        input_sensitivity(hnet, torch.zeros(1, 1, 3))
