@@ -123,6 +123,18 @@ class _ImageSource:
         y = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).expand(replicates, -1)
         return Batch(x, y.contiguous())
 
+    def training_pool(self) -> Batch:
+        """Every training-pool image of the chosen classes, whatever ``proportions`` say:
+        x ``(1, N, C, H, W)`` float32 in [0, 1], y ``(1, N)`` int64, grouped by class.
+
+        What an evaluation classifier is trained on; never overlaps ``heldout()``.
+        """
+        pools = self._pools()
+        x = torch.cat(pools.train).to(torch.float32) / pools.scale
+        sizes = torch.tensor([len(t) for t in pools.train])
+        y = torch.repeat_interleave(torch.arange(len(pools.train)), sizes)
+        return Batch(x[None], y[None])
+
     def heldout(self) -> Batch:
         """Every held-out image of the chosen classes: x ``(1, m, C, H, W)``, y ``(1, m)``."""
         pools = self._pools()
