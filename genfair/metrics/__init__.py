@@ -1,7 +1,13 @@
-"""Metrics of fidelity across generations, and their summaries across replicates."""
+"""Metrics of fidelity across generations (closed-form, and in a feature space with bootstrap
+intervals), class shares, and their summaries across replicates."""
 
+from genfair.metrics._bootstrap import percentile_interval, resample_confusion, stratified_resample
+from genfair.metrics._class_shares import corrected_shares, fairness_discrepancy, raw_shares, representation_ratio
+from genfair.metrics._feature_distances import frechet_distance, kid
+from genfair.metrics._fidelity import Estimate, fidelity_metrics
 from genfair.metrics._gaussian import class_gaussian_metrics, gaussian_w2_sq
 from genfair.metrics._kl import KLEstimate, monte_carlo_kl
+from genfair.metrics._prdc import PRDCContributions, prdc, prdc_contributions
 from genfair.metrics._summary import ReplicateSummary, summarize_replicates
 from genfair.metrics._classifier import (
     CLASSIFIER_VERSION,
@@ -13,11 +19,25 @@ from genfair.metrics._classifier import (
 )
 
 __all__ = [
+    "Estimate",
     "KLEstimate",
+    "PRDCContributions",
     "ReplicateSummary",
     "class_gaussian_metrics",
+    "corrected_shares",
+    "fairness_discrepancy",
+    "fidelity_metrics",
+    "frechet_distance",
     "gaussian_w2_sq",
+    "kid",
     "monte_carlo_kl",
+    "percentile_interval",
+    "prdc",
+    "prdc_contributions",
+    "raw_shares",
+    "representation_ratio",
+    "resample_confusion",
+    "stratified_resample",
     "summarize_replicates",
     "CLASSIFIER_VERSION",
     "ClassifierConfig",
