@@ -395,6 +395,19 @@ def test_fidelity_metrics_is_deterministic_given_the_generator():
     assert any(first[key].lo != other[key].lo for key in first)
 
 
+def test_the_share_interval_has_the_binomial_width_when_the_classifier_assigns_the_groups():
+    """An unconditional model's samples are grouped by the classifier's own predictions; the share
+    interval must still carry the share's sampling spread, sqrt(p (1 - p) / n), and not collapse
+    (a perfect confusion matrix removes the classifier's part)."""
+    real, real_labels, fake, _, predicted, _ = image_case()
+    out = run_case((real, real_labels, fake, predicted, predicted, torch.tensor([[50, 0], [0, 50]])), bootstrap=400)
+    p, n = out["share_raw/min"].value, len(fake)
+    width = out["share/min"].hi - out["share/min"].lo
+    expected = 2 * 1.96 * math.sqrt(p * (1 - p) / n)
+    # The percentile width from B = 400 resamples scatters by about 6 % around the binomial one: 0.25 is 4 of those.
+    assert width == pytest.approx(expected, rel=0.25)
+
+
 def test_a_vanished_minority_gives_nan_fidelity_and_a_zero_share_bounded_by_the_rule_of_three():
     real, real_labels, fake, fake_groups, _, confusion = image_case(n_minority_fake=0)
     predicted = torch.zeros(len(fake), dtype=torch.long)  # nothing generated looks like the minority

@@ -16,10 +16,12 @@ reports, as ``"metric/group"`` keys, each with a value on the full sets and a pe
    corrected for its confusion matrix (``share/<group>``, :mod:`genfair.metrics._class_shares`),
    ``representation_ratio/<minority>`` and ``fairness_discrepancy/all`` (l2, Choi et al. 2020).
 
-The bootstrap (:mod:`genfair.metrics._bootstrap`), with B resamples, is stratified on both sides:
-real images within their classes, generated ones within their assigned classes, and each row of
-the confusion matrix from its own counts, so the share intervals include the classifier's own
-uncertainty.
+The bootstrap (:mod:`genfair.metrics._bootstrap`), with B resamples, is stratified on both sides
+for the fidelity metrics: real images within their classes, generated ones within their assigned
+classes, so a resample never loses the minority. The class shares are the exception: their
+spread is what the interval is for, so the generated images are resampled as one set (stratified
+resamples would hold each class's count fixed), and each row of the confusion matrix is resampled
+from its own counts, so the share intervals include the classifier's own uncertainty.
 
 FD and KID are recomputed on every resample, without copying features: FD from count-weighted
 moments, KID as the U-statistic over pairs of distinct samples (two copies of one sample are not
@@ -167,8 +169,13 @@ def fidelity_metrics(
     # 4. Minority fidelity: the minority's value over the majority's, replicate by replicate.
     stats.update(_minority_ratios(stats, names, minority=minority, majority=_majority(target, minority)))
 
-    # 5. Class shares, raw and corrected for the (resampled) confusion matrix.
-    stats.update(_share_stats(fake_predicted, fake_counts, confusion, confusions, target, names, minority=minority))
+    # 5. Class shares, raw and corrected for the (resampled) confusion matrix. The share is the
+    #    quantity whose sampling spread is wanted, so its resamples are plain, not stratified: a
+    #    resample within fixed groups (the classifier's own classes, for an unconditional model)
+    #    would hold every predicted count, and the share's interval would collapse to a point.
+    plain = torch.randint(len(fake), (replicates, len(fake)), generator=generator, device=generator.device)
+    share_counts = _counts(plain.to(fake_groups.device))
+    stats.update(_share_stats(fake_predicted, share_counts, confusion, confusions, target, names, minority=minority))
 
     # 6. Percentile intervals, widened for classes no generated sample was predicted as.
     keys = list(stats)
