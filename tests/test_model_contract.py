@@ -15,6 +15,7 @@ from sklearn.datasets import load_digits
 
 from genfair.data import ClassMixtureData, GaussianData
 from genfair.models import (
+    DDPM,
     VAE,
     BiasedSampler,
     ClassGaussianModel,
@@ -77,6 +78,49 @@ def vae_case() -> Case:
     return Case(model, x, y, 10, list(model.parameters()))
 
 
+def conv_vae_case(num_classes: int | None) -> Case:
+    torch.manual_seed(0)
+    model = VAE(
+        sample_shape=(1, 8, 8),
+        hidden=(4, 8),
+        latent_dim=4,
+        batch_norm=True,
+        num_classes=num_classes,
+        architecture="conv",
+    )
+    x, y = _digits(N)
+    y = y if num_classes else torch.zeros_like(y)
+    return Case(model, x.reshape(1, N, 1, 8, 8), y, num_classes or 1, list(model.parameters()))
+
+
+def _tiny_ddpm(num_classes: int | None, sampler: str) -> DDPM:
+    """Two levels of 8 and 16 channels, 20 noise levels, 3 sampling steps."""
+    torch.manual_seed(0)
+    return DDPM(
+        sample_shape=(1, 8, 8),
+        block_out_channels=(8, 16),
+        norm_num_groups=4,
+        num_classes=num_classes,
+        num_train_timesteps=20,
+        sampler=sampler,
+        sample_steps=3,
+    )
+
+
+def ddpm_case(num_classes: int | None, sampler: str) -> Case:
+    model = _tiny_ddpm(num_classes, sampler)
+    x, y = _digits(N)
+    y = y if num_classes else torch.zeros_like(y)
+    return Case(model, x.reshape(1, N, 1, 8, 8), y, num_classes or 1, list(model.parameters()))
+
+
+def hyper_ddpm_case() -> Case:
+    fitted = ddpm_case(10, "ddim")
+    hnet = HyperNetwork(fitted.model, sample_shape=(1, 8, 8), num_classes=10, hidden=16, embedding_dim=8)
+    bound = hnet.bind(hnet(fitted.x[0], fitted.y[0]))
+    return Case(bound, fitted.x, fitted.y, 10, list(hnet.parameters()))
+
+
 def hyper_vae_case() -> Case:
     torch.manual_seed(0)
     target = VAE(sample_shape=(64,), hidden=(32, 32), latent_dim=4, batch_norm=True)
@@ -117,6 +161,11 @@ CASES = {
     "hyper_gaussian_mixture": hyper_gaussian_mixture_case,
     "class_mixture": mixture_case,
     "vae": vae_case,
+    "conv_vae": lambda: conv_vae_case(10),
+    "conv_vae_unconditional": lambda: conv_vae_case(None),
+    "ddpm": lambda: ddpm_case(10, "ddim"),
+    "ddpm_unconditional": lambda: ddpm_case(None, "ddpm"),
+    "hyper_ddpm": hyper_ddpm_case,
     "hyper_vae": hyper_vae_case,
     "hyper_class_mixture": hyper_mixture_case,
 }

@@ -2,20 +2,29 @@
 
 from genfair.models._analytic_config import AnalyticModelConfig, build_analytic_model
 from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, psd_sqrt
+from genfair.models._ddpm import DDPM
+from genfair.models._deep_config import DDPMConfig, VAEConfig, build_model
 from genfair.models._gaussian_mixture import GaussianMixtureModel
 from genfair.models._protocols import BiasedSampler, ClosedFormFit, GenerativeModel, ReparameterizedSampler
+from genfair.models._saving import load_model, save_model
 from genfair.models._vae import VAE
 
 __all__ = [
+    "DDPM",
     "AnalyticModelConfig",
     "BiasedSampler",
     "ClassGaussianModel",
     "ClosedFormFit",
+    "DDPMConfig",
     "GaussianMixtureModel",
     "GenerativeModel",
     "ReparameterizedSampler",
     "VAE",
+    "VAEConfig",
     "build_analytic_model",
+    "build_model",
+    "load_model",
     "per_class_sum",
     "psd_sqrt",
+    "save_model",
 ]

@@ -17,10 +17,18 @@ data, in nats, comparable across models and with genfair's analytic models; and 
 The floor ``min_scale`` keeps the likelihood bounded on pixels that are constant in the data
 (the digits' border), where a free scale would shrink to 0 and the loss diverge.
 
-Architecture: ``"mlp"`` (samples flattened; hidden layers Linear, [BatchNorm1d,] ReLU; the
-decoder mirrors the encoder's widths). The encoder maps ``(n, features)`` to ``(n, 2 * latent)``
-and the decoder ``(n, latent [+ classes])`` to ``(n, prod(sample_shape))``: a convolutional
-variant only has to build these two modules (see :func:`_build_networks`).
+Architecture: the encoder maps ``(n, features [+ classes])`` to ``(n, 2 * latent)`` and the
+decoder ``(n, latent [+ classes])`` to ``(n, prod(sample_shape))``, so loss and sampling are the
+same for every architecture (see :func:`_build_networks`):
+  - ``"mlp"``: samples flattened; hidden layers Linear, [BatchNorm1d,] ReLU; the decoder mirrors
+    the encoder's widths.
+  - ``"conv"``: images ``(C, H, W)``; the encoder is one Conv2d(kernel 4, stride 2, padding 1),
+    [BatchNorm2d,] ReLU per entry of ``hidden`` (its channels; each halves H and W), then a
+    Linear to ``2 * latent``; the decoder a Linear from ``latent [+ classes]`` to the smallest
+    feature map, [BatchNorm2d,] ReLU, then ConvTranspose2d layers (each doubling H and W) through
+    the channels of ``hidden`` in reverse to C, its output flattened. Class-conditional: the
+    one-hot label enters the encoder as ``classes`` extra constant input channels (one per class,
+    all ones in the label's channel) and the decoder joined to z, as in the MLP.
 """
 
 from __future__ import annotations
@@ -38,8 +46,8 @@ from genfair.models._protocols import GenerativeModel, ReparameterizedSampler
 
 __all__ = ["VAE"]
 
-Architecture = Literal["mlp"]
-ARCHITECTURES: tuple[str, ...] = ("mlp",)
+Architecture = Literal["mlp", "conv"]
+ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -47,14 +55,18 @@ class VAE(nn.Module, GenerativeModel, ReparameterizedSampler):
     """A VAE with a Gaussian decoder; optionally class-conditional (see the module docstring).
 
     Args:
-        sample_shape: shape of one sample, e.g. ``(64,)`` for 8x8 digits or ``(1, 8, 8)``.
-        hidden: widths of the encoder's hidden layers; the decoder takes them in reverse.
+        sample_shape: shape of one sample, e.g. ``(64,)`` for 8x8 digits or ``(1, 8, 8)``;
+            ``(channels, height, width)`` for ``"conv"``, height and width divisible by
+            ``2 ** len(hidden)``.
+        hidden: widths (``"mlp"``) or channels (``"conv"``) of the encoder's hidden layers; the
+            decoder takes them in reverse.
         latent_dim: dimension of z.
-        batch_norm: a BatchNorm1d after every hidden Linear (as in the MNIST VAE of Mayer et al.).
+        batch_norm: a BatchNorm1d after every hidden Linear (as in the MNIST VAE of Mayer et al.);
+            for ``"conv"``, a BatchNorm2d after every hidden (transposed) convolution.
         num_classes: if set, the one-hot label is joined to the encoder's input and to the
             decoder's latent, and the class shares are learned; ``None``: unconditional (labels
             are accepted and ignored, like a one-class model).
-        architecture: ``"mlp"`` (the only one so far).
+        architecture: ``"mlp"`` or ``"conv"`` (see the module docstring).
         min_scale: floor of the decoder's standard deviation, in data units.
 
     Shapes (R = 1): ``loss(x (1, n, *sample_shape), labels (1, n)) -> (1, n)``;
@@ -66,6 +78,9 @@ class VAE(nn.Module, GenerativeModel, ReparameterizedSampler):
         torch.Size([1, 32])
         >>> vae.sample(5, generator=torch.Generator().manual_seed(0)).shape
         torch.Size([1, 5, 64])
+        >>> conv = VAE(sample_shape=(1, 8, 8), hidden=(16, 32), latent_dim=8, architecture="conv")
+        >>> conv.sample(5).shape
+        torch.Size([1, 5, 1, 8, 8])
     """
 
     def __init__(
@@ -92,9 +107,11 @@ class VAE(nn.Module, GenerativeModel, ReparameterizedSampler):
         if not ok:
             raise ConfigError(f"min_scale must be a number > 0, got {min_scale!r}")
         self.min_scale = float(min_scale)
+        if architecture == "conv":
+            _check_conv_shape(self.sample_shape, self.hidden)
         features = math.prod(self.sample_shape)
         self.encoder, self.decoder = _build_networks(
-            architecture, features, self.hidden, latent_dim, batch_norm, self.num_classes or 0
+            architecture, self.sample_shape, self.hidden, latent_dim, batch_norm, self.num_classes or 0
         )
         self.raw_scale = nn.Parameter(torch.full((features,), _softplus_inverse(1.0)))  # sigma starts at 1 + min_scale
         self.class_logits = nn.Parameter(torch.zeros(self.num_classes)) if self.num_classes is not None else None
@@ -185,15 +202,90 @@ class VAE(nn.Module, GenerativeModel, ReparameterizedSampler):
 
 
 def _build_networks(
-    architecture: Architecture, features: int, hidden: tuple[int, ...], latent_dim: int, batch_norm: bool, classes: int
+    architecture: Architecture,
+    sample_shape: tuple[int, ...],
+    hidden: tuple[int, ...],
+    latent_dim: int,
+    batch_norm: bool,
+    classes: int,
 ) -> tuple[nn.Module, nn.Module]:
     """Encoder ``(n, features + classes) -> (n, 2 * latent_dim)`` and decoder
-    ``(n, latent_dim + classes) -> (n, features)`` for the chosen architecture."""
+    ``(n, latent_dim + classes) -> (n, features)`` for the chosen architecture,
+    ``features = prod(sample_shape)``."""
+    features = math.prod(sample_shape)
     if architecture == "mlp":
         encoder = _mlp([features + classes, *hidden, 2 * latent_dim], batch_norm)
         decoder = _mlp([latent_dim + classes, *reversed(hidden), features], batch_norm)
         return encoder, decoder
+    if architecture == "conv":
+        encoder = _ConvEncoder(sample_shape, hidden, 2 * latent_dim, batch_norm, classes)
+        decoder = _ConvDecoder(sample_shape, hidden, latent_dim + classes, batch_norm)
+        return encoder, decoder
     raise ConfigError(f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}")
+
+
+class _ConvEncoder(nn.Module):
+    """``(n, C*H*W + classes)`` -> ``(n, outputs)``: the image, the one-hot label as constant
+    channels, stride-2 convolutions (each halves H and W), a Linear."""
+
+    def __init__(
+        self, sample_shape: tuple[int, ...], hidden: tuple[int, ...], outputs: int, batch_norm: bool, classes: int
+    ) -> None:
+        super().__init__()
+        self.sample_shape, self.classes = sample_shape, classes
+        channels, height, width = sample_shape
+        layers: list[nn.Module] = []
+        for a, b in zip([channels + classes, *hidden[:-1]], hidden):
+            layers.append(nn.Conv2d(a, b, kernel_size=4, stride=2, padding=1))
+            layers.extend([nn.BatchNorm2d(b), nn.ReLU()] if batch_norm else [nn.ReLU()])
+        self.convs = nn.Sequential(*layers)
+        scale = 2 ** len(hidden)
+        self.out = nn.Linear(hidden[-1] * (height // scale) * (width // scale), outputs)
+
+    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+        n = flat.shape[0]
+        images = flat[:, : flat.shape[1] - self.classes].reshape(n, *self.sample_shape)
+        if self.classes:
+            label = flat[:, flat.shape[1] - self.classes :, None, None]  # (n, classes, 1, 1), one-hot
+            images = torch.cat([images, label.expand(-1, -1, *self.sample_shape[1:])], dim=1)
+        return self.out(self.convs(images).flatten(1))
+
+
+class _ConvDecoder(nn.Module):
+    """``(n, inputs)`` -> ``(n, C*H*W)``: a Linear to the smallest feature map, then stride-2
+    transposed convolutions (each doubles H and W) through ``hidden`` in reverse to C channels."""
+
+    def __init__(self, sample_shape: tuple[int, ...], hidden: tuple[int, ...], inputs: int, batch_norm: bool) -> None:
+        super().__init__()
+        channels, height, width = sample_shape
+        scale = 2 ** len(hidden)
+        self.start = (hidden[-1], height // scale, width // scale)
+        self.project = nn.Linear(inputs, math.prod(self.start))
+        first: list[nn.Module] = [nn.BatchNorm2d(hidden[-1]), nn.ReLU()] if batch_norm else [nn.ReLU()]
+        layers: list[nn.Module] = list(first)
+        widths = [*reversed(hidden), channels]
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(nn.ConvTranspose2d(a, b, kernel_size=4, stride=2, padding=1))
+            if i < len(widths) - 2:
+                layers.extend([nn.BatchNorm2d(b), nn.ReLU()] if batch_norm else [nn.ReLU()])
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        maps = self.project(z).reshape(z.shape[0], *self.start)
+        return self.deconvs(maps).flatten(1)
+
+
+def _check_conv_shape(sample_shape: tuple[int, ...], hidden: tuple[int, ...]) -> None:
+    if len(sample_shape) != 3:
+        raise ConfigError(
+            f"sample_shape must be (channels, height, width) for architecture='conv', got {sample_shape!r}"
+        )
+    factor = 2 ** len(hidden)
+    if sample_shape[1] % factor or sample_shape[2] % factor:
+        raise ConfigError(
+            f"sample_shape height and width must be divisible by 2 ** len(hidden) = {factor} for "
+            f"architecture='conv' (each of the {len(hidden)} hidden layers halves them), got {sample_shape!r}"
+        )
 
 
 def _mlp(widths: list[int], batch_norm: bool) -> nn.Sequential:
