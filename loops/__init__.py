@@ -6,13 +6,22 @@ Example:
     >>> from loops import LoopConfig, simulate
     >>> config = LoopConfig(kind="fully_synthetic", generations=5, n_real=10, n_synthetic=10, replicates=2000)
     >>> result = simulate(data=GaussianData(), model=ClassGaussianModel(replicates=2000), config=config,
-    ...                   seed=0, measure=lambda model, train: {"var/all": model.covs[:, 0, 0, 0]})
+    ...                   seed=0, measure=lambda model, train, generator: {"var/all": model.covs[:, 0, 0, 0]})
     >>> result.values("var/all").mean(axis=1).round(2)  # E = 0.9 ** (g + 1)
     array([0.9 , 0.81, 0.73, 0.66, 0.59])
 """
 
 from loops._config import LOOP_KINDS, LoopConfig, LoopKind
-from loops._simulate import Fit, FitContext, GenerationRecord, GenerationStore, LoopResult, fit_closed_form, simulate
+from loops._simulate import (
+    Fit,
+    FitContext,
+    GenerationRecord,
+    GenerationStore,
+    LoopResult,
+    Measurement,
+    fit_closed_form,
+    simulate,
+)
 from loops._store import RunStore
 from loops._training_set import draw_labels, training_set
 
@@ -25,6 +34,7 @@ __all__ = [
     "LoopConfig",
     "LoopKind",
     "LoopResult",
+    "Measurement",
     "RunStore",
     "draw_labels",
     "fit_closed_form",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,7 +19,16 @@ from genfair.seeding import torch_generator
 from loops._config import LoopConfig
 from loops._training_set import draw_labels, training_set
 
-__all__ = ["Fit", "FitContext", "GenerationRecord", "GenerationStore", "LoopResult", "fit_closed_form", "simulate"]
+__all__ = [
+    "Fit",
+    "FitContext",
+    "GenerationRecord",
+    "GenerationStore",
+    "LoopResult",
+    "Measurement",
+    "fit_closed_form",
+    "simulate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +44,25 @@ class FitContext:
     reference: dict[str, torch.Tensor] | None
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """What a ``measure`` may return instead of a plain dict: the values, and for some keys a
+    confidence interval ``(lo, hi)`` computed by the measure itself (a bootstrap over the samples
+    of a single-replicate deep model, where there are no replicates to summarise)."""
+
+    values: Mapping[str, torch.Tensor]
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
 Fit = Callable[[nn.Module, Batch, torch.Generator, FitContext], nn.Module]
-Measure = Callable[[nn.Module, Batch], dict[str, torch.Tensor]]
+Measure = Callable[[nn.Module, Batch, torch.Generator], "Mapping[str, torch.Tensor] | Measurement"]
+Labeller = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class GenerationRecord:
     """What one generation measured: ``values["metric/group"]`` is ``(replicates,)`` float64;
+    ``intervals["metric/group"]``, where the measure gave one, is ``(2,)`` float64 ``(lo, hi)``;
     ``seconds`` is the wall time of fit, measure and sample (writing to disk excluded).
 
     ``values`` is kept in sorted key order, so a record restored from a checkpoint (safetensors
@@ -52,9 +73,11 @@ class GenerationRecord:
     generation: int
     values: dict[str, np.ndarray]
     seconds: float
+    intervals: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", dict(sorted(self.values.items())))
+        object.__setattr__(self, "intervals", dict(sorted(self.intervals.items())))
 
 
 @dataclass(frozen=True)
@@ -97,21 +120,28 @@ def simulate(
     fit: Fit = fit_closed_form,
     store: GenerationStore | None = None,
     on_generation: Callable[[list[GenerationRecord]], None] | None = None,
+    label_synthetic: Labeller | None = None,
 ) -> LoopResult:
     """Run a self-consuming loop (Alemohammad et al. 2024, Algorithm 1) over ``config.generations``.
 
     Args:
-        data: a data source with ``draw(replicates, n, *, generator) -> Batch`` and ``classes``.
+        data: a data source with ``draw(replicates, n, *, generator) -> Batch`` and ``group_names``.
         model: the model to fit each generation (all replicates at once); fitted in place.
         config: the loop's kind, sizes and sampling bias.
         seed: root seed; generation g's randomness comes from ``genfair.seeding`` children
             (g, stream), so any generation can be re-run alone and a resumed run matches.
-        measure: ``(model, training set) -> {"metric/group": (replicates,)}``.
+        measure: ``(model, training set, generator) -> {"metric/group": (replicates,)}``, or a
+            :class:`Measurement` that adds confidence intervals.
         fit: ``(model, training set, generator, context) -> model``; closed form by default
             (``genfair.estimators.build_fit`` makes the hypernetwork, PLE and anchored fits).
         store: keeps finished generations; with one, the loop resumes after the last.
         on_generation: called after each finished generation with the records of every
             finished generation so far, including those restored from ``store``.
+        label_synthetic: ``x (R, n, *shape) -> labels (R, n)``: who labels the synthetic samples.
+            ``None`` (the default): the classes they were drawn for, sampled from the class
+            shares of the generation's training set, which suits class-conditional models;
+            an unconditional model ignores those, and its samples need a labeller (e.g. a
+            classifier) for their classes to mean anything.
 
     Example:
         >>> from genfair.data import GaussianData
@@ -119,18 +149,18 @@ def simulate(
         >>> config = LoopConfig(generations=3, n_real=10, n_synthetic=10, replicates=1000)
         >>> result = simulate(data=GaussianData(), model=ClassGaussianModel(replicates=1000),
         ...                   config=config, seed=0,
-        ...                   measure=lambda m, t: {"trace_cov/all": m.covs[:, 0, 0, 0]})
+        ...                   measure=lambda m, t, g: {"trace_cov/all": m.covs[:, 0, 0, 0]})
         >>> result.values("trace_cov/all").shape
         (3, 1000)
     """
-    num_classes = len(data.classes)
+    num_classes = len(data.group_names)
     if config.sampling_bias != 1.0 and not isinstance(model, BiasedSampler):
         raise ConfigError(
             f"loop.sampling_bias={config.sampling_bias} needs a model with biased sampling; "
             f"{type(model).__name__} has none (use loop.sampling_bias=1.0)"
         )
     real = data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real"))
-    _check_classes_present(real.class_counts(num_classes), data.classes)
+    _check_classes_present(real.class_counts(num_classes), data.group_names)
     records, synthetic = store.resume(model, limit=config.generations) if store is not None else ([], [])
     reference = store.model_state(0) if records else None
     for g in range(len(records), config.generations):
@@ -148,23 +178,34 @@ def simulate(
         if g == 0:
             reference = {name: value.detach().clone() for name, value in model.state_dict().items()}
         # 3. Measure the fitted model.
-        values = {key: value.detach().cpu().numpy().astype(np.float64) for key, value in measure(model, train).items()}
+        values, intervals = _as_arrays(measure(model, train, torch_generator(seed, g, "measure")))
         # 4. Draw the synthetic samples that generation g + 1 trains on; their classes follow
-        #    the class shares of this generation's training set.
+        #    the class shares of this generation's training set (or the labeller's verdict).
         sampler = torch_generator(seed, g, "sample")
         labels = draw_labels(train.class_counts(num_classes), config.n_synthetic, generator=sampler)
         if config.sampling_bias == 1.0:
             x = model.sample(config.n_synthetic, labels=labels, generator=sampler)
         else:
             x = model.sample_biased(config.n_synthetic, bias=config.sampling_bias, labels=labels, generator=sampler)
-        synthetic = (synthetic if config.kind == "accumulate" else []) + [Batch(x.detach(), labels)]
-        record = GenerationRecord(g, values, time.perf_counter() - start)
+        x = x.detach()
+        if label_synthetic is not None:
+            labels = label_synthetic(x).to(torch.int64)
+        synthetic = (synthetic if config.kind == "accumulate" else []) + [Batch(x, labels)]
+        record = GenerationRecord(g, values, time.perf_counter() - start, intervals)
         if store is not None:
             store.save(record, model, synthetic[-1])
         records.append(record)
         if on_generation is not None:
             on_generation(records)
     return LoopResult(records, model)
+
+
+def _as_arrays(measured: Mapping[str, torch.Tensor] | Measurement) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    if not isinstance(measured, Measurement):
+        measured = Measurement(measured)
+    values = {key: value.detach().cpu().numpy().astype(np.float64) for key, value in measured.values.items()}
+    intervals = {key: np.asarray(bounds, dtype=np.float64) for key, bounds in measured.intervals.items()}
+    return values, intervals
 
 
 def _check_classes_present(counts: torch.Tensor, classes: tuple[str, ...]) -> None:

@@ -21,6 +21,7 @@ class RunStore:
     """One directory per finished generation, ``generation_0007/``, holding:
 
     - ``metrics.safetensors``: every replicate's value of every metric (float64);
+    - ``intervals.safetensors``: the ``(lo, hi)`` intervals the measure gave, if any;
     - ``model.safetensors``: the fitted model's ``state_dict``;
     - ``synthetic.safetensors``: the samples drawn for the next generation (``x``, ``y``);
     - ``record.json``: generation, seconds, and the sha256 of the three files.
@@ -74,6 +75,9 @@ class RunStore:
             "model": save_tensors(partial / "model.safetensors", dict(model.state_dict())),
             "synthetic": save_tensors(partial / "synthetic.safetensors", {"x": synthetic.x, "y": synthetic.y}),
         }
+        if record.intervals:
+            intervals = {k: torch.from_numpy(v) for k, v in record.intervals.items()}
+            digests["intervals"] = save_tensors(partial / "intervals.safetensors", intervals)
         write_json(partial / "record.json", {"generation": record.generation, "seconds": record.seconds, "sha256": digests})
         partial.rename(final)
         if not self.keep_all_synthetic and record.generation > 0:
@@ -88,8 +92,11 @@ class RunStore:
 
     def _record(self, generation: int) -> GenerationRecord:
         values = {k: v.numpy() for k, v in self._tensors(generation, "metrics").items()}
-        seconds = read_json(self._path(generation) / "record.json")["seconds"]
-        return GenerationRecord(generation, values, float(seconds))
+        saved = read_json(self._path(generation) / "record.json")
+        intervals = {}
+        if "intervals" in saved["sha256"]:
+            intervals = {k: v.numpy() for k, v in self._tensors(generation, "intervals").items()}
+        return GenerationRecord(generation, values, float(saved["seconds"]), intervals)
 
     def _tensors(self, generation: int, name: str) -> dict[str, torch.Tensor]:
         record = read_json(self._path(generation) / "record.json")

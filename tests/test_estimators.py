@@ -32,7 +32,7 @@ def _loop(fit, *, kind="fully_synthetic", generations=3, replicates=16, seed=0):
     model = ClassGaussianModel(2, 2, replicates=replicates)
     config = LoopConfig(kind=kind, generations=generations, n_real=40, n_synthetic=40, replicates=replicates)
 
-    def measure(fitted, train):
+    def measure(fitted, train, generator):
         return class_gaussian_metrics(
             fitted, true_means=DATA.true_means(), true_covariances=DATA.true_covariances(),
             counts=train.class_counts(2), classes=DATA.classes,

@@ -29,7 +29,7 @@ def run_loop(data, *, kind="fully_synthetic", estimator="mle", n_real=10, n_synt
     config = LoopConfig(kind=kind, generations=generations, n_real=n_real, n_synthetic=n_synthetic,
                         sampling_bias=bias, replicates=replicates)
 
-    def measure(fitted, train):
+    def measure(fitted, train, generator):
         return class_gaussian_metrics(fitted, true_means=data.true_means(), true_covariances=data.true_covariances(),
                                       counts=train.class_counts(len(data.classes)), classes=data.classes)
 

@@ -32,6 +32,19 @@ class GaussianData:
     def classes(self) -> tuple[str, ...]:
         return ("all",)
 
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """Class names in label order (every data source has them; see ``DigitsData``)."""
+        return self.classes
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        return (1.0,)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.dim,)
+
     def true_means(self) -> torch.Tensor:
         """``(1, dim)`` float64 true mean."""
         return torch.zeros(1, self.dim, dtype=torch.float64)
@@ -91,6 +104,19 @@ class ClassMixtureData:
         if self.class_names is not None:
             return tuple(self.class_names)
         return tuple(f"class{i}" for i in range(len(self.proportions)))
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """Class names in label order (every data source has them; see ``DigitsData``)."""
+        return self.classes
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        return tuple(float(p) for p in self.proportions)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.dim,)
 
     def true_means(self) -> torch.Tensor:
         """``(classes, dim)`` float64 class means."""

@@ -8,6 +8,6 @@ Example:
 """
 
 from genfair.estimators._config import ESTIMATORS, EstimatorConfig, EstimatorName
-from genfair.estimators._fits import AnchoredFit, HypernetworkFit, build_fit
+from genfair.estimators._fits import AnchoredFit, GradientFit, HypernetworkFit, build_fit
 
-__all__ = ["ESTIMATORS", "AnchoredFit", "EstimatorConfig", "EstimatorName", "HypernetworkFit", "build_fit"]
+__all__ = ["ESTIMATORS", "AnchoredFit", "EstimatorConfig", "EstimatorName", "GradientFit", "HypernetworkFit", "build_fit"]

@@ -37,6 +37,9 @@ class EstimatorConfig(PLEConfig):
         name: one of ``mle``, ``hyper_mle``, ``ple``, ``anchor``.
         lam: weight of the discrepancy (``ple``) or of the anchor (``anchor``); 0.1 by default.
         steps, lr: Adam steps and learning rate of each generation's training.
+        batch_size: training samples per step, drawn without replacement from the generation's
+            training set (for a hypernetwork: the set it reads and is scored on); ``None``: the
+            whole set every step.
         hypernetwork: whether ``anchor`` trains through a hypernetwork.
         head, hidden, embedding_dim: the hypernetwork (see ``hypernets.HyperNetwork``).
     """
@@ -44,6 +47,7 @@ class EstimatorConfig(PLEConfig):
     name: str = "mle"
     steps: int = 200
     lr: float = 0.01
+    batch_size: int | None = None
     hypernetwork: bool = False
     head: str = "chunked"
     hidden: int = 64
@@ -53,6 +57,8 @@ class EstimatorConfig(PLEConfig):
         check_choice("name", self.name, ESTIMATORS)
         check_choice("head", self.head, HEADS)
         check_positive_int("steps", self.steps)
+        if self.batch_size is not None:
+            check_positive_int("batch_size", self.batch_size)
         check_positive_int("hidden", self.hidden)
         check_positive_int("embedding_dim", self.embedding_dim)
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:

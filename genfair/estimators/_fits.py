@@ -4,6 +4,10 @@
 Hypernetwork fits train a fresh :class:`~hypernets.HyperNetwork` every generation (its residual
 base starts at the previous generation's weights), so a generation depends only on its training
 set, the model it starts from and its seed: a resumed loop reproduces an uninterrupted one.
+Models without a closed-form fit (the deep ones) are trained by gradient steps, each generation
+starting from the previous generation's weights (fine-tuning; the first from the initialisation).
+Every fit runs under a forked global RNG seeded from its generator, so randomness a model draws
+without an explicit generator (a VAE's reparameterisation noise) is reproducible too.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from hypernets import (
 )
 from loops import Fit, FitContext, fit_closed_form
 
-__all__ = ["AnchoredFit", "HypernetworkFit", "build_fit"]
+__all__ = ["AnchoredFit", "GradientFit", "HypernetworkFit", "build_fit"]
 
 
 def build_fit(
@@ -37,16 +41,50 @@ def build_fit(
     num_classes: int | None,
     positive: Mapping[str, Positivity],
     per_replicate: bool,
+    closed_form: bool = True,
 ) -> Fit:
     """The loop's fit for ``config`` (``positive``: the model's constrained parameters, e.g.
-    ``{"covs": "psd"}``; ``per_replicate``: the model holds independent replicates)."""
-    if config.name == "mle":
-        return fit_closed_form
+    ``{"covs": "psd"}``; ``per_replicate``: the model holds independent replicates;
+    ``closed_form``: the model has a closed-form fit, else ``mle`` and ``anchor`` train by
+    gradient steps)."""
     if config.uses_hypernetwork:
         return HypernetworkFit(
             config, sample_shape=sample_shape, num_classes=num_classes, positive=positive, per_replicate=per_replicate
         )
+    if not closed_form:
+        return GradientFit(config)
+    if config.name == "mle":
+        return fit_closed_form
     return AnchoredFit(config, positive=positive, per_replicate=per_replicate)
+
+
+class GradientFit:
+    """Maximum likelihood by ``config.steps`` Adam steps on the mean per-sample loss of
+    ``config.batch_size`` training samples (the whole set if ``None``), starting from the
+    model's current weights; for ``anchor``, from generation 1 on the loss adds
+    ``lam * D(theta, theta_0)``, the discrepancy to generation 0's weights (loop form)."""
+
+    def __init__(self, config: EstimatorConfig) -> None:
+        self.config = config
+
+    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
+        anchored = self.config.name == "anchor" and context.reference is not None
+        params = dict(model.named_parameters())
+        reference = {name: context.reference[name] for name in params} if anchored else None
+        optimiser = torch.optim.Adam(params.values(), lr=self.config.lr)
+        model.train()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_seed_from(generator))
+            for _ in range(self.config.steps):
+                x, y = _minibatch(train, self.config.batch_size, generator)
+                loss = model.loss(x, y).mean()
+                if reference is not None:
+                    loss = loss + self.config.lam * weight_discrepancy(reference, params, normalize=self.config.normalize)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+        model.eval()
+        return model
 
 
 class HypernetworkFit:
@@ -83,16 +121,20 @@ class HypernetworkFit:
         anchored = self.config.name == "anchor" and context.reference is not None
         reference = {name: context.reference[name] for name in hnet.generated} if anchored else None
         optimiser = torch.optim.Adam(hnet.parameters(), lr=self.config.lr)
-        labels = train.y if self.options["num_classes"] else None
-        for _ in range(self.config.steps):
-            terms = objective(hnet, train.x, labels, generator=generator)
-            loss = terms.total
-            if reference is not None:
-                loss = loss + self.config.lam * weight_discrepancy(reference, terms.weights, normalize=self.config.normalize)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            objective.update_multiplier(terms)
+        conditional = bool(self.options["num_classes"])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_seed_from(generator))  # randomness the model draws without a generator
+            for _ in range(self.config.steps):
+                x, y = _minibatch(train, self.config.batch_size, generator)
+                terms = objective(hnet, x, y if conditional else None, generator=generator)
+                loss = terms.total
+                if reference is not None:
+                    loss = loss + self.config.lam * weight_discrepancy(reference, terms.weights, normalize=self.config.normalize)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                objective.update_multiplier(terms)
+        labels = train.y if conditional else None
         with torch.no_grad():
             hnet.load_into_target(predict_weights(hnet, train.x, labels))
         self.hypernetwork = hnet
@@ -130,6 +172,15 @@ class AnchoredFit:
             for name, value in layout.split(free).items():
                 params[name].copy_(value)
         return model
+
+
+def _minibatch(train: Batch, batch_size: int | None, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` samples of every replicate, without replacement (the whole set if ``None``
+    or not smaller than it)."""
+    if batch_size is None or batch_size >= train.n:
+        return train.x, train.y
+    keep = torch.randperm(train.n, generator=generator, device=generator.device)[:batch_size].to(train.x.device)
+    return train.x[:, keep], train.y[:, keep]
 
 
 def _seed_from(generator: torch.Generator) -> int:

@@ -284,7 +284,7 @@ def _relative_change(a: torch.Tensor, b: torch.Tensor) -> float:
 class _MixtureSource:
     """The true mixture as a data source for ``loops.simulate``: unlabelled (one group, ``all``)."""
 
-    classes = ("all",)
+    group_names = ("all",)
 
     def __init__(self, truth: GaussianMixtureModel) -> None:
         self.truth = truth
@@ -303,7 +303,7 @@ def _loop(
         estimator(train.x, generator).load_into(model)
         return model
 
-    def measure(model: GaussianMixtureModel, train: Batch) -> dict[str, torch.Tensor]:
+    def measure(model: GaussianMixtureModel, train: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         converged = torch.ones(config.chains, dtype=torch.bool)
         fitted = MixtureEstimate(model.weights.detach(), model.means.detach(), model.variances.detach(), converged)
         return _measure(fitted, truth, config, roots["kl"])
