@@ -2,6 +2,10 @@
 
 - ``metrics.csv``: one row per (arm, generation, group, metric) with the columns of
   :data:`CSV_COLUMNS`; statistics are across replicates (see ``summarize_replicates``).
+  ``lo`` / ``hi`` bound a 95 % confidence interval: the one the measure computed where it
+  gave one (deep models, one replicate: a bootstrap over samples stratified by class, see
+  ``genfair.evaluation``), else the normal interval of the mean across replicates,
+  ``mean -+ 1.96 se`` (NaN with one replicate).
 - ``replicates.npz``: one float64 array ``(generations, replicates)`` per ``"arm/metric/group"``
   key; NaN where a value is undefined (an extinct class's fidelity). Plain arrays: load with
   ``numpy.load(path, allow_pickle=False)``. Assembled when each arm finishes from the
@@ -19,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from genfair.checkpoint import write_bytes_atomic
+from genfair.checkpoint import write_bytes_atomic, write_json
 from genfair.metrics import summarize_replicates
 from loops import GenerationRecord
 
 __all__ = [
     "CSV_COLUMNS",
+    "RunOutputs",
     "headline_numbers",
     "read_metrics_csv",
     "record_rows",
@@ -32,7 +37,8 @@ __all__ = [
     "write_replicates",
 ]
 
-CSV_COLUMNS = ("arm", "generation", "group", "metric", "mean", "se", "median", "q05", "q95", "n")
+CSV_COLUMNS = ("arm", "generation", "group", "metric", "mean", "se", "median", "q05", "q95", "n", "lo", "hi")
+_FLOAT_COLUMNS = ("mean", "se", "median", "q05", "q95", "lo", "hi")
 
 
 def record_rows(arm: str, record: GenerationRecord) -> list[dict]:
@@ -41,7 +47,12 @@ def record_rows(arm: str, record: GenerationRecord) -> list[dict]:
     for key, values in record.values.items():
         metric, group = key.split("/", 1)
         summary = summarize_replicates(values).as_dict()
-        rows.append({"arm": arm, "generation": record.generation, "group": group, "metric": metric, **summary})
+        if key in record.intervals:
+            lo, hi = (float(v) for v in record.intervals[key])
+        else:
+            lo, hi = summary["mean"] - 1.96 * summary["se"], summary["mean"] + 1.96 * summary["se"]
+        row = {"arm": arm, "generation": record.generation, "group": group, "metric": metric, **summary}
+        rows.append({**row, "lo": lo, "hi": hi})
     return rows
 
 
@@ -53,7 +64,7 @@ def headline_numbers(rows: list[dict], metrics: list[str]) -> dict[str, dict[str
             last[(row["arm"], row["metric"], row["group"])] = row  # rows are in generation order
     headline: dict[str, dict[str, dict]] = {}
     for (arm, metric, group), row in last.items():
-        stats = {k: row[k] for k in ("generation", "mean", "se", "median", "q05", "q95", "n")}
+        stats = {k: row[k] for k in ("generation", "mean", "se", "median", "q05", "q95", "n", "lo", "hi")}
         headline.setdefault(arm, {})[f"{metric}/{group}"] = stats
     return headline
 
@@ -81,11 +92,37 @@ def write_replicates(path: Path, records: Mapping[str, list[GenerationRecord]]) 
 
 
 def read_metrics_csv(path: Path) -> list[dict]:
-    """Rows of a ``metrics.csv`` with numbers parsed (``generation`` and ``n`` as int)."""
+    """Rows of a ``metrics.csv`` with numbers parsed (``generation`` and ``n`` as int; files
+    written before ``lo`` / ``hi`` existed get NaN there)."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:
-        for column in ("mean", "se", "median", "q05", "q95"):
-            row[column] = float(row[column])
+        for column in _FLOAT_COLUMNS:
+            row[column] = float(row.get(column) or "nan")
         row["generation"], row["n"] = int(row["generation"]), int(row["n"])
     return rows
+
+
+class RunOutputs:
+    """A run's ``metrics.csv`` and ``summary.json``, rewritten after every generation from cached
+    per-generation rows."""
+
+    def __init__(self, run_dir: Path, summary: dict) -> None:
+        self.run_dir, self.summary = run_dir, summary
+        self.records: dict[str, list[GenerationRecord]] = {}
+        self._rows: dict[tuple[str, int], list[dict]] = {}
+
+    def update(self, arm: str, finished: list[GenerationRecord]) -> None:
+        self.records[arm] = finished
+        for record in finished:
+            if (arm, record.generation) not in self._rows:
+                self._rows[(arm, record.generation)] = record_rows(arm, record)
+        self.summary["arms"].setdefault(arm, {})["generation_seconds"] = [r.seconds for r in finished]
+        self.write()
+
+    def write(self) -> list[dict]:
+        rows = [row for key in self._rows for row in self._rows[key]]
+        self.summary["headline"] = headline_numbers(rows, self.summary["headline_metrics"])
+        write_metrics_csv(self.run_dir / "metrics.csv", rows)
+        write_json(self.run_dir / "summary.json", self.summary)
+        return rows

@@ -1,7 +1,14 @@
 """Run one or more arms of a self-consuming-loop experiment into a run directory.
 
 This is what the ``genfair`` command does after Hydra has composed the config; it takes plain
-dataclasses, so a notebook can call it directly.
+dataclasses, so a notebook can call it directly. Two families of arms:
+
+  - ``analytic``: Gaussian data and models refit in closed form (or by the estimators of
+    ``genfair.estimators``), many replicates at once, metrics against the known truth;
+  - ``images``: a deep model (``VAEConfig``, ``DDPMConfig``) on real images (``DigitsData``,
+    ``ImageFileData``), one replicate, measured by ``genfair.evaluation.ImageEvaluation`` with
+    bootstrap intervals; sample grids per generation and the "minority fidelity across
+    generations" figure.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import dataclasses
 import json
 import logging
 import platform
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -17,17 +25,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from genfair._outputs import headline_numbers, record_rows, write_metrics_csv, write_replicates
-from genfair.checkpoint import read_json, write_json
-from genfair.data import ClassMixtureData, GaussianData
+from genfair._outputs import RunOutputs, write_replicates
+from genfair.checkpoint import load_tensors, read_json, save_tensors
+from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
 from genfair.errors import ConfigError, check_positive_int
 from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
+from genfair.evaluation import EvaluationConfig, ImageEvaluation
 from genfair.metrics import class_gaussian_metrics
-from genfair.models import AnalyticModelConfig, ClassGaussianModel, build_analytic_model
-from genfair.seeding import torch_generator
+from genfair.models import (
+    AnalyticModelConfig,
+    ClassGaussianModel,
+    DDPMConfig,
+    VAEConfig,
+    build_analytic_model,
+    build_model,
+)
+from genfair.plots import save_fidelity_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
+from genfair.seeding import child_seed, torch_generator
 from hypernets import input_sensitivity
-from genfair.plots import save_metric_figure
 from loops import GenerationRecord, LoopConfig, RunStore, simulate
 
 __all__ = ["Arm", "ExperimentResult", "run_experiment"]
@@ -37,18 +54,27 @@ log = logging.getLogger("genfair")
 HEADLINE = {
     "gaussian": ["w2_sq", "trace_cov", "mean_sq_err"],
     "class_mixture": ["share", "extinct", "w2_sq", "trace_cov"],
+    "images": ["share", "precision", "recall", "coverage", "density", "fd", "kid", "train_share"],
 }
+IMAGE_SOURCES = (DigitsData, ImageFileData)
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of an experiment: the data, the model, the loop it runs and its estimator."""
+    """One arm of an experiment: the data, the model, the loop it runs, its estimator and, for
+    deep models on images, how its generations are measured."""
 
     name: str
-    data: GaussianData | ClassMixtureData
-    model: AnalyticModelConfig
+    data: GaussianData | ClassMixtureData | DigitsData | ImageFileData
+    model: AnalyticModelConfig | VAEConfig | DDPMConfig
     loop: LoopConfig
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    @property
+    def family(self) -> str:
+        """``gaussian`` or ``class_mixture`` (analytic), or ``images`` (a deep model)."""
+        return self.model.name if isinstance(self.model, AnalyticModelConfig) else "images"
 
 
 @dataclass(frozen=True)
@@ -73,75 +99,71 @@ def run_experiment(arms: Sequence[Arm], *, seed: int, run_dir: Path, config: dic
     """
     if not arms or len({arm.name for arm in arms}) != len(arms):
         raise ConfigError(f"arms must be a non-empty list with unique names, got {[arm.name for arm in arms]}")
+    bad = [arm.name for arm in arms if not re.fullmatch(r"[A-Za-z0-9_.=-]+", arm.name)]
+    if bad:  # arm names become directory names and the first part of "arm/metric/group" keys
+        raise ConfigError(f"arm names may hold letters, digits and _ . = - only, got {bad}")
     check_positive_int("seed", seed, minimum=0)
-    models = {arm.name: _build(arm) for arm in arms}
+    families = {arm.family for arm in arms}
+    if len(families) > 1 and "images" in families:
+        raise ConfigError(f"arms mix deep models on images with analytic models ({sorted(families)}); run them apart")
+    for arm in arms:
+        _check_arm(arm)
+    models = {arm.name: _build(arm, seed) for arm in arms}
     run_dir = Path(run_dir)
     fingerprint = _fingerprint(arms, seed)
     _check_run_dir(run_dir, fingerprint)
     fresh = not (run_dir / "summary.json").exists()
-    family = arms[0].model.name
+    family = arms[0].family
+    data = arms[0].data
     summary: dict[str, Any] = {
         "status": "running",
         "seed": seed,
         "config": config if config is not None else fingerprint,
         "fingerprint": fingerprint,
         "versions": _versions(),
+        "family": family,
         "headline_metrics": HEADLINE[family],
-        "groups": list(arms[0].data.classes),
-        "minority": _minority(arms[0].data),
+        "groups": list(data.group_names),
+        "minority": _minority(data),
         "arms": {},
     }
-    outputs = _Outputs(run_dir, summary)
+    evaluations = _evaluations(arms) if family == "images" else {}
+    if evaluations:
+        summary["classifier"] = _classifier_summary(next(iter(evaluations.values())))
+    outputs = RunOutputs(run_dir, summary)
     if fresh:  # claim the directory before the first generation, so a kill leaves it resumable
         outputs.write()
     for arm in arms:
-        _run_arm(arm, models[arm.name], seed=seed, run_dir=run_dir, outputs=outputs)
+        evaluation = evaluations.get(_evaluation_key(arm))
+        _run_arm(arm, models[arm.name], seed=seed, run_dir=run_dir, outputs=outputs, evaluation=evaluation)
         write_replicates(run_dir / "replicates.npz", outputs.records)
     summary["status"] = "complete"
     rows = outputs.write()
     for metric in summary["headline_metrics"]:
         save_metric_figure(run_dir / "figures" / f"{metric}.png", [("", rows)], metric=metric)
+    if family == "images":
+        _image_figures(arms, rows, run_dir, summary)
     log.info("results in %s", run_dir)
     return ExperimentResult(run_dir, outputs.records, summary)
 
 
-class _Outputs:
-    """The run's result files, rewritten after every generation from cached per-generation rows."""
+def _run_arm(
+    arm: Arm, model, *, seed: int, run_dir: Path, outputs: RunOutputs, evaluation: ImageEvaluation | None
+) -> list[GenerationRecord]:
+    data, names = arm.data, arm.data.group_names
 
-    def __init__(self, run_dir: Path, summary: dict) -> None:
-        self.run_dir, self.summary = run_dir, summary
-        self.records: dict[str, list[GenerationRecord]] = {}
-        self._rows: dict[tuple[str, int], list[dict]] = {}
-
-    def update(self, arm: str, finished: list[GenerationRecord]) -> None:
-        self.records[arm] = finished
-        for record in finished:
-            if (arm, record.generation) not in self._rows:
-                self._rows[(arm, record.generation)] = record_rows(arm, record)
-        self.summary["arms"][arm] = {"generation_seconds": [r.seconds for r in finished]}
-        self.write()
-
-    def write(self) -> list[dict]:
-        rows = [row for key in self._rows for row in self._rows[key]]
-        self.summary["headline"] = headline_numbers(rows, self.summary["headline_metrics"])
-        write_metrics_csv(self.run_dir / "metrics.csv", rows)
-        write_json(self.run_dir / "summary.json", self.summary)
-        return rows
-
-
-def _run_arm(arm: Arm, model, *, seed: int, run_dir: Path, outputs: _Outputs) -> list[GenerationRecord]:
-    data, classes = arm.data, arm.data.classes
-
-    def measure(fitted, train):
+    def measure_analytic(fitted, train, generator):
         return class_gaussian_metrics(
             fitted,
             true_means=data.true_means(),
             true_covariances=data.true_covariances(),
-            counts=train.class_counts(len(classes)),
-            classes=classes,
+            counts=train.class_counts(len(names)),
+            classes=names,
         )
 
     def on_generation(finished: list[GenerationRecord]) -> None:
+        if evaluation is not None and evaluation.last_grid is not None:
+            _save_grid(run_dir, arm.name, finished[-1].generation, evaluation.last_grid, names)
         outputs.update(arm.name, finished)
         _log_progress(arm, finished[-1], outputs.summary)
 
@@ -149,15 +171,25 @@ def _run_arm(arm: Arm, model, *, seed: int, run_dir: Path, outputs: _Outputs) ->
     done = len(store.finished())
     if done:
         log.info("arm %s: resuming after generation %d", arm.name, done - 1)
+    analytic = evaluation is None
     fit = build_fit(
         arm.estimator,
-        sample_shape=(data.dim,),
-        num_classes=len(classes),
-        positive=ClassGaussianModel.CONSTRAINTS,
-        per_replicate=True,
+        sample_shape=data.sample_shape,
+        num_classes=len(names) if (analytic or model.num_classes is not None) else None,
+        positive=ClassGaussianModel.CONSTRAINTS if analytic else {},
+        per_replicate=analytic,
+        closed_form=analytic,
     )
     result = simulate(
-        data=data, model=model, config=arm.loop, seed=seed, measure=measure, fit=fit, store=store, on_generation=on_generation
+        data=data,
+        model=model,
+        config=arm.loop,
+        seed=seed,
+        measure=measure_analytic if analytic else evaluation.measure,
+        fit=fit,
+        store=store,
+        on_generation=on_generation,
+        label_synthetic=None if analytic else evaluation.labeller,
     )
     outputs.update(arm.name, result.records)  # an arm finished before a restart runs no generation, so on_generation never fires
     if isinstance(fit, HypernetworkFit) and fit.hypernetwork is not None:
@@ -169,8 +201,90 @@ def _run_arm(arm: Arm, model, *, seed: int, run_dir: Path, outputs: _Outputs) ->
     return result.records
 
 
-def _build(arm: Arm):
-    return build_analytic_model(arm.model, data=arm.data, replicates=arm.loop.replicates, n_real=arm.loop.n_real)
+def _check_arm(arm: Arm) -> None:
+    """Data and model must belong to the same family; deep models run one replicate."""
+    images = isinstance(arm.data, IMAGE_SOURCES)
+    if arm.family == "images" and not images:
+        raise ConfigError(
+            f"model={arm.model.name} needs image data (data=digits or data=image_files), "
+            f"got {type(arm.data).__name__} (in arm {arm.name!r})"
+        )
+    if arm.family != "images" and images:
+        raise ConfigError(
+            f"model={arm.model.name} is an analytic model for data=gaussian or data=class_mixture; "
+            f"for {type(arm.data).__name__} use model=vae or model=ddpm (in arm {arm.name!r})"
+        )
+    if arm.family == "images" and arm.loop.replicates != 1:
+        raise ConfigError(
+            f"loop.replicates must be 1 for a deep model (one model per arm; run several seeds for "
+            f"replicates), got {arm.loop.replicates} (in arm {arm.name!r})"
+        )
+    if arm.family == "images":  # a real draw larger than the training pools fails here, not mid-run
+        arm.data.draw(1, arm.loop.n_real, generator=torch.Generator().manual_seed(0))
+
+
+def _build(arm: Arm, seed: int):
+    if arm.family != "images":
+        return build_analytic_model(arm.model, data=arm.data, replicates=arm.loop.replicates, n_real=arm.loop.n_real)
+    num_classes = len(arm.data.group_names)
+    with torch.random.fork_rng(devices=[]):  # the initial weights: the same in every arm
+        torch.manual_seed(int(child_seed(seed, 0, "fit").generate_state(1)[0]))
+        return build_model(arm.model, sample_shape=arm.data.sample_shape, num_classes=num_classes)
+
+
+def _evaluation_key(arm: Arm) -> str:
+    described = {"data": dataclasses.asdict(arm.data), "evaluation": dataclasses.asdict(arm.evaluation)}
+    return json.dumps({**described, "conditional": getattr(arm.model, "conditional", False)}, sort_keys=True)
+
+
+def _evaluations(arms: Sequence[Arm]) -> dict[str, ImageEvaluation]:
+    """One evaluation per distinct (data, evaluation, conditional) among the arms."""
+    evaluations: dict[str, ImageEvaluation] = {}
+    for arm in arms:
+        key = _evaluation_key(arm)
+        if key not in evaluations:
+            evaluations[key] = ImageEvaluation.prepare(arm.data, arm.evaluation, conditional=arm.model.conditional)
+    return evaluations
+
+
+def _classifier_summary(evaluation: ImageEvaluation) -> dict[str, Any]:
+    trained = evaluation.classifier
+    return {
+        "heldout_accuracy": float(trained.heldout_accuracy),
+        "per_class_accuracy": [float(a) for a in trained.per_class_accuracy],
+        "confusion": [[int(c) for c in row] for row in trained.confusion.tolist()],
+    }
+
+
+def _save_grid(run_dir: Path, arm: str, generation: int, grid: torch.Tensor, names: Sequence[str]) -> None:
+    path = run_dir / "samples" / arm / f"generation_{generation:04d}"
+    save_tensors(path.with_suffix(".safetensors"), {"grid": grid.contiguous()})
+    save_sample_grid(path.with_suffix(".png"), grid, row_labels=list(names), title=f"{arm}, generation {generation}")
+
+
+def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, summary: dict) -> None:
+    """The "minority fidelity across generations" figure and each arm's samples across generations."""
+    data = arms[0].data
+    shares = list(data.shares)
+    minority = summary["minority"]
+    majority = data.group_names[max(range(len(shares)), key=shares.__getitem__)]
+    save_fidelity_figure(
+        run_dir / "figures" / "minority_fidelity.png",
+        rows,
+        minority=minority,
+        majority=majority,
+        target_share=shares[list(data.group_names).index(minority)],
+    )
+    for arm in arms:
+        paths = sorted((run_dir / "samples" / arm.name).glob("generation_*.safetensors"))
+        if paths:
+            grids = [load_tensors(path)["grid"] for path in paths]
+            save_samples_across_generations(
+                run_dir / "figures" / f"samples_{arm.name}.png",
+                grids,
+                class_names=data.group_names,
+                title=f"{arm.name}: samples across generations",
+            )
 
 
 def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
@@ -184,6 +298,7 @@ def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
             "model": dataclasses.asdict(arm.model),
             "loop": loop,
             "estimator": dataclasses.asdict(arm.estimator),
+            "evaluation": dataclasses.asdict(arm.evaluation) if arm.family == "images" else None,
         }
     # Through JSON, as summary.json stores it (tuples become lists), so a run matches its own directory.
     return json.loads(json.dumps({"seed": seed, "arms": described}))
@@ -216,17 +331,22 @@ def _log_progress(arm: Arm, record: GenerationRecord, summary: dict) -> None:
     for key, values in record.values.items():
         metric, group = key.split("/", 1)
         if metric in summary["headline_metrics"][:2] and group == summary["minority"]:
-            shown.append(f"{key} mean {np.nanmean(values) if not np.isnan(values).all() else float('nan'):.4g}")
+            mean = float("nan") if np.isnan(values).all() else float(np.nanmean(values))
+            if key in record.intervals:
+                lo, hi = record.intervals[key]
+                shown.append(f"{key} {mean:.3g} [{lo:.3g}, {hi:.3g}]")
+            else:
+                shown.append(f"{key} mean {mean:.4g}")
     log.info(
         "arm %s · generation %d/%d · %.3f s · %s",
         arm.name, record.generation + 1, arm.loop.generations, record.seconds, ", ".join(shown),
     )
 
 
-def _minority(data: GaussianData | ClassMixtureData) -> str:
-    if isinstance(data, ClassMixtureData):
-        return data.classes[min(range(len(data.proportions)), key=lambda k: data.proportions[k])]
-    return data.classes[0]
+def _minority(data) -> str:
+    """The group with the smallest share (the first of them on a tie)."""
+    shares = list(data.shares)
+    return data.group_names[min(range(len(shares)), key=shares.__getitem__)]
 
 
 def _versions() -> dict[str, str]:

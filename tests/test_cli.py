@@ -31,8 +31,11 @@ EXPERIMENTS = sorted(
     for p in (Path(__file__).resolve().parents[1] / "configs" / "experiment").glob("*.yaml")
     if not any(line.startswith("study:") and line.split(":", 1)[1].strip() != "loop" for line in p.read_text().splitlines())
 )
+ANALYTIC = "experiment=class_mixture_mad"  # the closed-form class-mixture loop
 TINY = ["loop.generations=2", "loop.replicates=50"]
-CSV_HEADER = "arm,generation,group,metric,mean,se,median,q05,q95,n"
+# Deep models on digits (the default experiment): one replicate, a few training steps.
+DEEP_TINY = ["loop.generations=2", "estimator.steps=3", "evaluation.samples=60", "evaluation.bootstrap=10", "evaluation.grid=2"]
+CSV_HEADER = "arm,generation,group,metric,mean,se,median,q05,q95,n,lo,hi"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Z = 5.0  # standard errors allowed in the one statistical check below
 
@@ -81,6 +84,23 @@ BAD_CONFIGS = [
     pytest.param("seed=-1", 2, ["seed", "-1"], id="negative-seed"),
     pytest.param("threads=0", 2, ["threads", "0"], id="threads-zero"),
 ]
+# Bad configs of the default experiment (deep models on digits).
+BAD_DEEP_CONFIGS = [
+    pytest.param("data.classes=[3,3]", 2, ["classes", "[3, 3]", "distinct"], id="digits-repeated"),
+    pytest.param("model.architecture=rnn", 2, ["model.architecture", "'rnn'", "mlp"], id="vae-architecture"),
+    pytest.param("loop.replicates=5", 2, ["loop.replicates", "1", "got 5"], id="deep-replicates"),
+    pytest.param("model=class_mixture", 2, ["model=class_mixture", "model=vae"], id="analytic-model-on-images"),
+    pytest.param("evaluation.level=2", 2, ["evaluation.level", "2"], id="evaluation-level"),
+    pytest.param("loop.n_real=1000", 2, ["'3'", "training pool", "lower n"], id="more-than-the-pool"),
+]
+
+
+def _experiment_tiny(name: str) -> list[str]:
+    """The shrinking overrides for an experiment: analytic ones set their own data and model."""
+    text = (Path(__file__).resolve().parents[1] / "configs" / "experiment" / f"{name}.yaml").read_text()
+    if "override /model: gaussian" in text or "override /model: class_mixture" in text:
+        return TINY
+    return DEEP_TINY + (["model.sample_steps=2"] if "override /model: ddpm" in text else [])
 
 
 # ------------------------------------------------------------------------ all commands at once
@@ -88,19 +108,24 @@ BAD_CONFIGS = [
 def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     """Run every command of this file concurrently: ``{name: (result, its run or output dir)}``.
 
-    Names: ``run`` and ``run_seed1`` (the default experiment, shrunk), ``bad/<override>``,
-    ``experiment/<name>`` and ``plot/<case>`` (the plots start after the two runs they read).
+    Names: ``run`` and ``run_seed1`` (the class-mixture loop, shrunk), ``default`` (the default
+    experiment, shrunk), ``bad/<override>``, ``bad_deep/<override>``, ``experiment/<name>`` and
+    ``plot/<case>`` (the plots start after the two runs they read).
     """
     cwd = tmp_path_factory.mktemp("cli")
     jobs: dict[str, tuple[list[str], Path]] = {}
     for name, extra in (("run", []), ("run_seed1", ["seed=1"])):
-        jobs[name] = ([GENFAIR, f"hydra.run.dir={cwd / name}", *TINY, *extra], cwd / name)
+        jobs[name] = ([GENFAIR, ANALYTIC, f"hydra.run.dir={cwd / name}", *TINY, *extra], cwd / name)
+    jobs["default"] = ([GENFAIR, f"hydra.run.dir={cwd / 'default'}", *DEEP_TINY], cwd / "default")
     for case in BAD_CONFIGS:
         override, run = case.values[0], cwd / "bad" / case.id
-        jobs[f"bad/{override}"] = ([GENFAIR, f"hydra.run.dir={run}", *TINY, override], run)
+        jobs[f"bad/{override}"] = ([GENFAIR, ANALYTIC, f"hydra.run.dir={run}", *TINY, override], run)
+    for case in BAD_DEEP_CONFIGS:
+        override, run = case.values[0], cwd / "bad_deep" / case.id
+        jobs[f"bad_deep/{override}"] = ([GENFAIR, f"hydra.run.dir={run}", *DEEP_TINY, override], run)
     for name in EXPERIMENTS:
         run = cwd / "experiment" / name
-        jobs[f"experiment/{name}"] = ([GENFAIR, f"experiment={name}", f"hydra.run.dir={run}", *TINY], run)
+        jobs[f"experiment/{name}"] = ([GENFAIR, f"experiment={name}", f"hydra.run.dir={run}", *_experiment_tiny(name)], run)
     runs = [str(cwd / "run"), str(cwd / "run_seed1")]
     plots = {
         "overlay": [*runs],
@@ -123,7 +148,37 @@ def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]
 
 
 # ----------------------------------------------------------------------- the default experiment
-def test_default_experiment_writes_every_result_file(cli):
+def test_default_experiment_runs_the_digits_loop_with_progress_and_figures(cli):
+    result, run = cli["default"]
+    _ok(result)
+    assert (run / "metrics.csv").read_text().splitlines()[0] == CSV_HEADER
+    rows = _read_csv(run / "metrics.csv")
+    assert {r["arm"] for r in rows} == {"mle", "ple"}
+    assert {"3", "6", "all"} <= {r["group"] for r in rows}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["family"] == "images"
+    assert summary["config"]["data"]["classes"] == [3, 6] and summary["config"]["data"]["proportions"] == [0.9, 0.1]
+    assert summary["config"]["model"]["name"] == "vae" and summary["config"]["loop"]["kind"] == "fully_synthetic"
+    for arm in ("mle", "ple"):  # progress: one line per generation and arm, on the console
+        for generation in (1, 2):
+            assert f"arm {arm} · generation {generation}/2" in result.stdout + result.stderr
+    assert _is_png(run / "figures" / "minority_fidelity.png")
+    assert _is_png(run / "figures" / "samples_mle.png") and _is_png(run / "figures" / "samples_ple.png")
+
+
+@pytest.mark.parametrize(("override", "code", "words"), BAD_DEEP_CONFIGS)
+def test_bad_deep_config_fails_fast_with_a_clear_message(cli, override, code, words):
+    result, run = cli[f"bad_deep/{override}"]
+    stderr = result.stderr.strip()
+    assert result.returncode == code, stderr
+    assert stderr.startswith("genfair: error: ") and len(stderr.splitlines()) == 1, stderr
+    for word in words:
+        assert word in stderr, f"{word!r} not in stderr:\n{stderr}"
+    left = sorted(p.name for p in run.iterdir()) if run.exists() else []
+    assert set(left) <= {"genfair.log"}, left
+
+
+def test_class_mixture_loop_writes_every_result_file(cli):
     result, run = cli["run"]
     _ok(result)
 
@@ -151,7 +206,7 @@ def test_default_experiment_writes_every_result_file(cli):
     assert {"python", "genfair", "torch", "numpy"} <= set(summary["versions"])
     assert summary["config"]["loop"]["generations"] == 2
     assert summary["config"]["loop"]["replicates"] == 50
-    assert summary["config"]["overrides"] == TINY
+    assert summary["config"]["overrides"] == [ANALYTIC, *TINY]
     assert set(summary["arms"]) == {"mle", "unbiased"}
     assert all(len(arm["generation_seconds"]) == 2 for arm in summary["arms"].values())
     headline = summary["headline_metrics"]
@@ -163,7 +218,7 @@ def test_default_experiment_writes_every_result_file(cli):
         assert _is_png(run / "figures" / f"{metric}.png"), metric
 
 
-def test_default_experiment_numbers_follow_the_closed_form(cli):
+def test_class_mixture_loop_numbers_follow_the_closed_form(cli):
     """Generation 0 fits the real draw: the majority class (95 samples of N(., I_2)) has
     E tr(Sigma_mle) = 2 (n-1)/n and Var = 4 (n-1)/n^2; both arms see the same draw, so the
     unbiased trace is exactly n/(n-1) times the MLE one."""
@@ -225,14 +280,16 @@ def test_shipped_experiment_runs_end_to_end(cli, name):
     _ok(result)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "complete"
-    assert summary["config"]["overrides"] == [f"experiment={name}", *TINY]
+    assert summary["config"]["overrides"] == [f"experiment={name}", *_experiment_tiny(name)]
     arms = set(summary["config"]["arms"]) or {"main"}
     rows = _read_csv(run / "metrics.csv")
     assert {r["arm"] for r in rows} == arms
     assert {r["generation"] for r in rows} == {"0", "1"}
-    assert {r["group"] for r in rows} == set(summary["groups"])
+    # every class, plus the pooled and minority-to-majority groups of the image metrics
+    assert set(summary["groups"]) <= {r["group"] for r in rows} <= {*summary["groups"], "all", "minority_to_majority"}
+    replicates = 50 if _experiment_tiny(name) == TINY else 1
     with np.load(run / "replicates.npz", allow_pickle=False) as npz:
         assert {key.split("/")[0] for key in npz.files} == arms
-        assert all(npz[key].shape == (2, 50) for key in npz.files)
+        assert all(npz[key].shape == (2, replicates) for key in npz.files)
     for metric in summary["headline_metrics"]:
         assert _is_png(run / "figures" / f"{metric}.png"), metric

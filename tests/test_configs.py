@@ -16,7 +16,9 @@ from genfair.studies import STUDIES
 register_configs()
 CONFIGS = resources.files("genfair.configs")
 EXPERIMENTS = sorted(p.name.removesuffix(".yaml") for p in CONFIGS.joinpath("experiment").iterdir() if p.name.endswith(".yaml"))
-SHRINK = ["loop.generations=2", "loop.replicates=20", "estimator.steps=2"]
+SHRINK = ["loop.generations=2", "estimator.steps=2", "evaluation.samples=60", "evaluation.bootstrap=10", "evaluation.grid=2"]
+ANALYTIC_SHRINK = ["loop.replicates=20"]  # deep models run one replicate
+DEEP_SHRINK = ["model.sample_steps=2"]  # the DDPM's sampler
 
 
 def compose_config(overrides: list[str]):
@@ -24,10 +26,19 @@ def compose_config(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
+def compose_shrunk(overrides: list[str]):
+    """The config with ``overrides``, shrunk to a tiny run of its family."""
+    cfg = compose_config([*SHRINK, *overrides])
+    if cfg.model.name in ("gaussian", "class_mixture"):
+        return compose_config([*SHRINK, *ANALYTIC_SHRINK, *overrides])
+    if cfg.model.name == "ddpm":
+        return compose_config([*SHRINK, *DEEP_SHRINK, *overrides])
+    return cfg
+
+
 @pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])
 def test_experiment_composes_and_runs(experiment, tmp_path):
-    overrides = SHRINK + ([f"experiment={experiment}"] if experiment else [])
-    cfg = compose_config(overrides)
+    cfg = compose_shrunk([f"experiment={experiment}"] if experiment else [])
     if cfg.study != "loop":  # a study: its config is type-checked here, and run shrunk by tests/test_<study>.py
         assert type(study_config(cfg)) is STUDIES[cfg.study].config
         return
@@ -43,7 +54,7 @@ def test_experiment_composes_and_runs(experiment, tmp_path):
      for p in CONFIGS.joinpath(group).iterdir() if p.name.endswith(".yaml")],
 )
 def test_every_group_option_is_typed_by_its_schema(group, option):
-    data = ["data=gaussian"] if option == "gaussian" else []
+    data = {"gaussian": ["data=gaussian"], "image_files": ["data.path=images.npz"]}.get(option, [])
     assert arms_from_config(compose_config([f"{group}={option}", *data]))
     with pytest.raises(ConfigCompositionException):  # the schema has no such key
         compose_config([f"{group}={option}", *data, f"{group}.not_a_key=1"])
@@ -52,18 +63,20 @@ def test_every_group_option_is_typed_by_its_schema(group, option):
         arms_from_config(forced)
 
 
+@pytest.mark.parametrize("experiment", ["digits_vae", "class_mixture_mad"])
 @pytest.mark.parametrize(
     "estimator", sorted(p.name.removesuffix(".yaml") for p in CONFIGS.joinpath("estimator").iterdir() if p.name.endswith(".yaml"))
 )
-def test_every_estimator_runs_shrunk(estimator, tmp_path):
-    cfg = compose_config([*SHRINK, f"estimator={estimator}", "estimator.steps=2"])
+def test_every_estimator_runs_shrunk(estimator, experiment, tmp_path):
+    cfg = compose_shrunk([f"experiment={experiment}", f"estimator={estimator}", "estimator.steps=2"])
+    cfg.arms = {}  # one arm, so that the experiment's arms do not set the estimator themselves
     result = run_experiment(arms_from_config(cfg), seed=cfg.seed, run_dir=tmp_path)
     assert result.summary["status"] == "complete"
     assert all(arm.estimator.name == estimator for arm in arms_from_config(cfg))
 
 
 def test_a_bad_value_shared_by_every_arm_names_no_arm():
-    cfg = compose_config(["loop.n_real=0"])  # the default experiment has two arms, mle and unbiased
+    cfg = compose_config(["loop.n_real=0"])  # the default experiment has two arms, mle and ple
     with pytest.raises(ConfigError) as raised:
         arms_from_config(cfg)
     assert str(raised.value) == "loop.n_real must be a positive integer, got 0"

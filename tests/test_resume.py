@@ -234,7 +234,7 @@ def _env() -> dict[str, str]:
 
 
 # 20 generations of 2000 chains per arm: ~0.1 s a generation, ~8 s in all on one core.
-KILL_ARGS = ["loop.generations=20", "loop.replicates=2000"]
+KILL_ARGS = ["experiment=class_mixture_mad", "loop.generations=20", "loop.replicates=2000"]
 
 
 def _genfair(run: Path, *args: str, log: Path) -> subprocess.Popen:

@@ -12,9 +12,10 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from genfair.data import ClassMixtureData, GaussianData
+from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
 from genfair.estimators import EstimatorConfig
-from genfair.models import AnalyticModelConfig
+from genfair.evaluation import EvaluationConfig
+from genfair.models import AnalyticModelConfig, DDPMConfig, VAEConfig
 from loops import LoopConfig
 
 __all__ = ["GenfairConfig", "register_configs"]
@@ -26,6 +27,7 @@ class GenfairConfig:
 
     Attributes:
         data, model, loop, estimator: the config groups (see ``configs/<group>/``).
+        evaluation: how deep models' generations are measured (``genfair.evaluation``).
         seed: root seed; every generation's randomness derives from it (``genfair.seeding``).
         threads: torch intra-op threads; 1 is fastest for analytic models and right for
             parallel sweep workers.
@@ -40,6 +42,7 @@ class GenfairConfig:
     model: Any = MISSING
     loop: LoopConfig = MISSING
     estimator: EstimatorConfig = MISSING
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     seed: int = 0
     threads: int = 1
     arms: dict[str, list[str]] = field(default_factory=dict)
@@ -54,6 +57,10 @@ def register_configs() -> None:
     store.store(name="genfair_schema", node=GenfairConfig)
     store.store(group="data", name="gaussian_schema", node=GaussianData)
     store.store(group="data", name="class_mixture_schema", node=ClassMixtureData)
+    store.store(group="data", name="digits_schema", node=DigitsData)
+    store.store(group="data", name="image_files_schema", node=ImageFileData)
     store.store(group="model", name="analytic_schema", node=AnalyticModelConfig)
+    store.store(group="model", name="vae_schema", node=VAEConfig)
+    store.store(group="model", name="ddpm_schema", node=DDPMConfig)
     store.store(group="loop", name="loop_schema", node=LoopConfig)
     store.store(group="estimator", name="estimator_schema", node=EstimatorConfig)

@@ -1,5 +1,15 @@
-"""Figures of metrics across generations."""
+"""Figures of metrics across generations, and grids of generated images."""
 
 from genfair.plots._curves import METRIC_LABELS, plot_curves, save_metric_figure
+from genfair.plots._fidelity import FIDELITY_PANELS, save_fidelity_figure
+from genfair.plots._samples import save_sample_grid, save_samples_across_generations
 
-__all__ = ["METRIC_LABELS", "plot_curves", "save_metric_figure"]
+__all__ = [
+    "FIDELITY_PANELS",
+    "METRIC_LABELS",
+    "plot_curves",
+    "save_fidelity_figure",
+    "save_metric_figure",
+    "save_sample_grid",
+    "save_samples_across_generations",
+]

@@ -1,4 +1,5 @@
-"""Metrics across generations: the median over replicates with a 5-95 % band."""
+"""Metrics across generations: the median over replicates with a 5-95 % band, or, for a single
+replicate (a deep model), the value with its confidence interval."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ FRACTION_METRICS = frozenset({"extinct"})
 def plot_curves(ax, rows: Sequence[dict], *, metric: str, label_prefix: str = "", colors=None) -> None:
     """Draw one line per (arm, group) of ``metric`` on ``ax``: the median across replicates, and
     a band from the 5 % to the 95 % quantile (for the 0/1 metrics of :data:`FRACTION_METRICS`:
-    the mean, i.e. the fraction of replicates, with a 95 % normal confidence band).
+    the mean, i.e. the fraction of replicates, with a 95 % normal confidence band; for a single
+    replicate: the value with the ``lo``-``hi`` interval of ``metrics.csv``).
     Groups differ by line style, arms by colour.
 
     Args:
@@ -58,6 +60,8 @@ def plot_curves(ax, rows: Sequence[dict], *, metric: str, label_prefix: str = ""
 
 
 def _line_and_band(curve: list[dict], *, fraction: bool) -> tuple[list[float], list[float], list[float]]:
+    if all(r["n"] <= 1 for r in curve) and "lo" in curve[0]:  # one replicate: its own interval
+        return [r["mean"] for r in curve], [r["lo"] for r in curve], [r["hi"] for r in curve]
     if fraction:
         mean = [r["mean"] for r in curve]
         half = [0.0 if math.isnan(r["se"]) else 1.96 * r["se"] for r in curve]  # se is NaN for n = 1
@@ -72,9 +76,18 @@ def save_metric_figure(path: Path, runs: Sequence[tuple[str, Sequence[dict]]], *
     colors = iter(f"C{i}" for i in itertools.count())
     for label, rows in runs:
         plot_curves(ax, rows, metric=metric, label_prefix=label, colors=colors)
-    summary = "mean, 95 % CI" if metric in FRACTION_METRICS else "median, 5-95 % band across replicates"
+    single = all(row["n"] <= 1 for _, rows in runs for row in rows if row["metric"] == metric)
+    if single:
+        summary = "value, 95 % bootstrap CI"
+    else:
+        summary = "mean, 95 % CI" if metric in FRACTION_METRICS else "median, 5-95 % band across replicates"
     ax.set_title(title or f"{metric} across generations ({summary})", fontsize=10)
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if len(labels) <= 12:
+        ax.legend(fontsize=8)
+    else:  # many arms: the legend goes below the axes, and the figure grows to hold it
+        figure.set_size_inches(7, 4.2 + 0.16 * math.ceil(len(labels) / 3))
+        figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=6)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
     write_bytes_atomic(path, buffer.getvalue())

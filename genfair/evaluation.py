@@ -1,0 +1,170 @@
+"""How a deep model's generation is measured on real images: an evaluation classifier's features
+and labels, and the fidelity metrics of ``genfair.metrics`` with stratified-bootstrap intervals.
+
+Per generation, :meth:`ImageEvaluation.measure` draws ``samples`` images from the fitted model
+(a class-conditional model draws them for classes sampled from the shares of the generation's
+training set, exactly as the loop draws its synthetic set), passes them and the held-out real
+images through the cached evaluation classifier, and returns, per class and overall,
+precision / recall / density / coverage, FD and KID in the classifier's feature space, the
+confusion-corrected class shares of the generated images, the representation ratio and the
+fairness discrepancy, each with a ``(lo, hi)`` interval (see ``genfair.metrics.fidelity_metrics``).
+It also reports ``train_share/<class>``, the class shares of the training set itself.
+
+Which class a generated image belongs to (``synthetic_labels``):
+  - ``model``: the class it was drawn for (class-conditional models only);
+  - ``classifier``: the evaluation classifier's prediction (the only choice for unconditional
+    models, whose samples carry no class);
+  - ``auto``: ``model`` for class-conditional models, ``classifier`` otherwise.
+The same choice labels the synthetic training set of the next generation (``label_synthetic``
+in ``loops.simulate``) and groups the generated images for the per-class metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from genfair.data import Batch
+from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.metrics import ClassifierConfig, TrainedClassifier, fidelity_metrics, load_or_train_classifier
+from loops import Measurement, draw_labels
+
+__all__ = ["SYNTHETIC_LABELS", "EvaluationConfig", "ImageEvaluation"]
+
+SYNTHETIC_LABELS: tuple[str, ...] = ("auto", "model", "classifier")
+
+
+@dataclass
+class EvaluationConfig:
+    """How each generation of a deep model is measured (``evaluation.*`` on the command line).
+
+    Attributes:
+        samples: generated images per generation that the metrics use (not the training set).
+        k: nearest neighbours of precision, recall, density and coverage.
+        bootstrap: resamples of the stratified bootstrap behind every interval.
+        level: coverage of the intervals (percentile bootstrap).
+        synthetic_labels: ``auto`` | ``model`` | ``classifier`` (see the module docstring).
+        grid: samples per class in each generation's sample grid (0: no grids).
+        classifier: the evaluation classifier (trained once per data set, then cached).
+        cache_dir: where trained classifiers are cached; default ``$GENFAIR_CACHE`` or
+            ``~/.cache/genfair``.
+    """
+
+    samples: int = 1000
+    k: int = 5
+    bootstrap: int = 200
+    level: float = 0.95
+    synthetic_labels: str = "auto"
+    grid: int = 8
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_positive_int("samples", self.samples)
+        check_positive_int("k", self.k)
+        check_positive_int("bootstrap", self.bootstrap)
+        check_positive_int("grid", self.grid, minimum=0)
+        check_choice("synthetic_labels", self.synthetic_labels, SYNTHETIC_LABELS)
+        ok = isinstance(self.level, (int, float)) and not isinstance(self.level, bool) and 0 < self.level < 1
+        if not ok:
+            raise ConfigError(f"level must be a number in (0, 1), got {self.level!r}")
+        if self.k >= self.samples:
+            raise ConfigError(f"k must be smaller than samples={self.samples}, got {self.k}")
+
+
+class ImageEvaluation:
+    """The measure of a loop over an image source (see the module docstring).
+
+    Build it with :meth:`prepare`, which loads (or trains once and caches) the evaluation
+    classifier and embeds the held-out real images.
+
+    Args:
+        data: the image source (``DigitsData`` or ``ImageFileData``).
+        config: what to measure and how.
+        classifier: the trained evaluation classifier with its held-out confusion matrix.
+        conditional: whether the models measured are class-conditional.
+    """
+
+    def __init__(self, data: Any, config: EvaluationConfig, classifier: TrainedClassifier, *, conditional: bool) -> None:
+        if config.synthetic_labels == "model" and not conditional:
+            raise ConfigError(
+                "evaluation.synthetic_labels=model needs a class-conditional model (model.conditional=true); "
+                "an unconditional model's samples carry no class: use auto or classifier"
+            )
+        self.data, self.config, self.classifier = data, config, classifier
+        self.conditional = conditional
+        self.by_model = conditional and config.synthetic_labels != "classifier"
+        self.names = tuple(data.group_names)
+        shares = list(data.shares)
+        self.minority = min(range(len(shares)), key=shares.__getitem__)
+        real = data.heldout()
+        self.real_features = classifier.model.features(real.x[0])
+        self.real_labels = real.y[0]
+        self.last_grid: torch.Tensor | None = None
+
+    @classmethod
+    def prepare(cls, data: Any, config: EvaluationConfig, *, conditional: bool) -> ImageEvaluation:
+        classifier = load_or_train_classifier(data, config=config.classifier, cache_dir=config.cache_dir)
+        return cls(data, config, classifier, conditional=conditional)
+
+    def label(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's classes of images ``(R, n, C, H, W)`` -> ``(R, n)``."""
+        return self.classifier.model.predict(x.reshape(-1, *x.shape[2:])).reshape(x.shape[:2])
+
+    @property
+    def labeller(self):
+        """What labels the loop's synthetic samples: ``None`` (their drawn classes) or :meth:`label`."""
+        return None if self.by_model else self.label
+
+    def measure(self, model: nn.Module, train: Batch, generator: torch.Generator) -> Measurement:
+        """Metrics of ``model`` after it was fitted on ``train`` (one replicate)."""
+        num_classes = len(self.names)
+        counts = train.class_counts(num_classes)
+        labels = draw_labels(counts, self.config.samples, generator=generator) if self.conditional else None
+        x = model.sample(self.config.samples, labels=labels, generator=generator)[0].detach()
+        features = self.classifier.model.features(x)
+        predicted = self.classifier.model.predict(x)
+        groups = labels[0] if self.by_model else predicted
+        estimates = fidelity_metrics(
+            self.real_features,
+            self.real_labels,
+            features,
+            groups,
+            predicted,
+            self.classifier.confusion,
+            group_names=self.names,
+            minority=self.minority,
+            target_shares=list(self.data.shares),
+            k=self.config.k,
+            bootstrap=self.config.bootstrap,
+            level=self.config.level,
+            generator=generator,
+        )
+        values = {key: torch.tensor([e.value], dtype=torch.float64) for key, e in estimates.items()}
+        intervals = {key: (e.lo, e.hi) for key, e in estimates.items()}
+        shares = counts[0].to(torch.float64) / counts[0].sum()
+        for name, share in zip(self.names, shares):
+            values[f"train_share/{name}"] = share[None]
+        self.last_grid = self._grid(model, generator) if self.config.grid else None
+        return Measurement(values, intervals)
+
+    def _grid(self, model: nn.Module, generator: torch.Generator) -> torch.Tensor:
+        """``(classes, grid, C, H, W)`` samples, one row per class: drawn for that class by a
+        conditional model, else the first ``grid`` of a larger draw that the classifier puts in
+        it (a row short of samples is padded with blank images)."""
+        per_class, num_classes = self.config.grid, len(self.names)
+        if self.conditional:
+            labels = torch.arange(num_classes).repeat_interleave(per_class)[None]
+            x = model.sample(per_class * num_classes, labels=labels, generator=generator)[0]
+            return x.reshape(num_classes, per_class, *x.shape[1:]).detach()
+        x = model.sample(4 * per_class * num_classes, generator=generator)[0].detach()
+        predicted = self.classifier.model.predict(x)
+        rows = []
+        for k in range(num_classes):
+            members = x[predicted == k][:per_class]
+            blank = x.new_zeros(per_class - len(members), *x.shape[1:])
+            rows.append(torch.cat([members, blank]))
+        return torch.stack(rows)

@@ -1,0 +1,71 @@
+"""The default experiment's figure: how the minority class fares across generations, per arm."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from genfair.checkpoint import write_bytes_atomic
+
+__all__ = ["FIDELITY_PANELS", "save_fidelity_figure"]
+
+# (metric, axis label); "share" is the confusion-corrected share of the generated images.
+FIDELITY_PANELS: tuple[tuple[str, str], ...] = (
+    ("share", "share of generated images\n(classifier, confusion-corrected)"),
+    ("precision", "precision (fidelity)"),
+    ("recall", "recall (diversity)"),
+    ("coverage", "coverage"),
+)
+
+
+def save_fidelity_figure(
+    path: Path, rows: Sequence[dict], *, minority: str, majority: str, target_share: float, title: str = ""
+) -> Path:
+    """"Minority fidelity across generations": one panel per metric of :data:`FIDELITY_PANELS`,
+    one colour per arm; the minority as solid lines with their ``lo``-``hi`` confidence bands, the
+    majority as thin dotted lines for reference, and the minority's real share as a grey line.
+
+    Args:
+        rows: ``metrics.csv`` rows of a run with one replicate per arm (a deep model).
+        minority, majority: group names.
+        target_share: the minority's share in the real training data.
+    """
+    arms = list(dict.fromkeys(row["arm"] for row in rows))
+    figure = Figure(figsize=(10, 6.4), layout="constrained")
+    axes = figure.subplots(2, 2, sharex=True).ravel()
+    for ax, (metric, label) in zip(axes, FIDELITY_PANELS):
+        for index, arm in enumerate(arms):
+            color = f"C{index}"
+            for group, style, width in ((minority, "-", 1.8), (majority, ":", 1.0)):
+                curve = _curve(rows, arm, metric, group)
+                if not curve:
+                    continue
+                x = [r["generation"] for r in curve]
+                ax.plot(x, [r["mean"] for r in curve], style, color=color, linewidth=width, label=f"{arm} · {group}")
+                if group == minority:
+                    low = [r["lo"] if math.isfinite(r["lo"]) else r["mean"] for r in curve]
+                    high = [r["hi"] if math.isfinite(r["hi"]) else r["mean"] for r in curve]
+                    ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0)
+        if metric == "share":
+            ax.axhline(target_share, color="0.5", linewidth=1, linestyle="--", label=f"real share of {minority}")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    for ax in axes[2:]:
+        ax.set_xlabel("generation")
+    axes[0].legend(fontsize=8)
+    figure.suptitle(
+        title or f"minority fidelity across generations (class {minority}; bands: 95 % bootstrap CI)", fontsize=11
+    )
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
+
+
+def _curve(rows: Sequence[dict], arm: str, metric: str, group: str) -> list[dict]:
+    selected = (r for r in rows if r["arm"] == arm and r["metric"] == metric and r["group"] == group)
+    return sorted(selected, key=lambda r: r["generation"])
