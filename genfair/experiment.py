@@ -41,6 +41,7 @@ from genfair.models import (
     VAEConfig,
     build_analytic_model,
     build_model,
+    save_model,
 )
 from genfair.plots import save_fidelity_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
 from genfair.seeding import child_seed, torch_generator
@@ -192,6 +193,8 @@ def _run_arm(
         label_synthetic=None if analytic else evaluation.labeller,
     )
     outputs.update(arm.name, result.records)  # an arm finished before a restart runs no generation, so on_generation never fires
+    if not analytic:  # the last generation's model, rebuildable with genfair.models.load_model
+        save_model(run_dir / "arms" / arm.name / "model", result.model, arm.model)
     if isinstance(fit, HypernetworkFit) and fit.hypernetwork is not None:
         # The degeneracy probe: a constant hypernetwork would score 0 (see hypernets.input_sensitivity).
         real = data.draw(arm.loop.replicates, arm.loop.n_real, generator=torch_generator(seed, 0, "real"))

@@ -107,6 +107,15 @@ def test_image_experiment_writes_metrics_with_intervals_grids_and_figures(runs, 
         ]
 
 
+def test_the_last_model_of_each_arm_reloads_with_its_config(runs):
+    from genfair.checkpoint import load_tensors
+    from genfair.models import load_model
+
+    model = load_model(runs["ddpm"] / "arms" / "mle" / "model")
+    last = load_tensors(runs["ddpm"] / "arms" / "mle" / "generation_0001" / "model.safetensors")
+    assert all(torch.equal(value, last[name]) for name, value in model.state_dict().items())
+
+
 def test_image_summary_records_the_classifier_and_the_minority(runs):
     import json
 
