@@ -1,0 +1,20 @@
+"""Fairness remedies for training a model on an imbalanced set (``remedy=...``): reweighting,
+oversampling, SMOTE, Group DRO, MinDiff and hard example mining (REFERENCES §4)."""
+
+from genfair.remedies._config import REMEDIES, RemedyConfig
+from genfair.remedies._losses import GroupDRO, class_weights, hard_example_loss, mindiff_loss
+from genfair.remedies._remedy import Remedy
+from genfair.remedies._sampling import balanced_batch, oversample_epoch, smote
+
+__all__ = [
+    "REMEDIES",
+    "GroupDRO",
+    "Remedy",
+    "RemedyConfig",
+    "balanced_batch",
+    "class_weights",
+    "hard_example_loss",
+    "mindiff_loss",
+    "oversample_epoch",
+    "smote",
+]

@@ -1,0 +1,76 @@
+"""``remedy=...``: the fairness remedies practitioners already use, applied to a model's training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.fairness import KERNELS
+
+__all__ = ["REMEDIES", "RemedyConfig"]
+
+REMEDIES: tuple[str, ...] = ("none", "reweight", "oversample", "smote", "group_dro", "mindiff", "hard_mining")
+
+
+@dataclass
+class RemedyConfig:
+    """One remedy for the class imbalance of a training set (REFERENCES §4; Wyllie et al. 2024).
+
+    Attributes:
+        name: ``none``, ``reweight``, ``oversample``, ``smote``, ``group_dro``, ``mindiff`` or
+            ``hard_mining``.
+        weighting: ``reweight``: ``inverse_frequency`` (each class weighs as much in the loss as
+            every other) or ``kamiran_calders`` (``P(g) P(y) / P(g, y)`` for groups that differ
+            from the labels; see ``genfair.fairness.reweighing_factors``).
+        level: ``oversample``: ``batch`` (every mini-batch holds ``shares`` of each class, drawn
+            with replacement within the class) or ``epoch`` (the training set is first resampled
+            to ``shares``, then batches are drawn from it uniformly).
+        shares: ``oversample``: the share of each class; ``None``: equal shares.
+        k: ``smote``: nearest neighbours among which a partner is chosen.
+        target_share: ``smote``: the minority share after adding synthetic samples (``None``:
+            as many as the largest class).
+        step_size: ``group_dro``: eta of the exponentiated-gradient update of the group weights.
+        size_adjustment: ``group_dro``: C of Sagawa et al.'s ``C / sqrt(n_g)`` added to each
+            group's loss (0: none).
+        weight: ``mindiff``: weight of the MMD² penalty (1.5 in the MinDiff case study).
+        kernel, length: ``mindiff``: the MMD kernel (``gaussian``, ``laplacian``) and its length.
+        keep: ``hard_mining``: the share B/N of each forwarded batch that is back-propagated
+            (the samples with the highest loss).
+    """
+
+    name: str = "none"
+    weighting: str = "inverse_frequency"
+    level: str = "batch"
+    shares: list[float] | None = None
+    k: int = 5
+    target_share: float | None = None
+    step_size: float = 0.01
+    size_adjustment: float = 0.0
+    weight: float = 1.5
+    kernel: str = "gaussian"
+    length: float = 0.1
+    keep: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_choice("name", self.name, REMEDIES)
+        check_choice("weighting", self.weighting, ["inverse_frequency", "kamiran_calders"])
+        check_choice("level", self.level, ["batch", "epoch"])
+        check_choice("kernel", self.kernel, KERNELS)
+        check_positive_int("k", self.k)
+        if self.shares is not None:
+            shares = list(self.shares)
+            if not shares or any(not _number(s) or s < 0 for s in shares) or abs(sum(shares) - 1) > 1e-6:
+                raise ConfigError(f"shares must be non-negative numbers summing to 1, got {shares}")
+        for name in ("step_size", "weight", "length"):
+            if not _number(getattr(self, name)) or not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be a number > 0, got {getattr(self, name)!r}")
+        if not _number(self.size_adjustment) or self.size_adjustment < 0:
+            raise ConfigError(f"size_adjustment must be a number >= 0, got {self.size_adjustment!r}")
+        if not _number(self.keep) or not 0 < self.keep <= 1:
+            raise ConfigError(f"keep must be a number in (0, 1], got {self.keep!r}")
+        if self.target_share is not None and (not _number(self.target_share) or not 0 < self.target_share < 1):
+            raise ConfigError(f"target_share must be a number in (0, 1) or null, got {self.target_share!r}")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
