@@ -1,4 +1,6 @@
-"""The one error type genfair raises for bad configs, data and checkpoints.
+"""The error types genfair raises: :class:`ConfigError` for bad configs, data and checkpoints
+(bad input, caught before any work), :class:`GenerationFailed` for a generation that broke at
+run time (a NaN or infinite loss or parameter).
 
 Messages follow one pattern: name the argument (or config key), show the value and say what
 is allowed, e.g. ``n_real must be a positive integer, got 0``. The CLI prefixes the config
@@ -10,11 +12,33 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["ConfigError", "check_choice", "check_positive_int", "check_unit_interval"]
+__all__ = ["ConfigError", "GenerationFailed", "check_choice", "check_positive_int", "check_unit_interval"]
 
 
 class ConfigError(ValueError):
     """Bad user input: a config value, a data file or a checkpoint."""
+
+
+class GenerationFailed(RuntimeError):
+    """A generation broke at run time, e.g. ``estimator mle: loss is nan at step 37 of 800``.
+
+    Attributes:
+        generation: the generation that failed (0-based).
+        reason: what went wrong, one line.
+        arm: the experiment arm, once the experiment has named it (``None`` inside a loop).
+    """
+
+    def __init__(self, generation: int, reason: str, *, arm: str | None = None) -> None:
+        self.generation, self.reason, self.arm = generation, reason, arm
+        where = f"arm {arm} failed at generation {generation}" if arm is not None else f"generation {generation} failed"
+        super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self):  # picklable despite the keyword-only argument (multiprocessing)
+        return (_rebuild_generation_failed, (self.generation, self.reason, self.arm))
+
+
+def _rebuild_generation_failed(generation: int, reason: str, arm: str | None) -> GenerationFailed:
+    return GenerationFailed(generation, reason, arm=arm)
 
 
 def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:

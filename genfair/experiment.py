@@ -9,6 +9,17 @@ dataclasses, so a notebook can call it directly. Two families of arms:
     ``ImageFileData``), one replicate, measured by ``genfair.evaluation.ImageEvaluation`` with
     bootstrap intervals; sample grids per generation and the "minority fidelity across
     generations" figure.
+
+Faults (``summary.json`` ``status``):
+  - ``failed``: an arm's generation raised :class:`~genfair.errors.GenerationFailed` (a NaN or
+    infinite loss or parameter). That arm stops; its finished generations stay on disk and in
+    ``metrics.csv``; summary.json records ``arms.<arm>.failure = {"generation", "reason"}``. The
+    other arms still run (they are independent), then :func:`run_experiment` raises the first
+    failure, naming its arm (the ``genfair`` command exits with status 3).
+  - ``degraded``: some generation's synthetic samples lost a class in every replicate (see
+    ``on_lost_classes`` in ``loops.simulate``); the run completes, logs a warning and records
+    ``arms.<arm>.degraded = [{"generation": g, "lost": [...]}, ...]``.
+  - ``complete``: neither.
 """
 
 from __future__ import annotations
@@ -16,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
+import os
 import platform
 import re
 from collections.abc import Sequence
@@ -30,7 +43,7 @@ import torch
 from genfair._outputs import RunOutputs, write_replicates
 from genfair.checkpoint import load_tensors, read_json, save_tensors
 from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
-from genfair.errors import ConfigError, check_positive_int
+from genfair.errors import ConfigError, GenerationFailed, check_positive_int
 from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
 from genfair.evaluation import EvaluationConfig, ImageEvaluation
 from genfair.metrics import class_gaussian_metrics
@@ -88,7 +101,8 @@ class ExperimentResult:
 def run_experiment(arms: Sequence[Arm], *, seed: int, run_dir: Path, config: dict | None = None) -> ExperimentResult:
     """Run every arm's loop with the same root ``seed`` (common random numbers) into ``run_dir``.
 
-    Everything is checked before any work. Results are rewritten after each generation; a run
+    Everything is checked before any work. An arm whose generation fails stops there, the
+    other arms run, and then the first failure is raised (see the module docstring). Results are rewritten after each generation; a run
     started again in the same directory resumes after the last finished generation of each arm,
     and refuses to run if the directory holds a different experiment (only ``loop.generations``
     may change, to extend a run).
@@ -112,8 +126,8 @@ def run_experiment(arms: Sequence[Arm], *, seed: int, run_dir: Path, config: dic
     models = {arm.name: _build(arm, seed) for arm in arms}
     run_dir = Path(run_dir)
     fingerprint = _fingerprint(arms, seed)
-    _check_run_dir(run_dir, fingerprint)
-    fresh = not (run_dir / "summary.json").exists()
+    previous = _check_run_dir(run_dir, fingerprint)
+    fresh = previous is None
     family = arms[0].family
     data = arms[0].data
     summary: dict[str, Any] = {
@@ -134,23 +148,46 @@ def run_experiment(arms: Sequence[Arm], *, seed: int, run_dir: Path, config: dic
     outputs = RunOutputs(run_dir, summary)
     if fresh:  # claim the directory before the first generation, so a kill leaves it resumable
         outputs.write()
+    failures: list[GenerationFailed] = []
     for arm in arms:
         evaluation = evaluations.get(_evaluation_key(arm))
-        _run_arm(arm, models[arm.name], seed=seed, run_dir=run_dir, outputs=outputs, evaluation=evaluation)
+        degraded = list(((previous or {}).get("arms") or {}).get(arm.name, {}).get("degraded", []))
+        try:
+            _run_arm(
+                arm, models[arm.name], seed=seed, run_dir=run_dir, outputs=outputs, evaluation=evaluation, degraded=degraded
+            )
+        except GenerationFailed as error:
+            failure = GenerationFailed(error.generation, error.reason, arm=arm.name)
+            log.error("%s", failure)
+            summary["arms"].setdefault(arm.name, {})["failure"] = {"generation": error.generation, "reason": error.reason}
+            outputs.write()
+            failures.append(failure)
         write_replicates(run_dir / "replicates.npz", outputs.records)
-    summary["status"] = "complete"
+    degraded_arms = [name for name, arm in summary["arms"].items() if arm.get("degraded")]
+    summary["status"] = "failed" if failures else "degraded" if degraded_arms else "complete"
     rows = outputs.write()
     for metric in summary["headline_metrics"]:
         save_metric_figure(run_dir / "figures" / f"{metric}.png", [("", rows)], metric=metric)
     if family == "images":
         _image_figures(arms, rows, run_dir, summary)
     log.info("results in %s", run_dir)
+    if failures:
+        raise failures[0]
     return ExperimentResult(run_dir, outputs.records, summary)
 
 
 def _run_arm(
-    arm: Arm, model, *, seed: int, run_dir: Path, outputs: RunOutputs, evaluation: ImageEvaluation | None
+    arm: Arm,
+    model,
+    *,
+    seed: int,
+    run_dir: Path,
+    outputs: RunOutputs,
+    evaluation: ImageEvaluation | None,
+    degraded: list[dict],
 ) -> list[GenerationRecord]:
+    """Run one arm's loop; ``degraded``: the lost-class entries a previous run of this directory
+    recorded (those of generations this run restores are kept)."""
     data, names = arm.data, arm.data.group_names
 
     def measure_analytic(fitted, train, generator):
@@ -168,10 +205,21 @@ def _run_arm(
         outputs.update(arm.name, finished)
         _log_progress(arm, finished[-1], outputs.summary)
 
+    def on_lost_classes(generation: int, lost: tuple[str, ...]) -> None:
+        log.warning(
+            "arm %s · generation %d: the synthetic samples hold no %s (degraded run)",
+            arm.name, generation, ", ".join(f"class {name!r}" for name in lost),
+        )
+        degraded.append({"generation": generation, "lost": list(lost)})
+        outputs.summary["arms"].setdefault(arm.name, {})["degraded"] = degraded  # written with the generation
+
     store = RunStore(run_dir / "arms" / arm.name, keep_all_synthetic=arm.loop.kind == "accumulate")
     done = len(store.finished())
     if done:
         log.info("arm %s: resuming after generation %d", arm.name, done - 1)
+    degraded[:] = [entry for entry in degraded if entry["generation"] < min(done, arm.loop.generations)]
+    if degraded:
+        outputs.summary["arms"].setdefault(arm.name, {})["degraded"] = degraded
     analytic = evaluation is None
     fit = build_fit(
         arm.estimator,
@@ -181,17 +229,24 @@ def _run_arm(
         per_replicate=analytic,
         closed_form=analytic,
     )
-    result = simulate(
-        data=data,
-        model=model,
-        config=arm.loop,
-        seed=seed,
-        measure=measure_analytic if analytic else evaluation.measure,
-        fit=fit,
-        store=store,
-        on_generation=on_generation,
-        label_synthetic=None if analytic else evaluation.labeller,
-    )
+    try:
+        result = simulate(
+            data=data,
+            model=model,
+            config=arm.loop,
+            seed=seed,
+            measure=measure_analytic if analytic else evaluation.measure,
+            fit=fit,
+            store=store,
+            on_generation=on_generation,
+            label_synthetic=None if analytic else evaluation.labeller,
+            on_lost_classes=on_lost_classes,
+        )
+    except GenerationFailed:
+        # Report the finished generations, also those restored by a resumed run that failed at its
+        # first new generation (on_generation never fired); this reloads the last good weights.
+        outputs.update(arm.name, store.resume(model, limit=arm.loop.generations)[0])
+        raise
     outputs.update(arm.name, result.records)  # an arm finished before a restart runs no generation, so on_generation never fires
     if not analytic:  # the last generation's model, rebuildable with genfair.models.load_model
         save_model(run_dir / "arms" / arm.name / "model", result.model, arm.model)
@@ -224,6 +279,39 @@ def _check_arm(arm: Arm) -> None:
         )
     if arm.family == "images":  # a real draw larger than the training pools fails here, not mid-run
         arm.data.draw(1, arm.loop.n_real, generator=torch.Generator().manual_seed(0))
+    _check_memory(arm)
+
+
+def _check_memory(arm: Arm) -> None:
+    """Refuse sizes whose largest training set (float64, and d x d per sample for the analytic
+    fit's outer products) alone would exceed this machine's memory, before anything is written."""
+    loop = arm.loop
+    n = {
+        "fully_synthetic": max(loop.n_real, loop.n_synthetic),
+        "augment": loop.n_real + loop.n_synthetic,
+        "fresh": loop.n_real + loop.n_synthetic,
+        "accumulate": loop.n_real + (loop.generations - 1) * loop.n_synthetic,
+    }[loop.kind]
+    per_sample = math.prod(arm.data.sample_shape)
+    if arm.family != "images":
+        per_sample *= per_sample + 1
+    needed = 8 * loop.replicates * n * per_sample
+    available = _physical_memory()
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"loop.replicates={loop.replicates} x {n} samples (loop.n_real={loop.n_real}, "
+            f"loop.n_synthetic={loop.n_synthetic}, loop.kind={loop.kind}) of shape {tuple(arm.data.sample_shape)} "
+            f"need about {needed / 2**30:.3g} GiB per training set, more than this machine's "
+            f"{available / 2**30:.3g} GiB of memory; lower loop.n_real, loop.n_synthetic or loop.replicates "
+            f"(in arm {arm.name!r})"
+        )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
 
 
 def _build(arm: Arm, seed: int):
@@ -307,19 +395,27 @@ def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
     return json.loads(json.dumps({"seed": seed, "arms": described}))
 
 
-def _check_run_dir(run_dir: Path, fingerprint: dict) -> None:
+def _check_run_dir(run_dir: Path, fingerprint: dict) -> dict | None:
+    """The summary of the run that ``run_dir`` holds (``None`` if none), after checking that it is
+    the same experiment and that it (or the folder it would be made in) is writable."""
+    existing = next(p for p in [run_dir, *run_dir.parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == run_dir else f" (it would be made in {existing})"
+        raise ConfigError(f"run directory {run_dir}{where} is not writable; choose another hydra.run.dir")
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
         if (run_dir / "arms").exists():
             raise ConfigError(f"{run_dir} holds generations but no summary.json; refusing to overwrite it")
-        return
-    previous = read_json(summary_path).get("fingerprint")
+        return None
+    summary = read_json(summary_path)
+    previous = summary.get("fingerprint") if isinstance(summary, dict) else None
     if previous != fingerprint:
         differences = _differences(previous or {}, fingerprint)
         raise ConfigError(
             f"{run_dir} holds a different experiment ({'; '.join(differences[:5])}); "
             "choose another hydra.run.dir or restore the original settings"
         )
+    return summary
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from genfair.data import Batch
-from genfair.errors import ConfigError
+from genfair.errors import ConfigError, GenerationFailed
 from genfair.models import BiasedSampler, ClosedFormFit
 from genfair.seeding import torch_generator
 from loops._config import LoopConfig
@@ -26,13 +26,12 @@ __all__ = [
     "GenerationStore",
     "LoopResult",
     "Measurement",
+    "check_finite_parameters",
     "fit_closed_form",
     "simulate",
 ]
 
 log = logging.getLogger(__name__)
-
-
 
 @dataclass(frozen=True)
 class FitContext:
@@ -57,6 +56,7 @@ class Measurement:
 Fit = Callable[[nn.Module, Batch, torch.Generator, FitContext], nn.Module]
 Measure = Callable[[nn.Module, Batch, torch.Generator], "Mapping[str, torch.Tensor] | Measurement"]
 Labeller = Callable[[torch.Tensor], torch.Tensor]
+LostClasses = Callable[[int, tuple[str, ...]], None]
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,19 @@ def fit_closed_form(model: nn.Module, train: Batch, generator: torch.Generator, 
     if not isinstance(model, ClosedFormFit):
         raise ConfigError(f"{type(model).__name__} has no closed-form fit; pass a training procedure as fit=")
     model.fit(train.x, train.y)
+    check_finite_parameters(model, "closed-form fit", context.generation)
     return model
+
+
+def check_finite_parameters(model: nn.Module, what: str, generation: int) -> None:
+    """Raise :class:`~genfair.errors.GenerationFailed` naming the first parameter of ``model``
+    that holds a NaN or infinite value (``what`` says which procedure produced them)."""
+    for name, value in model.named_parameters():
+        bad = ~torch.isfinite(value.detach())
+        if bad.any():
+            raise GenerationFailed(
+                generation, f"{what}: parameter {name!r} holds {int(bad.sum())} NaN or infinite value(s)"
+            )
 
 
 def simulate(
@@ -121,6 +133,7 @@ def simulate(
     store: GenerationStore | None = None,
     on_generation: Callable[[list[GenerationRecord]], None] | None = None,
     label_synthetic: Labeller | None = None,
+    on_lost_classes: LostClasses | None = None,
 ) -> LoopResult:
     """Run a self-consuming loop (Alemohammad et al. 2024, Algorithm 1) over ``config.generations``.
 
@@ -142,6 +155,15 @@ def simulate(
             shares of the generation's training set, which suits class-conditional models;
             an unconditional model ignores those, and its samples need a labeller (e.g. a
             classifier) for their classes to mean anything.
+        on_lost_classes: called as ``(g, names)`` when the synthetic samples drawn at generation
+            g (what generation g + 1 trains on) hold no sample of the classes ``names`` in any
+            replicate, though the real data had them. The loop goes on (such a run is degraded,
+            not broken). A class lost in only some replicates is not reported: that is the
+            drift a replicated analytic loop studies (with one replicate, any loss counts).
+
+    Raises:
+        GenerationFailed: a fit met a NaN or infinite loss or parameter, or the synthetic samples
+            hold NaN or infinite values. Earlier generations are already in ``store``.
 
     Example:
         >>> from genfair.data import GaussianData
@@ -188,8 +210,12 @@ def simulate(
         else:
             x = model.sample_biased(config.n_synthetic, bias=config.sampling_bias, labels=labels, generator=sampler)
         x = x.detach()
+        _check_finite_samples(x, g)
         if label_synthetic is not None:
             labels = label_synthetic(x).to(torch.int64)
+        lost = _lost_classes(labels, data.group_names)
+        if lost and on_lost_classes is not None:
+            on_lost_classes(g, lost)
         synthetic = (synthetic if config.kind == "accumulate" else []) + [Batch(x, labels)]
         record = GenerationRecord(g, values, time.perf_counter() - start, intervals)
         if store is not None:
@@ -206,6 +232,20 @@ def _as_arrays(measured: Mapping[str, torch.Tensor] | Measurement) -> tuple[dict
     values = {key: value.detach().cpu().numpy().astype(np.float64) for key, value in measured.values.items()}
     intervals = {key: np.asarray(bounds, dtype=np.float64) for key, bounds in measured.intervals.items()}
     return values, intervals
+
+
+def _check_finite_samples(x: torch.Tensor, generation: int) -> None:
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        raise GenerationFailed(generation, f"the synthetic samples hold {int(bad.sum())} NaN or infinite value(s)")
+
+
+def _lost_classes(labels: torch.Tensor, classes: tuple[str, ...]) -> tuple[str, ...]:
+    """Classes with no sample in any replicate of ``labels (R, n)`` (the real draw has them all,
+    see :func:`_check_classes_present`)."""
+    present = torch.zeros(len(classes), dtype=torch.bool)
+    present[labels.reshape(-1).unique().cpu()] = True
+    return tuple(name for name, here in zip(classes, present.tolist()) if not here)
 
 
 def _check_classes_present(counts: torch.Tensor, classes: tuple[str, ...]) -> None:

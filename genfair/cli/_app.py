@@ -1,4 +1,10 @@
-"""``genfair``: compose the config with Hydra, check it, run the experiment."""
+"""``genfair``: compose the config with Hydra, check it, run the experiment.
+
+Exit status: 0 when the run completed (also when degraded, see ``genfair.experiment``); 2 for a
+bad config, data file or run directory (nothing was run); 3 when an arm's generation failed (a
+NaN or infinite loss: the finished generations are kept, summary.json says ``failed``). Either
+error is one line on stderr, ``genfair: error: ...``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from genfair.cli._config import register_configs
-from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.errors import ConfigError, GenerationFailed, check_choice, check_positive_int
 from genfair.experiment import Arm, run_experiment
 from genfair.studies import STUDIES
 
@@ -79,11 +85,11 @@ def _run(cfg: DictConfig) -> None:
 def _hydra_main(cfg: DictConfig) -> None:
     try:
         _run(cfg)
-    except ConfigError as error:
+    except (ConfigError, GenerationFailed) as error:
         if os.environ.get("GENFAIR_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"):
             raise
         print(f"genfair: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(3 if isinstance(error, GenerationFailed) else 2)
 
 
 def main() -> None:

@@ -8,6 +8,11 @@ Models without a closed-form fit (the deep ones) are trained by gradient steps, 
 starting from the previous generation's weights (fine-tuning; the first from the initialisation).
 Every fit runs under a forked global RNG seeded from its generator, so randomness a model draws
 without an explicit generator (a VAE's reparameterisation noise) is reproducible too.
+
+A fit never returns a broken model: a NaN or infinite loss at any gradient step, or non-finite
+parameters after a closed-form fit, raises :class:`~genfair.errors.GenerationFailed` naming the
+estimator, the step and the value (``estimator mle: loss is nan at step 37 of 800``), before the
+step is taken.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from torch import nn
 
 from genfair.data import Batch
+from genfair.errors import GenerationFailed
 from genfair.estimators._config import EstimatorConfig
 from genfair.models import ClosedFormFit
 from hypernets import (
@@ -30,6 +36,7 @@ from hypernets import (
     weight_discrepancy,
 )
 from loops import Fit, FitContext, fit_closed_form
+from loops._simulate import check_finite_parameters  # not yet re-exported by loops/__init__.py
 
 __all__ = ["AnchoredFit", "GradientFit", "HypernetworkFit", "build_fit"]
 
@@ -75,11 +82,12 @@ class GradientFit:
         model.train()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_from(generator))
-            for _ in range(self.config.steps):
+            for step in range(self.config.steps):
                 x, y = _minibatch(train, self.config.batch_size, generator)
                 loss = model.loss(x, y).mean()
                 if reference is not None:
                     loss = loss + self.config.lam * weight_discrepancy(reference, params, normalize=self.config.normalize)
+                _check_loss(loss, self.config, step, context)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -124,12 +132,13 @@ class HypernetworkFit:
         conditional = bool(self.options["num_classes"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_from(generator))  # randomness the model draws without a generator
-            for _ in range(self.config.steps):
+            for step in range(self.config.steps):
                 x, y = _minibatch(train, self.config.batch_size, generator)
                 terms = objective(hnet, x, y if conditional else None, generator=generator)
                 loss = terms.total
                 if reference is not None:
                     loss = loss + self.config.lam * weight_discrepancy(reference, terms.weights, normalize=self.config.normalize)
+                _check_loss(loss, self.config, step, context)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -154,6 +163,7 @@ class AnchoredFit:
     def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
         if isinstance(model, ClosedFormFit):
             model.fit(train.x, train.y)
+            check_finite_parameters(model, f"estimator {self.config.name} (closed-form start)", context.generation)
         if context.reference is None:
             return model
         layout = TargetLayout.from_module(model, positive=self.positive, per_replicate=self.per_replicate)
@@ -161,10 +171,11 @@ class AnchoredFit:
         free = nn.Parameter(layout.flatten(params, average_replicates=False))
         reference = {slot.name: context.reference[slot.name] for slot in layout.slots}
         optimiser = torch.optim.Adam([free], lr=self.config.lr)
-        for _ in range(self.config.steps):
+        for step in range(self.config.steps):
             weights = layout.split(free)
             nll = call_method(model, weights, "loss", train.x, train.y).mean()
             loss = nll + self.config.lam * weight_discrepancy(reference, weights, normalize=self.config.normalize)
+            _check_loss(loss, self.config, step, context)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -172,6 +183,14 @@ class AnchoredFit:
             for name, value in layout.split(free).items():
                 params[name].copy_(value)
         return model
+
+
+def _check_loss(loss: torch.Tensor, config: EstimatorConfig, step: int, context: FitContext) -> None:
+    """Raise :class:`GenerationFailed` if the scalar ``loss`` of 0-based ``step`` is NaN or infinite."""
+    value = loss.detach()
+    if not bool(torch.isfinite(value)):
+        reason = f"estimator {config.name}: loss is {float(value):g} at step {step + 1} of {config.steps}"
+        raise GenerationFailed(context.generation, reason)
 
 
 def _minibatch(train: Batch, batch_size: int | None, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
