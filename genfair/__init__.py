@@ -15,8 +15,8 @@ Example:
     >>> result = run_experiment([arm], seed=0, run_dir=Path("outputs/notebook"))  # doctest: +SKIP
 """
 
-from genfair.errors import ConfigError
+from genfair.errors import ConfigError, GenerationFailed
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "__version__"]
+__all__ = ["ConfigError", "GenerationFailed", "__version__"]

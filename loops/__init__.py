@@ -19,6 +19,7 @@ from loops._simulate import (
     GenerationStore,
     LoopResult,
     Measurement,
+    check_finite_parameters,
     fit_closed_form,
     simulate,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "LoopResult",
     "Measurement",
     "RunStore",
+    "check_finite_parameters",
     "draw_labels",
     "fit_closed_form",
     "simulate",

@@ -35,8 +35,7 @@ from hypernets import (
     predict_weights,
     weight_discrepancy,
 )
-from loops import Fit, FitContext, fit_closed_form
-from loops._simulate import check_finite_parameters  # not yet re-exported by loops/__init__.py
+from loops import Fit, FitContext, check_finite_parameters, fit_closed_form
 
 __all__ = ["AnchoredFit", "GradientFit", "HypernetworkFit", "build_fit"]
 
