@@ -31,7 +31,9 @@ def plot_curves(ax, rows: Sequence[dict], *, metric: str, label_prefix: str = ""
     """Draw one line per (arm, group) of ``metric`` on ``ax``: the median across replicates, and
     a band from the 5 % to the 95 % quantile (for the 0/1 metrics of :data:`FRACTION_METRICS`:
     the mean, i.e. the fraction of replicates, with a 95 % normal confidence band; for a single
-    replicate: the value with the ``lo``-``hi`` interval of ``metrics.csv``).
+    replicate: the value with the ``lo``-``hi`` interval of ``metrics.csv``; for rows that
+    summarize several seeds and carry ``n_seeds`` instead of ``n``, written by ``genfair-aggregate``:
+    the mean across seeds with its ``lo``-``hi`` t-interval).
     Groups differ by line style, arms by colour.
 
     Args:
@@ -60,6 +62,8 @@ def plot_curves(ax, rows: Sequence[dict], *, metric: str, label_prefix: str = ""
 
 
 def _line_and_band(curve: list[dict], *, fraction: bool) -> tuple[list[float], list[float], list[float]]:
+    if "n_seeds" in curve[0]:  # across seeds (genfair-aggregate): the mean with its t-interval
+        return [r["mean"] for r in curve], [r["lo"] for r in curve], [r["hi"] for r in curve]
     if all(r["n"] <= 1 for r in curve) and "lo" in curve[0]:  # one replicate: its own interval
         return [r["mean"] for r in curve], [r["lo"] for r in curve], [r["hi"] for r in curve]
     if fraction:
@@ -76,7 +80,7 @@ def save_metric_figure(path: Path, runs: Sequence[tuple[str, Sequence[dict]]], *
     colors = iter(f"C{i}" for i in itertools.count())
     for label, rows in runs:
         plot_curves(ax, rows, metric=metric, label_prefix=label, colors=colors)
-    single = all(row["n"] <= 1 for _, rows in runs for row in rows if row["metric"] == metric)
+    single = all(row.get("n", 2) <= 1 for _, rows in runs for row in rows if row["metric"] == metric)
     if single:
         summary = "value, 95 % bootstrap CI"
     else:

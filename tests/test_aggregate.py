@@ -1,0 +1,216 @@
+"""``genfair-aggregate``: runs of one experiment over several seeds, summarized across seeds.
+
+Hand-written run directories check the numbers (mean, standard error and t-interval across
+seeds) and the refusals; two end-to-end tests run a real 2-seed sweep through Hydra's joblib and
+submitit_local launchers and aggregate it with the installed command.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genfair.cli import aggregate, aggregate_main
+
+BIN = Path(sys.executable).parent
+GENFAIR = str(BIN / "genfair") if (BIN / "genfair").exists() else shutil.which("genfair")
+GENFAIR_AGGREGATE = (
+    str(BIN / "genfair-aggregate") if (BIN / "genfair-aggregate").exists() else shutil.which("genfair-aggregate")
+)
+CSV_HEADER = "arm,generation,group,metric,mean,se,median,q05,q95,n,lo,hi"
+AGGREGATE_HEADER = "arm,generation,group,metric,mean,se,n_seeds,lo,hi"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+T_975_2 = 4.302652729911275  # Student's t, 97.5 % quantile, 2 degrees of freedom (tables: 4.3027)
+SWEEP = ["experiment=class_mixture_mad", "loop.generations=2", "loop.replicates=50", "seed=0,1"]
+
+
+def _write_run(
+    run_dir: Path,
+    *,
+    seed: int,
+    values: dict[tuple, float],
+    status: str = "complete",
+    dim: int = 2,
+    family: str = "class_mixture",
+    groups: tuple[str, str] = ("majority", "minority"),
+    proportions: tuple[float, float] = (0.95, 0.05),
+) -> Path:
+    """A run directory as ``genfair`` leaves it: ``values`` maps (arm, generation, group, metric)
+    to the run's ``mean``; the other statistics are filler that aggregation must ignore."""
+    run_dir.mkdir(parents=True)
+    lines = [CSV_HEADER]
+    for (arm, generation, group, metric), mean in values.items():
+        lines.append(f"{arm},{generation},{group},{metric},{mean},99,99,99,99,7,99,99")
+    (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
+    metrics = list(dict.fromkeys(metric for *_, metric in values))
+    summary = {
+        "status": status,
+        "seed": seed,
+        "config": {"data": {"proportions": list(proportions)}, "seed": seed},
+        "fingerprint": {"seed": seed, "arms": {"mle": {"data": {"dim": dim, "proportions": list(proportions)}}}},
+        "family": family,
+        "headline_metrics": metrics,
+        "groups": list(groups),
+        "minority": groups[1],
+        "arms": {},
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def _read_csv(path: Path) -> dict[tuple, dict]:
+    with open(path, newline="") as handle:
+        return {(r["arm"], int(r["generation"]), r["group"], r["metric"]): r for r in csv.DictReader(handle)}
+
+
+def _three_seeds(sweep: Path) -> None:
+    share, w2 = ("mle", 0, "minority", "share"), ("mle", 0, "minority", "w2_sq")
+    _write_run(sweep / "0", seed=0, values={share: 1.0, w2: 0.5})
+    _write_run(sweep / "1", seed=1, values={share: 2.0, w2: float("nan")})  # an extinct class: NaN
+    _write_run(sweep / "nested" / "2", seed=2, values={share: 4.0, w2: 1.5, ("mle", 1, "minority", "share"): 3.0})
+
+
+def test_mean_se_and_t_interval_across_seeds(tmp_path):
+    _three_seeds(tmp_path)
+    result = aggregate(tmp_path)
+    assert result.out == tmp_path / "aggregate"
+    assert [seed for _, seed in result.runs] == [0, 1, 2] and result.skipped == ()
+    assert (tmp_path / "aggregate" / "metrics.csv").read_text().splitlines()[0] == AGGREGATE_HEADER
+    rows = _read_csv(tmp_path / "aggregate" / "metrics.csv")
+    # share over seeds: 1, 2, 4 -> mean 7/3, sample variance 7/3, se sqrt(7/9).
+    share = rows[("mle", 0, "minority", "share")]
+    mean, se = 7 / 3, math.sqrt(7) / 3
+    assert float(share["mean"]) == pytest.approx(mean, rel=1e-12)
+    assert float(share["se"]) == pytest.approx(se, rel=1e-12)
+    assert int(share["n_seeds"]) == 3
+    assert float(share["lo"]) == pytest.approx(mean - T_975_2 * se, rel=1e-9)
+    assert float(share["hi"]) == pytest.approx(mean + T_975_2 * se, rel=1e-9)
+    # A NaN seed is left out: w2 over 0.5, 1.5 -> mean 1, se 0.5, t_{0.975, 1} = 12.706.
+    w2 = rows[("mle", 0, "minority", "w2_sq")]
+    assert (int(w2["n_seeds"]), float(w2["mean"]), float(w2["se"])) == (2, 1.0, 0.5)
+    assert float(w2["hi"]) == pytest.approx(1.0 + 12.706204736174707 * 0.5, rel=1e-9)
+    # A row that only one seed has: its value, no interval.
+    once = rows[("mle", 1, "minority", "share")]
+    assert (int(once["n_seeds"]), float(once["mean"])) == (1, 3.0)
+    assert all(math.isnan(float(once[column])) for column in ("se", "lo", "hi"))
+    summary = json.loads((tmp_path / "aggregate" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1, 2]
+    assert [run["dir"] for run in summary["runs"]] == ["0", "1", str(Path("nested") / "2")]
+    assert "seed" not in summary["fingerprint"] and summary["fingerprint"]["arms"]["mle"]["data"]["dim"] == 2
+    for metric in ("share", "w2_sq"):
+        assert (tmp_path / "aggregate" / "figures" / f"{metric}.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert not (tmp_path / "aggregate" / "figures" / "minority_fidelity.png").exists()
+    # Aggregating again passes over the earlier output instead of counting it as a run.
+    assert [seed for _, seed in aggregate(tmp_path).runs] == [0, 1, 2]
+
+
+def test_incomplete_runs_are_skipped_with_a_warning(tmp_path, capsys):
+    _write_run(tmp_path / "0", seed=0, values={("mle", 0, "minority", "share"): 1.0})
+    _write_run(tmp_path / "1", seed=1, values={("mle", 0, "minority", "share"): 3.0})
+    _write_run(tmp_path / "2", seed=2, values={("mle", 0, "minority", "share"): 100.0}, status="running")
+    _write_run(tmp_path / "3", seed=3, values={("mle", 0, "minority", "share"): 100.0}, status="failed", dim=3)
+    aggregate_main([str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert f"genfair-aggregate: warning: skipping {tmp_path / '2'} (status 'running'" in err
+    assert f"skipping {tmp_path / '3'} (status 'failed'" in err
+    assert float(_read_csv(tmp_path / "out" / "metrics.csv")[("mle", 0, "minority", "share")]["mean"]) == 2.0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    assert summary["skipped"] == [{"dir": "2", "status": "running"}, {"dir": "3", "status": "failed"}]
+
+
+def _refusal(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        aggregate_main(argv)
+    assert exit_info.value.code == 2
+    *warnings, err = capsys.readouterr().err.strip().splitlines()  # the error: one line, last
+    assert err.startswith("genfair-aggregate: error: ")
+    assert all(line.startswith("genfair-aggregate: warning: ") for line in warnings)
+    return err
+
+
+def test_different_experiments_are_refused_naming_the_key(tmp_path, capsys):
+    _write_run(tmp_path / "0", seed=0, values={("mle", 0, "minority", "share"): 1.0})
+    _write_run(tmp_path / "1", seed=1, values={("mle", 0, "minority", "share"): 1.0}, dim=3)
+    err = _refusal([str(tmp_path)], capsys)
+    assert "arms.mle.data.dim" in err and "different experiments" in err
+    assert not (tmp_path / "aggregate").exists()
+
+
+def test_equal_seeds_are_refused(tmp_path, capsys):
+    _write_run(tmp_path / "0", seed=5, values={("mle", 0, "minority", "share"): 1.0})
+    _write_run(tmp_path / "1", seed=5, values={("mle", 0, "minority", "share"): 2.0})
+    assert "same seed 5" in _refusal([str(tmp_path)], capsys)
+
+
+def test_no_runs_are_refused(tmp_path, capsys):
+    (tmp_path / "empty" / "0").mkdir(parents=True)
+    assert "no run directories" in _refusal([str(tmp_path / "empty")], capsys)
+    assert "must be a directory" in _refusal([str(tmp_path / "missing")], capsys)
+    _write_run(tmp_path / "running" / "0", seed=0, values={("mle", 0, "minority", "share"): 1.0}, status="running")
+    assert "none of the 1 run directories" in _refusal([str(tmp_path / "running")], capsys)
+
+
+def test_image_runs_get_the_minority_fidelity_figure(tmp_path):
+    values = {
+        ("ple", generation, group, metric): 0.1 * (1 + generation) + (0.5 if group == "3" else 0.0)
+        for generation in range(3)
+        for group in ("3", "6")
+        for metric in ("share", "precision", "recall", "coverage")
+    }
+    for seed in (0, 1):
+        shifted = {key: value + 0.01 * seed for key, value in values.items()}
+        _write_run(
+            tmp_path / str(seed), seed=seed, values=shifted, family="images", groups=("3", "6"), proportions=(0.9, 0.1)
+        )
+    paths = aggregate(tmp_path).paths
+    figure = tmp_path / "aggregate" / "figures" / "minority_fidelity.png"
+    assert figure in paths and figure.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
+    return {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"exit {result.returncode}\n--- stderr ---\n{result.stderr[-4000:]}"
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def _sweep_and_aggregate(tmp_path: Path, launcher: list[str]) -> None:
+    sweep = tmp_path / "sweep"
+    _run([GENFAIR, "-m", *launcher, *SWEEP, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    for job in ("0", "1"):  # one run directory per job: multirun/<date>/<time>/<job number>
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert (summary["status"], summary["seed"], summary["config"]["threads"]) == ("complete", int(job), 1)
+    printed = _run([GENFAIR_AGGREGATE, str(sweep)], cwd=tmp_path).stdout.split()
+    assert str(sweep / "aggregate" / "metrics.csv") in printed
+    rows = _read_csv(sweep / "aggregate" / "metrics.csv")
+    assert {int(row["n_seeds"]) for row in rows.values()} == {2}
+    assert {arm for arm, *_ in rows} == {"mle", "unbiased"} and {g for _, g, *_ in rows} == {0, 1}
+    seeds = [_read_csv(sweep / job / "metrics.csv")[("mle", 1, "minority", "share")] for job in ("0", "1")]
+    expected = (float(seeds[0]["mean"]) + float(seeds[1]["mean"])) / 2
+    assert float(rows[("mle", 1, "minority", "share")]["mean"]) == pytest.approx(expected, rel=1e-12)
+    assert json.loads((sweep / "aggregate" / "summary.json").read_text())["seeds"] == [0, 1]
+    for metric in ("share", "extinct", "w2_sq", "trace_cov"):
+        assert (sweep / "aggregate" / "figures" / f"{metric}.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_joblib_sweep_then_aggregate(tmp_path):
+    _sweep_and_aggregate(tmp_path, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+
+
+@pytest.mark.slow  # ~30 s on 2 busy cores: submitit starts each job in two fresh interpreters
+def test_submitit_local_sweep_then_aggregate(tmp_path):
+    _sweep_and_aggregate(tmp_path, ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"])
