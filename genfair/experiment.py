@@ -437,8 +437,8 @@ def _log_progress(arm: Arm, record: GenerationRecord, summary: dict) -> None:
             else:
                 shown.append(f"{key} mean {mean:.4g}")
     log.info(
-        "arm %s · generation %d/%d · %.3f s · %s",
-        arm.name, record.generation + 1, arm.loop.generations, record.seconds, ", ".join(shown),
+        "arm %s · generation %d (%d of %d) · %.3f s · %s",  # 0-based, like metrics.csv and arms/
+        arm.name, record.generation, record.generation + 1, arm.loop.generations, record.seconds, ", ".join(shown),
     )
 
 

@@ -160,8 +160,8 @@ def test_default_experiment_runs_the_digits_loop_with_progress_and_figures(cli):
     assert summary["config"]["data"]["classes"] == [3, 6] and summary["config"]["data"]["proportions"] == [0.9, 0.1]
     assert summary["config"]["model"]["name"] == "vae" and summary["config"]["loop"]["kind"] == "fully_synthetic"
     for arm in ("mle", "ple"):  # progress: one line per generation and arm, on the console
-        for generation in (1, 2):
-            assert f"arm {arm} · generation {generation}/2" in result.stdout + result.stderr
+        for generation in (0, 1):
+            assert f"arm {arm} · generation {generation} ({generation + 1} of 2)" in result.stdout + result.stderr
     assert _is_png(run / "figures" / "minority_fidelity.png")
     assert _is_png(run / "figures" / "samples_mle.png") and _is_png(run / "figures" / "samples_ple.png")
 
