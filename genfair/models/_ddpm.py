@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.models._labels import check_class_labels
 from genfair.models._protocols import GenerativeModel
 from genfair.models._vae import _check_shape  # a non-empty tuple (or list, as OmegaConf gives) of sizes
 
@@ -197,19 +198,7 @@ class DDPM(nn.Module, GenerativeModel):
         return x[0].to(self.unet.conv_in.weight.dtype)
 
     def _check_labels(self, labels: torch.Tensor | None, n: int, *, required: bool) -> torch.Tensor | None:
-        """Labels ``(1, n)`` -> ``(n,)``; ``None`` for an unconditional model (labels ignored)."""
-        if labels is not None and tuple(labels.shape) != (1, n):
-            raise ConfigError(f"labels must have shape (1, {n}), got {tuple(labels.shape)}")
-        if self.num_classes is None:
-            return None
-        if labels is None:
-            if required:
-                raise ConfigError(f"labels (1, n) are required: this DDPM is conditional on {self.num_classes} classes")
-            return None
-        if labels.dtype.is_floating_point or bool(((labels < 0) | (labels >= self.num_classes)).any()):
-            values = labels.unique().tolist()[:10]
-            raise ConfigError(f"labels must be integers in [0, {self.num_classes}), got {labels.dtype} values {values}")
-        return labels[0].long()
+        return check_class_labels(labels, n, num_classes=self.num_classes, required=required, model="DDPM")
 
 
 def _check_unet_shapes(sample_shape: tuple[int, ...], channels: tuple[int, ...], groups: int) -> None:

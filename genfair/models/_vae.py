@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn.functional import one_hot, softplus
 
 from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.models._labels import check_class_labels
 from genfair.models._protocols import GenerativeModel, ReparameterizedSampler
 
 __all__ = ["VAE"]
@@ -180,19 +181,7 @@ class VAE(nn.Module, GenerativeModel, ReparameterizedSampler):
         return x[0].reshape(x.shape[1], -1).to(self.raw_scale.dtype)
 
     def _check_labels(self, labels: torch.Tensor | None, n: int, *, required: bool) -> torch.Tensor | None:
-        """Labels ``(1, n)`` -> ``(n,)``; ``None`` for an unconditional model (labels ignored)."""
-        if labels is not None and tuple(labels.shape) != (1, n):
-            raise ConfigError(f"labels must have shape (1, {n}), got {tuple(labels.shape)}")
-        if self.num_classes is None:
-            return None
-        if labels is None:
-            if required:
-                raise ConfigError(f"labels (1, n) are required: this VAE is conditional on {self.num_classes} classes")
-            return None
-        if labels.dtype.is_floating_point or bool(((labels < 0) | (labels >= self.num_classes)).any()):
-            values = labels.unique().tolist()[:10]
-            raise ConfigError(f"labels must be integers in [0, {self.num_classes}), got {labels.dtype} values {values}")
-        return labels[0]
+        return check_class_labels(labels, n, num_classes=self.num_classes, required=required, model="VAE")
 
     def _join(self, features: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Append the one-hot label to each row (conditional models)."""

@@ -1,0 +1,28 @@
+"""The class labels a single-replicate deep model takes, checked once for every such model."""
+
+from __future__ import annotations
+
+import torch
+
+from genfair.errors import ConfigError
+
+__all__ = ["check_class_labels"]
+
+
+def check_class_labels(
+    labels: torch.Tensor | None, n: int, *, num_classes: int | None, required: bool, model: str
+) -> torch.Tensor | None:
+    """Labels ``(1, n)`` -> ``(n,)`` int64; ``None`` for an unconditional model (``num_classes``
+    ``None``: labels are accepted and ignored) or when ``labels`` is ``None`` and not ``required``."""
+    if labels is not None and tuple(labels.shape) != (1, n):
+        raise ConfigError(f"labels must have shape (1, {n}), got {tuple(labels.shape)}")
+    if num_classes is None:
+        return None
+    if labels is None:
+        if required:
+            raise ConfigError(f"labels (1, n) are required: this {model} is conditional on {num_classes} classes")
+        return None
+    if labels.dtype.is_floating_point or bool(((labels < 0) | (labels >= num_classes)).any()):
+        values = labels.unique().tolist()[:10]
+        raise ConfigError(f"labels must be integers in [0, {num_classes}), got {labels.dtype} values {values}")
+    return labels[0].long()
