@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +69,10 @@ def headline_numbers(rows: list[dict], metrics: list[str]) -> dict[str, dict[str
     return headline
 
 
-def write_metrics_csv(path: Path, rows: list[dict]) -> None:
-    """Write ``metrics.csv`` atomically."""
+def write_metrics_csv(path: Path, rows: list[dict], *, columns: Sequence[str] = CSV_COLUMNS) -> None:
+    """Write ``metrics.csv`` (or another table of ``columns``) atomically."""
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_bytes_atomic(path, text.getvalue().encode())

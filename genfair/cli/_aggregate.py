@@ -20,8 +20,6 @@ equal once ``seed`` is removed) and must have distinct seeds. Written into ``--o
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import sys
 from dataclasses import dataclass
@@ -31,8 +29,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from genfair._outputs import read_metrics_csv
-from genfair.checkpoint import read_json, write_bytes_atomic, write_json
+from genfair._outputs import read_metrics_csv, write_metrics_csv
+from genfair.checkpoint import read_json, write_json
 from genfair.errors import ConfigError
 from genfair.plots import save_fidelity_figure, save_metric_figure
 
@@ -225,11 +223,7 @@ def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int) -> 
 
 
 def _write_csv(path: Path, rows: list[dict]) -> Path:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=AGGREGATE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_bytes_atomic(path, text.getvalue().encode())
+    write_metrics_csv(path, rows, columns=AGGREGATE_COLUMNS)
     return path
 
 
