@@ -16,6 +16,7 @@ from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileDa
 from genfair.estimators import EstimatorConfig
 from genfair.evaluation import EvaluationConfig
 from genfair.models import AnalyticModelConfig, DDPMConfig, VAEConfig
+from genfair.remedies import RemedyConfig
 from loops import LoopConfig
 
 __all__ = ["GenfairConfig", "register_configs"]
@@ -28,6 +29,9 @@ class GenfairConfig:
     Attributes:
         data, model, loop, estimator: the config groups (see ``configs/<group>/``).
         evaluation: how deep models' generations are measured (``genfair.evaluation``).
+        remedy: the fairness remedy applied to every generation's training (``genfair.remedies``).
+        device: where models and hypernetworks compute: ``auto`` (CUDA when present, else the
+            CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         seed: root seed; every generation's randomness derives from it (``genfair.seeding``).
         threads: torch intra-op threads; 1 is fastest for analytic models and right for
             parallel sweep workers.
@@ -35,7 +39,7 @@ class GenfairConfig:
             runs the same loop with the same seed and its overrides applied. Empty: one arm, ``main``.
         study: ``loop`` (the self-consuming loop above) or the name of a study in
             ``genfair.studies.STUDIES``, configured by the node of the same name.
-        variance_bias, gmm_ple: the studies' configs (see ``genfair.studies``).
+        variance_bias, gmm_ple, downstream_mindiff: the studies' configs (see ``genfair.studies``).
     """
 
     data: Any = MISSING
@@ -43,12 +47,15 @@ class GenfairConfig:
     loop: LoopConfig = MISSING
     estimator: EstimatorConfig = MISSING
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    remedy: RemedyConfig = field(default_factory=RemedyConfig)
+    device: str = "auto"
     seed: int = 0
     threads: int = 1
     arms: dict[str, list[str]] = field(default_factory=dict)
     study: str = "loop"
     variance_bias: Any = None
     gmm_ple: Any = None
+    downstream_mindiff: Any = None
 
 
 def register_configs() -> None:
@@ -64,3 +71,4 @@ def register_configs() -> None:
     store.store(group="model", name="ddpm_schema", node=DDPMConfig)
     store.store(group="loop", name="loop_schema", node=LoopConfig)
     store.store(group="estimator", name="estimator_schema", node=EstimatorConfig)
+    store.store(group="remedy", name="remedy_schema", node=RemedyConfig)
