@@ -1,5 +1,5 @@
 """genfair.fairness: the MinDiff MMD² against its published formula, Kamiran–Calders reweighing,
-and the MetricFrame's shapes and stratified intervals."""
+and the MetricFrame's shapes, stratified-bootstrap and jackknife intervals."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from genfair.errors import ConfigError
-from genfair.fairness import MetricFrame, mmd2, reweighing_factors
+from genfair.fairness import Interval, MetricFrame, jackknife_buckets, jackknife_se, mmd2, reweighing_factors
 
 
 def _brute_mmd2(x, y, kernel, length):
@@ -162,3 +162,73 @@ def test_metric_frame_names_the_bad_argument(kwargs, words):
     with pytest.raises(ConfigError) as raised:
         MetricFrame({"accuracy": _accuracy}, **{**base, **kwargs})
     assert all(word in str(raised.value) for word in words), str(raised.value)
+
+
+def test_metric_frame_jackknife_by_hand():
+    """Two buckets dealt round-robin within each group: group a = samples 0-3 (buckets 0, 1, 0, 1),
+    group b = samples 4-5 (buckets 0, 1). Leaving bucket 0 out keeps samples 1, 3, 5; leaving
+    bucket 1 out keeps 0, 2, 4. se^2 = (B - 1) / B * sum_b (theta_b - mean)^2, interval theta -+ z se."""
+    t = torch.tensor([1, 0, 1, 1, 0, 1])
+    p = torch.tensor([1, 0, 0, 1, 0, 0])
+    groups = torch.tensor([0, 0, 0, 0, 1, 1])
+    frame = MetricFrame({"accuracy": _accuracy}, y_true=t, y_pred=p, groups=groups, group_names=["a", "b"],
+                        interval="jackknife", buckets=2)
+    z = 1.959963984540054
+    # a: leave-one-out accuracies 1 (samples 1, 3) and 1/2 (samples 0, 2): mean 3/4, se^2 = 1/2 * 2 * 1/16
+    ci_a = frame.by_group_ci["accuracy"]["a"]
+    assert (ci_a.lo, ci_a.hi) == (pytest.approx(0.75 - z * 0.25), pytest.approx(0.75 + z * 0.25))
+    # b: 0 (sample 5) and 1 (sample 4): se^2 = 1/2 * (1/4 + 1/4), se = 1/2
+    ci_b = frame.by_group_ci["accuracy"]["b"]
+    assert (ci_b.lo, ci_b.hi) == (pytest.approx(0.5 - z * 0.5), pytest.approx(0.5 + z * 0.5))
+    # overall: 2/3 in both replicates, se = 0
+    assert frame.overall_ci["accuracy"] == Interval(pytest.approx(4 / 6), pytest.approx(4 / 6))
+    # the difference itself: replicates |1 - 0| = 1 and |1/2 - 1| = 1/2, point 3/4 - 1/2
+    ci_d = frame.difference_ci()["accuracy"]
+    assert (ci_d.lo, ci_d.hi) == (pytest.approx(0.25 - z * 0.25), pytest.approx(0.25 + z * 0.25))
+    assert frame.derived_ci(lambda o, g: abs(g["accuracy"]["a"] - g["accuracy"]["b"])) == ci_d
+    assert jackknife_se(torch.tensor([1.0, 0.5])) == pytest.approx(0.25)
+
+
+def test_jackknife_buckets_split_every_group_evenly():
+    groups = torch.tensor([0] * 45 + [1] * 7)
+    bucket = jackknife_buckets(groups, 2, 20, generator=torch.Generator().manual_seed(0))
+    for k, size in ((0, 45), (1, 7)):
+        counts = torch.bincount(bucket[groups == k], minlength=20)
+        assert int(counts.sum()) == size and int(counts.max() - counts.min()) <= 1
+
+
+def test_jackknife_interval_has_the_binomial_width():
+    """For a mean, the delete-one-bucket jackknife se is the grouped-data standard error:
+    with n = 400 in 20 buckets of 20, sqrt(a (1 - a) / n) within the sampling spread of a
+    19-degree-of-freedom variance estimate (its se is about 16 %: 40 % tolerance is 2.5 sigma)."""
+    g = torch.Generator().manual_seed(6)
+    n = 400
+    t = (torch.rand(n, generator=g) < 0.5).long()
+    p = torch.where(torch.rand(n, generator=g) < 0.7, t, 1 - t)
+    frame = MetricFrame({"accuracy": _accuracy}, y_true=t, y_pred=p, groups=torch.zeros(n, dtype=torch.long),
+                        group_names=["all"], interval="jackknife", generator=torch.Generator().manual_seed(7))
+    a = frame.overall["accuracy"]
+    ci = frame.overall_ci["accuracy"]
+    assert (ci.lo + ci.hi) / 2 == pytest.approx(a)
+    assert ci.hi - ci.lo == pytest.approx(2 * 1.96 * math.sqrt(a * (1 - a) / n), rel=0.4)
+
+
+def test_gap_to_best_ci_rechooses_the_best_group():
+    g = torch.Generator().manual_seed(8)
+    groups = torch.tensor([0] * 100 + [1] * 100)
+    t = torch.ones(200, dtype=torch.long)
+    p = torch.where(torch.rand(200, generator=g) < torch.where(groups == 0, 0.9, 0.6), 1, 0)
+    frame = MetricFrame({"accuracy": _accuracy}, y_true=t, y_pred=p, groups=groups, group_names=["a", "b"],
+                        bootstrap=200, generator=torch.Generator().manual_seed(9))
+    gap = frame.gap_to_best()["accuracy"]
+    ci = frame.gap_to_best_ci()["accuracy"]
+    assert ci["b"].lo <= gap["b"] <= ci["b"].hi and ci["b"].lo > 0
+    assert ci["a"].lo == 0.0  # a is the best group in (nearly) every resample
+
+
+def test_metric_frame_refuses_a_bad_interval():
+    base = dict(y_true=torch.tensor([0, 1]), y_pred=torch.tensor([0, 1]), groups=torch.tensor([0, 1]), group_names=["a", "b"])
+    with pytest.raises(ConfigError, match="interval must be one of"):
+        MetricFrame({"accuracy": _accuracy}, interval="poisson", **base)
+    with pytest.raises(ConfigError, match="buckets must be an integer >= 2, got 1"):
+        MetricFrame({"accuracy": _accuracy}, interval="jackknife", buckets=1, **base)

@@ -1,5 +1,7 @@
-"""Fairness metrics and remedies' building blocks: plain functions, and one object that
-disaggregates any metric by group with intervals (:class:`MetricFrame`).
+"""Fairness metrics and remedies' building blocks: plain functions, one object that
+disaggregates any metric by group with intervals (:class:`MetricFrame`), and a downstream
+classifier evaluated by slice, Fairness Indicators style (:func:`train_downstream`,
+:func:`evaluate_slices`).
 
 Example:
     >>> import torch
@@ -10,8 +12,52 @@ Example:
     [1.0, 1.0, 1.0, 1.0]
 """
 
-from genfair.fairness._frame import Interval, MetricFrame
+from genfair.fairness._downstream import (
+    DownstreamClassifier,
+    TrainedDownstream,
+    binary_target,
+    grad_reverse,
+    resolve_slices,
+    similarity_correlation,
+    train_downstream,
+)
+from genfair.fairness._downstream_config import CLASSIFIER_REMEDIES, DownstreamConfig
+from genfair.fairness._frame import INTERVALS, Interval, MetricFrame, jackknife_buckets, jackknife_se
 from genfair.fairness._mmd import KERNELS, mmd2
 from genfair.fairness._reweighing import reweighing_factors
+from genfair.fairness._slices import (
+    SLICE_METRICS,
+    SliceReport,
+    accuracy_at,
+    evaluate_slices,
+    false_negative_rate,
+    false_positive_rate,
+    true_positive_rate,
+)
 
-__all__ = ["KERNELS", "Interval", "MetricFrame", "mmd2", "reweighing_factors"]
+__all__ = [
+    "CLASSIFIER_REMEDIES",
+    "DownstreamClassifier",
+    "DownstreamConfig",
+    "INTERVALS",
+    "Interval",
+    "KERNELS",
+    "MetricFrame",
+    "SLICE_METRICS",
+    "SliceReport",
+    "TrainedDownstream",
+    "accuracy_at",
+    "binary_target",
+    "evaluate_slices",
+    "false_negative_rate",
+    "false_positive_rate",
+    "grad_reverse",
+    "jackknife_buckets",
+    "jackknife_se",
+    "mmd2",
+    "resolve_slices",
+    "reweighing_factors",
+    "similarity_correlation",
+    "train_downstream",
+    "true_positive_rate",
+]
