@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from genfair._outputs import RunOutputs, write_replicates
-from genfair.checkpoint import load_tensors, read_json, save_tensors
+from genfair.checkpoint import load_tensors, read_json, save_tensors, write_json
 from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
 from genfair.errors import ConfigError, GenerationFailed, check_positive_int
 from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
@@ -57,6 +57,7 @@ from genfair.models import (
     save_model,
 )
 from genfair.plots import save_fidelity_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
+from genfair.remedies import RemedyConfig
 from genfair.seeding import child_seed, torch_generator
 from hypernets import input_sensitivity
 from loops import GenerationRecord, LoopConfig, RunStore, simulate
@@ -75,8 +76,9 @@ IMAGE_SOURCES = (DigitsData, ImageFileData)
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of an experiment: the data, the model, the loop it runs, its estimator and, for
-    deep models on images, how its generations are measured."""
+    """One arm of an experiment: the data, the model, the loop it runs, its estimator, the
+    fairness remedy of its training and, for deep models on images, how its generations are
+    measured."""
 
     name: str
     data: GaussianData | ClassMixtureData | DigitsData | ImageFileData
@@ -84,6 +86,7 @@ class Arm:
     loop: LoopConfig
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    remedy: RemedyConfig = field(default_factory=RemedyConfig)
 
     @property
     def family(self) -> str:
@@ -202,6 +205,9 @@ def _run_arm(
     def on_generation(finished: list[GenerationRecord]) -> None:
         if evaluation is not None and evaluation.last_grid is not None:
             _save_grid(run_dir, arm.name, finished[-1].generation, evaluation.last_grid, names)
+        if remedy_log is not None and remedy_log.log:  # Group DRO's class weights after every step
+            log_path = run_dir / "arms" / arm.name / "remedy" / f"generation_{finished[-1].generation:04d}.json"
+            write_json(log_path, {"remedy": arm.remedy.name, "classes": list(names), **remedy_log.log})
         outputs.update(arm.name, finished)
         _log_progress(arm, finished[-1], outputs.summary)
 
@@ -228,7 +234,12 @@ def _run_arm(
         positive=ClassGaussianModel.CONSTRAINTS if analytic else {},
         per_replicate=analytic,
         closed_form=analytic,
+        remedy=arm.remedy,
+        classes=len(names),
+        minority=list(names).index(_minority(data)),
+        features=None if analytic else evaluation.classifier.model.features,
     )
+    remedy_log = getattr(fit, "remedy", None)  # the closed-form fit has none
     try:
         result = simulate(
             data=data,
@@ -276,6 +287,11 @@ def _check_arm(arm: Arm) -> None:
         raise ConfigError(
             f"loop.replicates must be 1 for a deep model (one model per arm; run several seeds for "
             f"replicates), got {arm.loop.replicates} (in arm {arm.name!r})"
+        )
+    if arm.remedy.name != "none" and arm.loop.replicates != 1:
+        raise ConfigError(
+            f"remedy={arm.remedy.name} trains one replicate at a time: set loop.replicates=1, got "
+            f"{arm.loop.replicates} (in arm {arm.name!r})"
         )
     if arm.family == "images":  # a real draw larger than the training pools fails here, not mid-run
         arm.data.draw(1, arm.loop.n_real, generator=torch.Generator().manual_seed(0))
@@ -391,6 +407,8 @@ def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
             "estimator": dataclasses.asdict(arm.estimator),
             "evaluation": dataclasses.asdict(arm.evaluation) if arm.family == "images" else None,
         }
+        if arm.remedy.name != "none":  # absent for none, so runs from before remedies still resume
+            described[arm.name]["remedy"] = dataclasses.asdict(arm.remedy)
     # Through JSON, as summary.json stores it (tuples become lists), so a run matches its own directory.
     return json.loads(json.dumps({"seed": seed, "arms": described}))
 

@@ -67,6 +67,7 @@ hypernetwork gives each of the R sets its own weights; otherwise R must be 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -168,11 +169,15 @@ class PLEObjective:
         labels: torch.Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> PLETerms:
+        """The terms at ``x (R, n, ...)``; ``reduce`` turns the per-sample losses ``(R, n)`` into
+        the likelihood term (default: their mean; a fairness remedy's weighting otherwise)."""
         config = self.config
         weights = predict_weights(hnet, x, labels)
         model_labels = labels if labels is not None else torch.zeros(x.shape[:2], dtype=torch.int64, device=x.device)
-        nll = hnet.run(weights, "loss", x, model_labels).mean()
+        losses = hnet.run(weights, "loss", x, model_labels)
+        nll = losses.mean() if reduce is None else reduce(losses)
         if config.lam == 0 and config.constraint == "penalty":
             return PLETerms(nll, nll, nll.new_zeros(()), None, weights)
         reference = {k: v.detach() for k, v in weights.items()} if config.detach_target else weights

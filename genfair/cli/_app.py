@@ -40,7 +40,7 @@ def arms_from_config(cfg: DictConfig) -> list[Arm]:
         except OmegaConfBaseException as error:
             raise ConfigError(f"arms.{name}: {_first_line(error)}") from None
         groups = {}
-        for group in ("data", "model", "loop", "estimator", "evaluation"):
+        for group in ("data", "model", "loop", "estimator", "evaluation", "remedy"):
             try:
                 groups[group] = OmegaConf.to_object(merged[group])
             except ConfigError as error:

@@ -9,6 +9,14 @@ starting from the previous generation's weights (fine-tuning; the first from the
 Every fit runs under a forked global RNG seeded from its generator, so randomness a model draws
 without an explicit generator (a VAE's reparameterisation noise) is reproducible too.
 
+A fairness remedy (``remedy=...``, :mod:`genfair.remedies`) changes how a gradient-trained fit
+sees its training set: which samples each step draws (oversampling, SMOTE) and how the step's
+per-sample losses become the loss (reweighting, Group DRO, MinDiff, hard example mining), with
+every estimator: the model's own weights (``mle``, ``anchor``) or a hypernetwork's
+(``hyper_mle``, ``ple``: the remedy shapes the likelihood term; the PLE discrepancy is added as
+before). A closed-form model with a remedy is fitted in closed form first, then refined by
+``steps`` gradient steps on the remedied loss. Remedies train one replicate (``(1, n, ...)``).
+
 A fit never returns a broken model: a NaN or infinite loss at any gradient step, or non-finite
 parameters after a closed-form fit, raises :class:`~genfair.errors.GenerationFailed` naming the
 estimator, the step and the value (``estimator mle: loss is nan at step 37 of 800``), before the
@@ -17,15 +25,16 @@ step is taken.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from genfair.data import Batch
-from genfair.errors import GenerationFailed
+from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators._config import EstimatorConfig
 from genfair.models import ClosedFormFit
+from genfair.remedies import Remedy, RemedyConfig
 from hypernets import (
     HyperNetwork,
     PLEObjective,
@@ -48,30 +57,75 @@ def build_fit(
     positive: Mapping[str, Positivity],
     per_replicate: bool,
     closed_form: bool = True,
+    remedy: RemedyConfig | None = None,
+    classes: int | None = None,
+    minority: int = 0,
+    features: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Fit:
     """The loop's fit for ``config`` (``positive``: the model's constrained parameters, e.g.
     ``{"covs": "psd"}``; ``per_replicate``: the model holds independent replicates;
     ``closed_form``: the model has a closed-form fit, else ``mle`` and ``anchor`` train by
-    gradient steps)."""
+    gradient steps).
+
+    ``remedy``: the fairness remedy of every generation's training, for ``classes`` classes
+    whose ``minority`` MinDiff compares with the rest; ``features``: where SMOTE looks for
+    neighbours (``(n, *sample_shape) -> (n, d)``; default: the samples themselves)."""
+    remedial = _Remedial(remedy, classes=classes or num_classes or 1, minority=minority, features=features)
     if config.uses_hypernetwork:
         return HypernetworkFit(
-            config, sample_shape=sample_shape, num_classes=num_classes, positive=positive, per_replicate=per_replicate
+            config, sample_shape=sample_shape, num_classes=num_classes, positive=positive,
+            per_replicate=per_replicate, remedy=remedial,
         )
     if not closed_form:
-        return GradientFit(config)
-    if config.name == "mle":
+        return GradientFit(config, remedy=remedial)
+    if config.name == "mle" and not remedial.active:
         return fit_closed_form
-    return AnchoredFit(config, positive=positive, per_replicate=per_replicate)
+    return AnchoredFit(config, positive=positive, per_replicate=per_replicate, remedy=remedial)
+
+
+class _Remedial:
+    """A remedy's configuration plus what a fit needs to apply it to a generation: a fresh
+    :class:`~genfair.remedies.Remedy` per training set, and the log of the last one (Group DRO's
+    class weights after every step)."""
+
+    def __init__(self, config: RemedyConfig | None, *, classes: int, minority: int,
+                 features: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+        self.config = config or RemedyConfig()
+        self.classes, self.minority, self.features = classes, minority, features
+        self.log: dict[str, object] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.config.name != "none"
+
+    def start(self, train: Batch, generator: torch.Generator) -> tuple[Remedy, Batch]:
+        """The remedy of this generation and the training set it draws from."""
+        if self.active and train.x.shape[0] != 1:
+            raise ConfigError(
+                f"remedy {self.config.name!r} trains one replicate at a time; set loop.replicates=1 "
+                f"(got {train.x.shape[0]})"
+            )
+        remedy = Remedy(self.config, num_classes=self.classes, minority=self.minority)
+        space = None
+        if self.config.name == "smote" and self.features is not None:
+            with torch.no_grad():
+                space = self.features(train.x[0])
+        return remedy, remedy.prepare(train, generator=generator, space=space)
+
+    def finish(self, remedy: Remedy) -> None:
+        self.log = {"group_dro_weights": remedy.dro.history} if remedy.dro is not None else {}
 
 
 class GradientFit:
     """Maximum likelihood by ``config.steps`` Adam steps on the mean per-sample loss of
     ``config.batch_size`` training samples (the whole set if ``None``), starting from the
     model's current weights; for ``anchor``, from generation 1 on the loss adds
-    ``lam * D(theta, theta_0)``, the discrepancy to generation 0's weights (loop form)."""
+    ``lam * D(theta, theta_0)``, the discrepancy to generation 0's weights (loop form). A
+    remedy draws the batches and reduces their losses (see the module docstring)."""
 
-    def __init__(self, config: EstimatorConfig) -> None:
+    def __init__(self, config: EstimatorConfig, *, remedy: _Remedial | None = None) -> None:
         self.config = config
+        self.remedy = remedy or _Remedial(None, classes=1, minority=0, features=None)
 
     def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
         anchored = self.config.name == "anchor" and context.reference is not None
@@ -81,15 +135,18 @@ class GradientFit:
         model.train()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_from(generator))
+            remedy, train = self.remedy.start(train, generator)
             for step in range(self.config.steps):
-                x, y = _minibatch(train, self.config.batch_size, generator)
-                loss = model.loss(x, y).mean()
+                index = remedy.batch(self.config.batch_size, generator=generator)
+                x, y = _minibatch(train, index)
+                loss = remedy.loss(model.loss(x, y)[0], y[0], index)
                 if reference is not None:
                     loss = loss + self.config.lam * weight_discrepancy(reference, params, normalize=self.config.normalize)
                 _check_loss(loss, self.config, step, context)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
+        self.remedy.finish(remedy)
         model.eval()
         return model
 
@@ -107,8 +164,10 @@ class HypernetworkFit:
         num_classes: int | None,
         positive: Mapping[str, Positivity],
         per_replicate: bool,
+        remedy: _Remedial | None = None,
     ) -> None:
         self.config = config
+        self.remedy = remedy or _Remedial(None, classes=num_classes or 1, minority=0, features=None)
         self.options = dict(
             sample_shape=tuple(sample_shape),
             num_classes=num_classes,
@@ -131,9 +190,12 @@ class HypernetworkFit:
         conditional = bool(self.options["num_classes"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_from(generator))  # randomness the model draws without a generator
+            remedy, train = self.remedy.start(train, generator)
             for step in range(self.config.steps):
-                x, y = _minibatch(train, self.config.batch_size, generator)
-                terms = objective(hnet, x, y if conditional else None, generator=generator)
+                index = remedy.batch(self.config.batch_size, generator=generator)
+                x, y = _minibatch(train, index)
+                reduce = (lambda losses: remedy.loss(losses[0], y[0], index)) if self.remedy.active else None
+                terms = objective(hnet, x, y if conditional else None, generator=generator, reduce=reduce)
                 loss = terms.total
                 if reference is not None:
                     loss = loss + self.config.lam * weight_discrepancy(reference, terms.weights, normalize=self.config.normalize)
@@ -142,6 +204,7 @@ class HypernetworkFit:
                 loss.backward()
                 optimiser.step()
                 objective.update_multiplier(terms)
+        self.remedy.finish(remedy)
         labels = train.y if conditional else None
         with torch.no_grad():
             hnet.load_into_target(predict_weights(hnet, train.x, labels))
@@ -152,32 +215,46 @@ class HypernetworkFit:
 class AnchoredFit:
     """The loop form without a hypernetwork: the model's own fit, then from generation 1 on
     ``config.steps`` Adam steps on ``mean NLL(X_g; theta) + lam * D(theta, theta_0)`` over the
-    model's weights (unconstrained through ``positive``), starting from its own fit."""
+    model's weights (unconstrained through ``positive``), starting from its own fit. With a
+    remedy, every generation (``mle``, ``anchor``) takes the steps, on the remedied loss of
+    ``config.batch_size`` samples of the remedied training set."""
 
-    def __init__(self, config: EstimatorConfig, *, positive: Mapping[str, Positivity], per_replicate: bool) -> None:
+    def __init__(self, config: EstimatorConfig, *, positive: Mapping[str, Positivity], per_replicate: bool,
+                 remedy: _Remedial | None = None) -> None:
         self.config = config
         self.positive = dict(positive)
         self.per_replicate = per_replicate
+        self.remedy = remedy or _Remedial(None, classes=1, minority=0, features=None)
 
     def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
         if isinstance(model, ClosedFormFit):
             model.fit(train.x, train.y)
             check_finite_parameters(model, f"estimator {self.config.name} (closed-form start)", context.generation)
-        if context.reference is None:
+        anchored = self.config.name == "anchor" and context.reference is not None
+        if not (anchored or self.remedy.active):
             return model
         layout = TargetLayout.from_module(model, positive=self.positive, per_replicate=self.per_replicate)
         params = dict(model.named_parameters())
         free = nn.Parameter(layout.flatten(params, average_replicates=False))
-        reference = {slot.name: context.reference[slot.name] for slot in layout.slots}
+        reference = {slot.name: context.reference[slot.name] for slot in layout.slots} if anchored else None
         optimiser = torch.optim.Adam([free], lr=self.config.lr)
+        remedy, train = self.remedy.start(train, generator) if self.remedy.active else (None, train)
         for step in range(self.config.steps):
             weights = layout.split(free)
-            nll = call_method(model, weights, "loss", train.x, train.y).mean()
-            loss = nll + self.config.lam * weight_discrepancy(reference, weights, normalize=self.config.normalize)
+            if remedy is None:
+                loss = call_method(model, weights, "loss", train.x, train.y).mean()
+            else:
+                index = remedy.batch(self.config.batch_size, generator=generator)
+                x, y = _minibatch(train, index)
+                loss = remedy.loss(call_method(model, weights, "loss", x, y)[0], y[0], index)
+            if reference is not None:
+                loss = loss + self.config.lam * weight_discrepancy(reference, weights, normalize=self.config.normalize)
             _check_loss(loss, self.config, step, context)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+        if remedy is not None:
+            self.remedy.finish(remedy)
         with torch.no_grad():
             for name, value in layout.split(free).items():
                 params[name].copy_(value)
@@ -192,13 +269,10 @@ def _check_loss(loss: torch.Tensor, config: EstimatorConfig, step: int, context:
         raise GenerationFailed(context.generation, reason)
 
 
-def _minibatch(train: Batch, batch_size: int | None, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` samples of every replicate, without replacement (the whole set if ``None``
-    or not smaller than it)."""
-    if batch_size is None or batch_size >= train.n:
-        return train.x, train.y
-    keep = torch.randperm(train.n, generator=generator, device=generator.device)[:batch_size].to(train.x.device)
-    return train.x[:, keep], train.y[:, keep]
+def _minibatch(train: Batch, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The samples ``index`` of every replicate."""
+    index = index.to(train.x.device)
+    return train.x[:, index], train.y[:, index]
 
 
 def _seed_from(generator: torch.Generator) -> int:

@@ -44,6 +44,8 @@ class Remedy:
         """The training set this remedy trains on (one replicate); ``space``: where SMOTE finds
         neighbours (e.g. classifier features, ``(n, d)``)."""
         name = self.config.name
+        if name == "oversample":
+            self.shares = _present_shares(self.shares, train.y[0])
         if name == "smote":
             train = smote(train, k=self.config.k, target_share=self.config.target_share, generator=generator, space=space)
         elif name == "oversample" and self.config.level == "epoch":
@@ -82,3 +84,15 @@ class Remedy:
         if name == "hard_mining":
             return hard_example_loss(losses, keep=self.config.keep)
         return losses.mean()
+
+
+def _present_shares(shares: list[float], labels: torch.Tensor) -> list[float]:
+    """``shares`` with the shares of classes absent from ``labels`` given to the present ones
+    (in proportion), so that a loop whose samples lost a class keeps training."""
+    counts = torch.bincount(labels, minlength=len(shares)).tolist()
+    kept = [share if count else 0.0 for share, count in zip(shares, counts)]
+    total = sum(kept)
+    if total == 0:  # only classes configured at share 0 are present: sample those uniformly
+        present = [1.0 if count else 0.0 for count in counts]
+        return [p / sum(present) for p in present]
+    return [share / total for share in kept]

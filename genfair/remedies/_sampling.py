@@ -58,6 +58,8 @@ def smote(
         target_share: the smallest class's share after SMOTE; ``None``: every class is filled up
             to the size of the largest.
         space: ``(n, d)`` where neighbours are searched (default: the flattened samples).
+
+    A class with a single sample gets copies of it (no neighbour to interpolate with).
     """
     x, y = train.x[0], train.y[0]
     space = x.reshape(len(x), -1).to(torch.float64) if space is None else space.to(torch.float64)
@@ -75,14 +77,15 @@ def smote(
         members = (y == c).nonzero().flatten()
         if extra == 0:
             continue
-        if len(members) < 2:
-            raise ConfigError(f"smote needs at least 2 samples of class {c} to interpolate, got {len(members)}")
-        neighbours = min(k, len(members) - 1)
-        distances = torch.cdist(space[members], space[members])
-        distances.fill_diagonal_(float("inf"))
-        nearest = distances.topk(neighbours, largest=False).indices  # (members, neighbours)
         anchor = torch.randint(len(members), (extra,), generator=generator)
-        partner = nearest[anchor, torch.randint(neighbours, (extra,), generator=generator)]
+        if len(members) == 1:  # no neighbour to interpolate with (a class a loop nearly lost): copies
+            partner = anchor
+        else:
+            neighbours = min(k, len(members) - 1)
+            distances = torch.cdist(space[members], space[members])
+            distances.fill_diagonal_(float("inf"))
+            nearest = distances.topk(neighbours, largest=False).indices  # (members, neighbours)
+            partner = nearest[anchor, torch.randint(neighbours, (extra,), generator=generator)]
         u = torch.rand(extra, *([1] * (x.dim() - 1)), generator=generator, dtype=x.dtype)
         a, b = x[members[anchor]], x[members[partner]]
         new_x.append(a + u * (b - a))

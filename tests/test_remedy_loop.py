@@ -1,0 +1,139 @@
+"""``remedy=...`` in the loop: every remedy trains with every estimator, model and loop kind; a
+remedy changes what a fit learns in the direction it promises; Group DRO's class weights are
+logged per generation; SMOTE on images searches neighbours in the classifier's feature space;
+bad combinations are refused before any work."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+
+from genfair.data import ClassMixtureData, DigitsData
+from genfair.errors import ConfigError
+from genfair.estimators import ESTIMATORS, EstimatorConfig, build_fit
+from genfair.evaluation import EvaluationConfig
+from genfair.experiment import Arm, run_experiment
+from genfair.models import AnalyticModelConfig, ClassGaussianModel, VAEConfig, build_model
+from genfair.remedies import REMEDIES, RemedyConfig
+from loops import LOOP_KINDS, FitContext, LoopConfig, fit_closed_form, simulate
+
+MIXTURE = ClassMixtureData(proportions=[0.9, 0.1], dim=2)
+DIGITS = DigitsData(classes=[3, 6], proportions=[0.8, 0.2])
+TINY_VAE = VAEConfig(hidden=[32], latent_dim=4)
+
+
+def _analytic_fit(estimator: str, remedy: str, **options):
+    config = EstimatorConfig(name=estimator, steps=5, lr=0.01, batch_size=32, hidden=16, embedding_dim=8)
+    return build_fit(
+        config, sample_shape=MIXTURE.sample_shape, num_classes=2, positive=ClassGaussianModel.CONSTRAINTS,
+        per_replicate=True, remedy=RemedyConfig(name=remedy, **options), classes=2, minority=1,
+    )
+
+
+def _mixture_loop(fit, *, kind: str = "fully_synthetic", seed: int = 0):
+    model = ClassGaussianModel(num_classes=2, dim=2, replicates=1)
+    config = LoopConfig(kind=kind, generations=2, n_real=100, n_synthetic=100, replicates=1)
+
+    def measure(fitted, train, generator):
+        return {"share/minority": fitted.shares.detach()[:, 1].clone()}
+
+    return simulate(data=MIXTURE, model=model, config=config, seed=seed, measure=measure, fit=fit)
+
+
+@pytest.mark.parametrize(
+    "estimator, remedy", [pytest.param(e, r, id=f"{e}-{r}") for e, r in itertools.product(ESTIMATORS, REMEDIES)]
+)
+def test_every_remedy_trains_with_every_estimator(estimator, remedy):
+    result = _mixture_loop(_analytic_fit(estimator, remedy))
+    shares = result.values("share/minority")
+    assert shares.shape == (2, 1) and ((shares > 0) & (shares < 1)).all()
+
+
+@pytest.mark.parametrize("kind", LOOP_KINDS)
+def test_a_remedy_trains_in_every_loop_kind(kind):
+    result = _mixture_loop(_analytic_fit("mle", "oversample"), kind=kind)
+    assert result.values("share/minority").shape == (2, 1)
+
+
+def test_no_remedy_keeps_the_closed_form_fit():
+    assert _analytic_fit("mle", "none") is fit_closed_form
+    assert _analytic_fit("mle", "reweight") is not fit_closed_form
+
+
+def test_reweighting_balances_the_class_shares_a_closed_form_model_learns():
+    """Inverse-frequency weights make each class weigh the same in the NLL, whose -log share_y
+    term then peaks at equal shares: the minority's share moves from its sample proportion
+    (about 0.1) towards 0.5, and oversampling does the same through the batches."""
+    baseline = _mixture_loop(_analytic_fit("mle", "none")).values("share/minority")[0, 0]
+    for remedy in ("reweight", "oversample"):
+        config = EstimatorConfig(name="mle", steps=300, lr=0.05, batch_size=64)
+        fit = build_fit(
+            config, sample_shape=MIXTURE.sample_shape, num_classes=2, positive=ClassGaussianModel.CONSTRAINTS,
+            per_replicate=True, remedy=RemedyConfig(name=remedy), classes=2, minority=1,
+        )
+        share = _mixture_loop(fit).values("share/minority")[0, 0]
+        assert baseline < 0.2 and abs(share - 0.5) < 0.05, (remedy, baseline, share)
+
+
+def _deep_fit(remedy: RemedyConfig, features=None, estimator: str = "mle"):
+    config = EstimatorConfig(name=estimator, steps=6, lr=1e-3, batch_size=16, hidden=16, embedding_dim=8)
+    return build_fit(
+        config, sample_shape=DIGITS.sample_shape, num_classes=2, positive={}, per_replicate=False,
+        closed_form=False, remedy=remedy, classes=2, minority=1, features=features,
+    )
+
+
+@pytest.mark.parametrize("estimator", ["mle", "ple"])
+def test_group_dro_weights_are_logged_for_every_step(estimator):
+    fit = _deep_fit(RemedyConfig(name="group_dro", step_size=0.5), estimator=estimator)
+    torch.manual_seed(0)
+    model = build_model(TINY_VAE, sample_shape=DIGITS.sample_shape, num_classes=2)
+    train = DIGITS.draw(1, 40, generator=torch.Generator().manual_seed(0))
+    fit(model, train, torch.Generator().manual_seed(1), FitContext(generation=0, reference=None))
+    weights = torch.tensor(fit.remedy.log["group_dro_weights"], dtype=torch.float64)
+    assert weights.shape == (6, 2)
+    assert torch.allclose(weights.sum(1), torch.ones(6, dtype=torch.float64))
+
+
+def test_smote_on_images_finds_neighbours_in_the_feature_space():
+    seen = []
+
+    def features(x):
+        seen.append(x.shape)
+        return x.flatten(1)[:, :3]  # a space of its own: 3 of the pixels
+
+    fit = _deep_fit(RemedyConfig(name="smote"), features=features)
+    torch.manual_seed(0)
+    model = build_model(TINY_VAE, sample_shape=DIGITS.sample_shape, num_classes=2)
+    train = DIGITS.draw(1, 40, generator=torch.Generator().manual_seed(0))
+    fit(model, train, torch.Generator().manual_seed(1), FitContext(generation=0, reference=None))
+    assert seen == [(40, *DIGITS.sample_shape)]
+
+
+def test_a_deep_remedy_run_writes_the_group_dro_log_and_fingerprints_the_remedy(tmp_path):
+    loop = LoopConfig(generations=2, n_real=40, n_synthetic=40, replicates=1)
+    arm = Arm(
+        "dro", DIGITS, TINY_VAE, loop, EstimatorConfig(steps=4, lr=1e-3, batch_size=16),
+        EvaluationConfig(samples=60, bootstrap=10, grid=0), RemedyConfig(name="group_dro"),
+    )
+    result = run_experiment([arm], seed=0, run_dir=tmp_path)
+    assert result.summary["fingerprint"]["arms"]["dro"]["remedy"]["name"] == "group_dro"
+    for generation in (0, 1):
+        logged = json.loads((tmp_path / "arms" / "dro" / "remedy" / f"generation_{generation:04d}.json").read_text())
+        assert logged["classes"] == ["3", "6"] and len(logged["group_dro_weights"]) == 4
+    other = Arm("dro", DIGITS, TINY_VAE, loop, arm.estimator, arm.evaluation, RemedyConfig(name="reweight"))
+    with pytest.raises(ConfigError, match="remedy"):
+        run_experiment([other], seed=0, run_dir=tmp_path)
+
+
+def test_a_remedy_with_several_replicates_is_refused_before_any_work(tmp_path):
+    arm = Arm(
+        "r", MIXTURE, AnalyticModelConfig(name="class_mixture"),
+        LoopConfig(generations=2, n_real=50, n_synthetic=50, replicates=100), remedy=RemedyConfig(name="reweight"),
+    )
+    with pytest.raises(ConfigError, match=r"remedy=reweight .* loop.replicates=1, got 100"):
+        run_experiment([arm], seed=0, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
