@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from genfair.data import Batch
+from genfair.devices import module_device
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.models import BiasedSampler, ClosedFormFit
 from genfair.seeding import torch_generator
@@ -139,7 +140,9 @@ def simulate(
 
     Args:
         data: a data source with ``draw(replicates, n, *, generator) -> Batch`` and ``group_names``.
-        model: the model to fit each generation (all replicates at once); fitted in place.
+        model: the model to fit each generation (all replicates at once); fitted in place. The
+            training sets are moved to its device (``model.to("cuda")`` runs the loop on a GPU);
+            every generator stays on the CPU, so the random draws are the same on any device.
         config: the loop's kind, sizes and sampling bias.
         seed: root seed; generation g's randomness comes from ``genfair.seeding`` children
             (g, stream), so any generation can be re-run alone and a resumed run matches.
@@ -181,9 +184,11 @@ def simulate(
             f"loop.sampling_bias={config.sampling_bias} needs a model with biased sampling; "
             f"{type(model).__name__} has none (use loop.sampling_bias=1.0)"
         )
-    real = data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real"))
+    device = module_device(model)  # training sets live where the model computes; generators stay on the CPU
+    real = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real")), device)
     _check_classes_present(real.class_counts(num_classes), data.group_names)
     records, synthetic = store.resume(model, limit=config.generations) if store is not None else ([], [])
+    synthetic = [_to(batch, device) for batch in synthetic]
     reference = store.model_state(0) if records else None
     for g in range(len(records), config.generations):
         start = time.perf_counter()
@@ -193,7 +198,7 @@ def simulate(
         else:
             fresh = None
             if config.kind == "fresh":
-                fresh = data.draw(config.replicates, config.n_real, generator=torch_generator(seed, g, "real"))
+                fresh = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, g, "real")), device)
             train = training_set(config.kind, real=real, fresh=fresh, synthetic=synthetic)
         # 2. Fit the model on it.
         model = fit(model, train, torch_generator(seed, g, "fit"), FitContext(g, reference))
@@ -211,8 +216,7 @@ def simulate(
             x = model.sample_biased(config.n_synthetic, bias=config.sampling_bias, labels=labels, generator=sampler)
         x = x.detach()
         _check_finite_samples(x, g)
-        if label_synthetic is not None:
-            labels = label_synthetic(x).to(torch.int64)
+        labels = labels.to(x.device) if label_synthetic is None else label_synthetic(x).to(x.device, torch.int64)
         lost = _lost_classes(labels, data.group_names)
         if lost and on_lost_classes is not None:
             on_lost_classes(g, lost)
@@ -224,6 +228,10 @@ def simulate(
         if on_generation is not None:
             on_generation(records)
     return LoopResult(records, model)
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    return Batch(batch.x.to(device), batch.y.to(device))
 
 
 def _as_arrays(measured: Mapping[str, torch.Tensor] | Measurement) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

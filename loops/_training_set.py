@@ -33,7 +33,9 @@ def training_set(kind: str, *, real: Batch, fresh: Batch | None, synthetic: list
 
 def draw_labels(counts: torch.Tensor, n: int, *, generator: torch.Generator) -> torch.Tensor:
     """Classes for ``n`` synthetic samples per replicate, drawn from the class shares of the
-    training set (``counts (R, K)``), so a class that fades in one generation stays faded."""
+    training set (``counts (R, K)``), so a class that fades in one generation stays faded.
+    Drawn on the generator's device (the loop's are CPU generators, see ``genfair.devices``),
+    whatever device ``counts`` is on; returned there too."""
     if counts.shape[1] == 1:
-        return torch.zeros(counts.shape[0], n, dtype=torch.int64)
-    return torch.multinomial(counts.to(torch.float64), n, replacement=True, generator=generator)
+        return torch.zeros(counts.shape[0], n, dtype=torch.int64, device=generator.device)
+    return torch.multinomial(counts.to(generator.device, torch.float64), n, replacement=True, generator=generator)

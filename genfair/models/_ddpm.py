@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
+from genfair.devices import multinomial, randint, randn
 from genfair.errors import ConfigError, check_choice, check_positive_int
 from genfair.models._labels import check_class_labels
 from genfair.models._protocols import GenerativeModel
@@ -142,8 +143,8 @@ class DDPM(nn.Module, GenerativeModel):
         x0 = 2.0 * self._images(x) - 1.0  # [0, 1] -> [-1, 1]
         n = x0.shape[0]
         labels = self._check_labels(labels, n, required=True)
-        t = torch.randint(self.num_train_timesteps, (n,), generator=generator, device=x0.device)
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        t = randint(self.num_train_timesteps, (n,), generator=generator, device=x0.device)
+        eps = randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         abar = self.alphas_cumprod.to(x0.dtype)[t].reshape(n, 1, 1, 1)
         noisy = abar.sqrt() * x0 + (1.0 - abar).sqrt() * eps  # x_t ~ q(x_t | x0), Eq. 4
         predicted = self.unet(noisy, t, class_labels=labels).sample
@@ -162,11 +163,11 @@ class DDPM(nn.Module, GenerativeModel):
         n = check_positive_int("n", n)
         labels = self._check_labels(labels, n, required=False)
         if labels is None and self.class_logits is not None:
-            labels = torch.multinomial(self.class_logits.detach().softmax(-1), n, replacement=True, generator=generator)
+            labels = multinomial(self.class_logits.detach().softmax(-1), n, generator=generator)
         like = self.unet.conv_in.weight
         scheduler = self._scheduler(self.sampler)
         scheduler.set_timesteps(self.sample_steps, device=like.device)
-        x = torch.randn(n, *self.sample_shape, generator=generator, dtype=like.dtype, device=like.device)
+        x = randn((n, *self.sample_shape), generator=generator, dtype=like.dtype, device=like.device)
         for t in scheduler.timesteps:
             predicted = self.unet(x, t.expand(n), class_labels=labels).sample
             x = scheduler.step(predicted, t, x, generator=generator).prev_sample
@@ -198,7 +199,9 @@ class DDPM(nn.Module, GenerativeModel):
         return x[0].to(self.unet.conv_in.weight.dtype)
 
     def _check_labels(self, labels: torch.Tensor | None, n: int, *, required: bool) -> torch.Tensor | None:
-        return check_class_labels(labels, n, num_classes=self.num_classes, required=required, model="DDPM")
+        return check_class_labels(
+            labels, n, num_classes=self.num_classes, required=required, model="DDPM", device=self.unet.conv_in.weight.device
+        )
 
 
 def _check_unet_shapes(sample_shape: tuple[int, ...], channels: tuple[int, ...], groups: int) -> None:

@@ -10,10 +10,17 @@ __all__ = ["check_class_labels"]
 
 
 def check_class_labels(
-    labels: torch.Tensor | None, n: int, *, num_classes: int | None, required: bool, model: str
+    labels: torch.Tensor | None,
+    n: int,
+    *,
+    num_classes: int | None,
+    required: bool,
+    model: str,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor | None:
-    """Labels ``(1, n)`` -> ``(n,)`` int64; ``None`` for an unconditional model (``num_classes``
-    ``None``: labels are accepted and ignored) or when ``labels`` is ``None`` and not ``required``."""
+    """Labels ``(1, n)`` -> ``(n,)`` int64 on ``device`` (the model's: the loop draws labels on
+    the CPU); ``None`` for an unconditional model (``num_classes`` ``None``: labels are accepted
+    and ignored) or when ``labels`` is ``None`` and not ``required``."""
     if labels is not None and tuple(labels.shape) != (1, n):
         raise ConfigError(f"labels must have shape (1, {n}), got {tuple(labels.shape)}")
     if num_classes is None:
@@ -25,4 +32,4 @@ def check_class_labels(
     if labels.dtype.is_floating_point or bool(((labels < 0) | (labels >= num_classes)).any()):
         values = labels.unique().tolist()[:10]
         raise ConfigError(f"labels must be integers in [0, {num_classes}), got {labels.dtype} values {values}")
-    return labels[0].long()
+    return labels[0].long().to(device)

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.nn.functional import one_hot, softplus
 
+from genfair.devices import multinomial, randn
 from genfair.errors import ConfigError, check_choice, check_positive_int
 from genfair.models._labels import check_class_labels
 from genfair.models._protocols import GenerativeModel, ReparameterizedSampler
@@ -130,7 +131,7 @@ class VAE(nn.Module, GenerativeModel, ReparameterizedSampler):
         labels = self._check_labels(labels, flat.shape[0], required=True)
         stats = self.encoder(self._join(flat, labels))
         mean, log_var = stats.chunk(2, dim=-1)
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        eps = randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         z = mean + (0.5 * log_var).exp() * eps
         scale = self.scale()
         residual = (flat - self.decoder(self._join(z, labels))) / scale
@@ -164,10 +165,10 @@ class VAE(nn.Module, GenerativeModel, ReparameterizedSampler):
         n = check_positive_int("n", n)
         labels = self._check_labels(labels, n, required=False)
         if labels is None and self.class_logits is not None:
-            labels = torch.multinomial(self.class_logits.detach().softmax(-1), n, replacement=True, generator=generator)
+            labels = multinomial(self.class_logits.detach().softmax(-1), n, generator=generator)
         like = self.raw_scale
-        z = torch.randn(n, self.latent_dim, generator=generator, dtype=like.dtype, device=like.device)
-        eps = torch.randn(n, like.shape[0], generator=generator, dtype=like.dtype, device=like.device)
+        z = randn((n, self.latent_dim), generator=generator, dtype=like.dtype, device=like.device)
+        eps = randn((n, like.shape[0]), generator=generator, dtype=like.dtype, device=like.device)
         x = self.decoder(self._join(z, labels)) + self.scale() * eps
         return x.reshape(1, n, *self.sample_shape)
 
@@ -181,7 +182,9 @@ class VAE(nn.Module, GenerativeModel, ReparameterizedSampler):
         return x[0].reshape(x.shape[1], -1).to(self.raw_scale.dtype)
 
     def _check_labels(self, labels: torch.Tensor | None, n: int, *, required: bool) -> torch.Tensor | None:
-        return check_class_labels(labels, n, num_classes=self.num_classes, required=required, model="VAE")
+        return check_class_labels(
+            labels, n, num_classes=self.num_classes, required=required, model="VAE", device=self.raw_scale.device
+        )
 
     def _join(self, features: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Append the one-hot label to each row (conditional models)."""
