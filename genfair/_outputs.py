@@ -12,6 +12,9 @@
   per-generation files under ``arms/`` (written atomically every generation).
 - ``summary.json``: status, config, seed, package versions, per-arm ``generation_seconds`` and
   headline numbers (the last generation's summary of each headline metric and group).
+- ``minority_table.md`` (image experiments): the arms side by side, one row per arm and
+  generation shown, ``value [lo, hi]`` of the minority's share, precision, recall and coverage
+  and the majority's recall (see :func:`write_minority_table`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "read_metrics_csv",
     "record_rows",
     "write_metrics_csv",
+    "write_minority_table",
     "write_replicates",
 ]
 
@@ -76,6 +80,40 @@ def write_metrics_csv(path: Path, rows: list[dict], *, columns: Sequence[str] = 
     writer.writeheader()
     writer.writerows(rows)
     write_bytes_atomic(path, text.getvalue().encode())
+
+
+def write_minority_table(
+    path: Path, rows: list[dict], *, minority: str, majority: str, generations: Sequence[int]
+) -> None:
+    """A Markdown table of ``rows`` (``metrics.csv`` rows): for each of ``generations`` and each
+    arm, the minority's share, precision, recall and coverage and the majority's recall, as
+    ``value [lo, hi]`` (``–`` where the run has no value: a lost class, a generation not run)."""
+    columns = [
+        ("share", minority, f"{minority} share"),
+        ("precision", minority, f"{minority} precision"),
+        ("recall", minority, f"{minority} recall"),
+        ("coverage", minority, f"{minority} coverage"),
+        ("recall", majority, f"{majority} recall"),
+    ]
+    found = {(r["arm"], int(r["generation"]), r["metric"], r["group"]): r for r in rows}
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    lines = [
+        "| generation | arm | " + " | ".join(title for *_, title in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for generation in generations:
+        for arm in arms:
+            cells = [_cell(found.get((arm, generation, metric, group))) for metric, group, _ in columns]
+            lines.append(f"| {generation} | {arm} | " + " | ".join(cells) + " |")
+    write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
+
+
+def _cell(row: dict | None) -> str:
+    if row is None or not np.isfinite(float(row["mean"])):
+        return "–"
+    lo, hi = float(row["lo"]), float(row["hi"])
+    interval = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+    return f"{float(row['mean']):.2f}{interval}"
 
 
 def write_replicates(path: Path, records: Mapping[str, list[GenerationRecord]]) -> None:

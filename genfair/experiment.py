@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from genfair._outputs import RunOutputs, write_replicates
+from genfair._outputs import RunOutputs, write_minority_table, write_replicates
 from genfair.checkpoint import load_tensors, read_json, save_tensors, write_json
 from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
+from genfair.devices import module_device, resolve_device
 from genfair.errors import ConfigError, GenerationFailed, check_positive_int
 from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
 from genfair.evaluation import EvaluationConfig, ImageEvaluation
@@ -101,14 +102,29 @@ class ExperimentResult:
     summary: dict[str, Any]
 
 
-def run_experiment(arms: Sequence[Arm], *, seed: int, run_dir: Path, config: dict | None = None) -> ExperimentResult:
+def run_experiment(
+    arms: Sequence[Arm],
+    *,
+    seed: int,
+    run_dir: Path,
+    config: dict | None = None,
+    device: str | torch.device = "auto",
+) -> ExperimentResult:
     """Run every arm's loop with the same root ``seed`` (common random numbers) into ``run_dir``.
+
+    ``device``: where deep models (and their hypernetworks, training sets and samples) compute,
+    ``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N`` (see
+    ``genfair.devices``); analytic models always run on the CPU, where their batched closed forms
+    are fast. Random draws come from CPU generators on any device. The device is recorded in
+    summary.json but is not part of the fingerprint: a run may be resumed on another device
+    (its later generations then round as that device does).
 
     Everything is checked before any work. An arm whose generation fails stops there, the
     other arms run, and then the first failure is raised (see the module docstring). Results are rewritten after each generation; a run
     started again in the same directory resumes after the last finished generation of each arm,
     and refuses to run if the directory holds a different experiment (only ``loop.generations``
-    may change, to extend a run).
+    may change, to extend a run, and ``loop.checkpoint_every``). With ``loop.checkpoint_every``,
+    a deep arm killed inside a generation restarts that generation from its last checkpoint.
 
     Example:
         >>> arm = Arm("mle", GaussianData(), AnalyticModelConfig(name="gaussian"),
@@ -121,12 +137,15 @@ def run_experiment(arms: Sequence[Arm], *, seed: int, run_dir: Path, config: dic
     if bad:  # arm names become directory names and the first part of "arm/metric/group" keys
         raise ConfigError(f"arm names may hold letters, digits and _ . = - only, got {bad}")
     check_positive_int("seed", seed, minimum=0)
+    device = resolve_device(device)
     families = {arm.family for arm in arms}
     if len(families) > 1 and "images" in families:
         raise ConfigError(f"arms mix deep models on images with analytic models ({sorted(families)}); run them apart")
     for arm in arms:
         _check_arm(arm)
-    models = {arm.name: _build(arm, seed) for arm in arms}
+    if arms[0].family != "images":
+        device = torch.device("cpu")
+    models = {arm.name: _build(arm, seed).to(device) for arm in arms}
     run_dir = Path(run_dir)
     fingerprint = _fingerprint(arms, seed)
     previous = _check_run_dir(run_dir, fingerprint)
@@ -140,6 +159,7 @@ def run_experiment(arms: Sequence[Arm], *, seed: int, run_dir: Path, config: dic
         "fingerprint": fingerprint,
         "versions": _versions(),
         "family": family,
+        "device": str(device),
         "headline_metrics": HEADLINE[family],
         "groups": list(data.group_names),
         "minority": _minority(data),
@@ -204,7 +224,7 @@ def _run_arm(
 
     def on_generation(finished: list[GenerationRecord]) -> None:
         if evaluation is not None and evaluation.last_grid is not None:
-            _save_grid(run_dir, arm.name, finished[-1].generation, evaluation.last_grid, names)
+            _save_grid(run_dir, arm.name, finished[-1].generation, evaluation.last_grid.cpu(), names)
         if remedy_log is not None and remedy_log.log:  # Group DRO's class weights after every step
             log_path = run_dir / "arms" / arm.name / "remedy" / f"generation_{finished[-1].generation:04d}.json"
             write_json(log_path, {"remedy": arm.remedy.name, "classes": list(names), **remedy_log.log})
@@ -264,7 +284,10 @@ def _run_arm(
     if isinstance(fit, HypernetworkFit) and fit.hypernetwork is not None:
         # The degeneracy probe: a constant hypernetwork would score 0 (see hypernets.input_sensitivity).
         real = data.draw(arm.loop.replicates, arm.loop.n_real, generator=torch_generator(seed, 0, "real"))
-        probe = input_sensitivity(fit.hypernetwork, real.x, real.y, generator=torch_generator(seed, 0, "measure"))
+        where = module_device(fit.hypernetwork)
+        probe = input_sensitivity(
+            fit.hypernetwork, real.x.to(where), real.y.to(where), generator=torch_generator(seed, 0, "measure")
+        )
         outputs.summary["arms"][arm.name]["input_sensitivity"] = probe
         outputs.write()
     return result.records
@@ -370,7 +393,8 @@ def _save_grid(run_dir: Path, arm: str, generation: int, grid: torch.Tensor, nam
 
 
 def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, summary: dict) -> None:
-    """The "minority fidelity across generations" figure and each arm's samples across generations."""
+    """The "minority fidelity across generations" figure, the arms' minority table and each
+    arm's samples across generations."""
     data = arms[0].data
     shares = list(data.shares)
     minority = summary["minority"]
@@ -382,6 +406,9 @@ def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, summary
         majority=majority,
         target_share=shares[list(data.group_names).index(minority)],
     )
+    last = max(arm.loop.generations for arm in arms) - 1
+    shown = sorted({0, last // 2, max(last - 1, 0), last})
+    write_minority_table(run_dir / "minority_table.md", rows, minority=minority, majority=majority, generations=shown)
     for arm in arms:
         paths = sorted((run_dir / "samples" / arm.name).glob("generation_*.safetensors"))
         if paths:
@@ -395,11 +422,13 @@ def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, summary
 
 
 def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
-    """What must match for a run directory to be resumed: everything but ``loop.generations``."""
+    """What must match for a run directory to be resumed: everything but ``loop.generations``,
+    ``loop.checkpoint_every`` and the device."""
     described = {}
     for arm in arms:
         loop = dataclasses.asdict(arm.loop)
         loop.pop("generations")
+        loop.pop("checkpoint_every")  # where a generation is checkpointed does not change its results
         described[arm.name] = {
             "data": dataclasses.asdict(arm.data),
             "model": dataclasses.asdict(arm.model),

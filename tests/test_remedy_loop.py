@@ -124,6 +124,9 @@ def test_a_deep_remedy_run_writes_the_group_dro_log_and_fingerprints_the_remedy(
     for generation in (0, 1):
         logged = json.loads((tmp_path / "arms" / "dro" / "remedy" / f"generation_{generation:04d}.json").read_text())
         assert logged["classes"] == ["3", "6"] and len(logged["group_dro_weights"]) == 4
+    table = (tmp_path / "minority_table.md").read_text().splitlines()
+    assert table[0] == "| generation | arm | 6 share | 6 precision | 6 recall | 6 coverage | 3 recall |"
+    assert [line.split(" | ")[:2] for line in table[2:]] == [["| 0", "dro"], ["| 1", "dro"]]
     other = Arm("dro", DIGITS, TINY_VAE, loop, arm.estimator, arm.evaluation, RemedyConfig(name="reweight"))
     with pytest.raises(ConfigError, match="remedy"):
         run_experiment([other], seed=0, run_dir=tmp_path)

@@ -34,6 +34,13 @@ class RemedyConfig:
             group's loss (0: none).
         weight: ``mindiff``: weight of the MMD² penalty (1.5 in the MinDiff case study).
         kernel, length: ``mindiff``: the MMD kernel (``gaussian``, ``laplacian``) and its length.
+        quantity: ``mindiff``: what the penalty compares between the minority and the rest:
+            ``score`` (default), each sample's loss standardised by the batch's mean and
+            standard deviation (held fixed) and squashed by a sigmoid into (0, 1), the scale of
+            the predicted probabilities that TensorFlow Model Remediation compares and that its
+            default length 0.1 is made for; or ``loss``, the raw per-sample loss (a generative
+            model's NLL spreads over tens of units, where a length-0.1 kernel sees no pair of
+            samples from the two sides and the penalty has no gradient; raise ``length`` then).
         keep: ``hard_mining``: the share B/N of each forwarded batch that is back-propagated
             (the samples with the highest loss).
     """
@@ -49,6 +56,7 @@ class RemedyConfig:
     weight: float = 1.5
     kernel: str = "gaussian"
     length: float = 0.1
+    quantity: str = "score"
     keep: float = 0.5
 
     def __post_init__(self) -> None:
@@ -56,6 +64,7 @@ class RemedyConfig:
         check_choice("weighting", self.weighting, ["inverse_frequency", "kamiran_calders"])
         check_choice("level", self.level, ["batch", "epoch"])
         check_choice("kernel", self.kernel, KERNELS)
+        check_choice("quantity", self.quantity, ["score", "loss"])
         check_positive_int("k", self.k)
         if self.shares is not None:
             shares = list(self.shares)

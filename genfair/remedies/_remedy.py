@@ -79,8 +79,9 @@ class Remedy:
         if name == "group_dro":
             return self.dro(losses, labels)
         if name == "mindiff":
+            quantity = _score(losses) if self.config.quantity == "score" else losses
             return mindiff_loss(losses, labels, minority=self.minority, weight=self.config.weight,
-                                kernel=self.config.kernel, length=self.config.length)
+                                kernel=self.config.kernel, length=self.config.length, quantity=quantity)
         if name == "hard_mining":
             return hard_example_loss(losses, keep=self.config.keep)
         return losses.mean()
@@ -96,3 +97,10 @@ def _present_shares(shares: list[float], labels: torch.Tensor) -> list[float]:
         present = [1.0 if count else 0.0 for count in counts]
         return [p / sum(present) for p in present]
     return [share / total for share in kept]
+
+
+def _score(losses: torch.Tensor) -> torch.Tensor:
+    """``sigmoid((loss - mean) / std)`` with the batch's mean and standard deviation held fixed:
+    per-sample losses on the (0, 1) scale of predicted probabilities (MinDiff's ``score``)."""
+    centre, spread = losses.detach().mean(), losses.detach().std().clamp_min(1e-12)
+    return torch.sigmoid((losses - centre) / spread)
