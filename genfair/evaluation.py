@@ -17,6 +17,25 @@ Which class a generated image belongs to (``synthetic_labels``):
   - ``auto``: ``model`` for class-conditional models, ``classifier`` otherwise.
 The same choice labels the synthetic training set of the next generation (``label_synthetic``
 in ``loops.simulate``) and groups the generated images for the per-class metrics.
+
+Downstream fairness (``evaluation.downstream.enabled=true``, off by default; see
+``genfair.fairness.DownstreamConfig``): after the metrics above, each generation also trains a
+small binary classifier on that generation's training set (``train``: real plus synthetic
+images, as the loop built it, with their labels) and evaluates it on the held-out real images,
+sliced by class, Fairness Indicators style (``genfair.fairness.evaluate_slices``). Its keys, each
+with an interval (stratified bootstrap or jackknife) except the sizes and flags:
+
+  - ``down_<m>@<t>/<slice>``: metric ``m`` in ``accuracy``, ``fpr``, ``fnr``, ``tpr`` at score
+    threshold ``t`` (``downstream.thresholds`` and ``decision_threshold``, written ``%g``: ``0.5``),
+    per class and ``all`` (every held-out image);
+  - ``down_<m>_gap@<t>/<slice>``: the class's gap to the best class (highest accuracy and TPR,
+    lowest FPR and FNR); ``down_<m>_gap@<t>/all``: the largest gap, best minus worst class;
+  - ``down_slice_size/<slice>``: held-out images per class (and ``all``);
+    ``down_small_slice/<slice>``: 1 where a class has fewer than ``min_slice_size`` of them.
+
+A rate undefined on a class (the FPR of a positive class) is NaN, with a NaN interval. The
+classifier's training and bootstrap draw from a child of the measure's generator taken after
+everything else, so enabling it changes no other metric.
 """
 
 from __future__ import annotations
@@ -29,6 +48,7 @@ from torch import nn
 
 from genfair.data import Batch
 from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.fairness import DownstreamConfig, binary_target, evaluate_slices, resolve_slices, train_downstream
 from genfair.metrics import ClassifierConfig, TrainedClassifier, fidelity_metrics, load_or_train_classifier
 from loops import Measurement, draw_labels
 
@@ -51,6 +71,8 @@ class EvaluationConfig:
         classifier: the evaluation classifier (trained once per data set, then cached).
         cache_dir: where trained classifiers are cached; default ``$GENFAIR_CACHE`` or
             ``~/.cache/genfair``.
+        downstream: the downstream classifier evaluated by slice (disabled by default; see the
+            module docstring).
     """
 
     samples: int = 1000
@@ -61,6 +83,7 @@ class EvaluationConfig:
     grid: int = 8
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     cache_dir: str | None = None
+    downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
 
     def __post_init__(self) -> None:
         check_positive_int("samples", self.samples)
@@ -73,6 +96,8 @@ class EvaluationConfig:
             raise ConfigError(f"level must be a number in (0, 1), got {self.level!r}")
         if self.k >= self.samples:
             raise ConfigError(f"k must be smaller than samples={self.samples}, got {self.k}")
+        if isinstance(self.downstream, dict):  # a notebook may pass the node as a mapping
+            self.downstream = DownstreamConfig(**self.downstream)
 
 
 class ImageEvaluation:
@@ -104,6 +129,8 @@ class ImageEvaluation:
         self.real_features = classifier.model.features(real.x[0])
         self.real_labels = real.y[0]
         self.last_grid: torch.Tensor | None = None
+        if config.downstream.enabled:
+            resolve_slices(config.downstream, self.names, self.minority)  # bad class names fail before any work
 
     @classmethod
     def prepare(cls, data: Any, config: EvaluationConfig, *, conditional: bool) -> ImageEvaluation:
@@ -149,7 +176,42 @@ class ImageEvaluation:
         for name, share in zip(self.names, shares):
             values[f"train_share/{name}"] = share[None]
         self.last_grid = self._grid(model, generator) if self.config.grid else None
+        if self.config.downstream.enabled:
+            down_values, down_intervals = self.downstream(train, generator)
+            values.update({key: torch.tensor([v], dtype=torch.float64) for key, v in down_values.items()})
+            intervals.update(down_intervals)
         return Measurement(values, intervals)
+
+    def downstream(
+        self, train: Batch, generator: torch.Generator
+    ) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+        """The ``down_*`` values and intervals (see the module docstring) of a downstream
+        classifier trained on ``train``'s first replicate, evaluated on the held-out images."""
+        config = self.config.downstream
+        fit_seed, bootstrap_seed = torch.randint(2**62, (2,), generator=generator, device=generator.device).tolist()
+        trained = train_downstream(
+            train.x[0].cpu(),
+            train.y[0].cpu(),
+            class_names=self.names,
+            config=config,
+            minority=self.minority,
+            generator=torch.Generator().manual_seed(fit_seed),
+        )
+        held = self.data.heldout()
+        report = evaluate_slices(
+            trained.model.scores(held.x[0]),
+            binary_target(held.y[0], self.names, trained.positive),
+            held.y[0],
+            group_names=self.names,
+            thresholds=config.all_thresholds,
+            interval=config.interval,
+            bootstrap=config.bootstrap,
+            buckets=config.buckets,
+            level=config.level,
+            min_slice_size=config.min_slice_size,
+            generator=torch.Generator().manual_seed(bootstrap_seed),
+        )
+        return report.flat("down_")
 
     def _grid(self, model: nn.Module, generator: torch.Generator) -> torch.Tensor:
         """``(classes, grid, C, H, W)`` samples, one row per class: drawn for that class by a

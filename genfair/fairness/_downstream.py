@@ -17,7 +17,11 @@ binary cross-entropy of mini-batches drawn uniformly with replacement, plus the 
   - ``spectral_decoupling`` (Pezeshki et al. 2021): ``spectral_lambda * mean(logit²)``.
   - ``adversary`` (DANN, Ganin et al. 2016): a group head (MLP) on the hidden representation,
     through a gradient-reversal layer with coefficient ``adversary_strength``; the head learns
-    to predict the class, the representation is pushed to hide it.
+    to predict the class, the representation is pushed to hide it. The head also sees the
+    binary label (as in Zhang et al. 2018's equalised-odds adversary): the slices here are
+    classes, which determine the label, so an adversary without it would push the
+    representation to hide the label itself; with it, only the class information beyond the
+    label is removed.
   - ``parade`` (Dullerud et al., ICLR 2022): a separate sensitive-attribute embedding (its own
     MLP on the input, ``parade_dim`` wide) trained to predict the class through a linear head,
     and ``parade_strength * corr(S_target, S_sensitive)²``, the squared Pearson correlation
@@ -222,10 +226,10 @@ class _Remedy(nn.Module):
         classes: torch.Tensor, y: torch.Tensor,
     ) -> None:
         super().__init__()
-        self.config, self.mindiff_label = config, None
+        self.config, self.mindiff_label, self.y = config, None, y
         hidden = config.hidden
         if config.remedy == "adversary":
-            self.group_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_groups))
+            self.group_head = nn.Linear(hidden + 1, num_groups)
         elif config.remedy == "parade":
             self.sensitive_embedding = nn.Sequential(
                 nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, config.parade_dim)
@@ -267,8 +271,8 @@ class _Remedy(nn.Module):
                 s_own, s_rest, kernel=config.mindiff_kernel, length=config.mindiff_length
             )
         if config.remedy == "adversary":
-            h = model.representation(x[index])
-            group_logits = self.group_head(grad_reverse(h, config.adversary_strength))
+            h = grad_reverse(model.representation(x[index]), config.adversary_strength)
+            group_logits = self.group_head(torch.cat([h, self.y[index, None]], dim=1))
             return F.cross_entropy(group_logits, classes[index])
         if config.remedy == "parade":
             e = self.sensitive_embedding(x[index])

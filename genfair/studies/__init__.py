@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STUDIES", "GmmPleConfig", "Study", "VarianceBiasConfig", "run_gmm_ple", "run_variance_bias"]
+__all__ = [
+    "STUDIES",
+    "DownstreamArm",
+    "DownstreamMindiffConfig",
+    "GmmPleConfig",
+    "Study",
+    "VarianceBiasConfig",
+    "run_downstream_mindiff",
+    "run_gmm_ple",
+    "run_variance_bias",
+]
 
 
 @dataclass(frozen=True)
@@ -34,3 +44,13 @@ STUDIES["gmm_ple"] = Study(GmmPleConfig, run_gmm_ple)
 from genfair.studies._variance_bias import VarianceBiasConfig, run_variance_bias  # noqa: E402
 
 STUDIES["variance_bias"] = Study(VarianceBiasConfig, run_variance_bias)
+
+# The downstream MinDiff study (experiment=downstream_mindiff): the MinDiff case study on digits,
+# an FPR gap of a rare negative digit, baseline against the classifier-side remedies.
+from genfair.studies._downstream_mindiff import (  # noqa: E402
+    DownstreamArm,
+    DownstreamMindiffConfig,
+    run_downstream_mindiff,
+)
+
+STUDIES["downstream_mindiff"] = Study(DownstreamMindiffConfig, run_downstream_mindiff)

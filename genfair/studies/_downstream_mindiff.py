@@ -1,0 +1,341 @@
+"""The MinDiff case study on real digits (``genfair experiment=downstream_mindiff``).
+
+TensorFlow Model Remediation's case study (``../shared/seeds/000_*``), rebuilt offline: a binary
+classifier ("is the digit odd?") whose slices are the ten digits, one negative digit (8 by
+default) made rare in training (``sensitive_share``, 2 % by default), so the classifier calls
+too many held-out 8s odd: a false-positive-rate gap between the sensitive slice and the other
+negative slices. Every arm trains the same :class:`genfair.fairness.DownstreamClassifier` on the
+same training set from the same initial weights (common random numbers): ``baseline`` without a
+remedy, ``mindiff`` with MinDiff on the predicted scores of the sensitive slice's negatives
+against the other negatives (the case study's weight 1.5, Gaussian kernel, length 0.1), and the
+other classifier-side remedies as extra rows. ``replicates`` training sets (and initialisations)
+are drawn; the held-out images are the same for all of them.
+
+Measured on the held-out real images, per replicate and arm, at two thresholds: the decision
+threshold (0.5), and, as in the case study, the threshold of ``threshold_grid`` at which the
+arm's overall FPR is closest to the baseline's at 0.5 (chosen on the held-out images themselves,
+as the case study does):
+
+  - FPR per slice (NaN for the positive digits);
+  - ``gap_to_rest`` = FPR(sensitive) - FPR(the other negative slices pooled) (the case study's
+    "sensitive vs majority" comparison, what MinDiff's penalty matches) and ``gap_to_best`` =
+    FPR(sensitive) - min FPR over the other negative slices;
+  - ``gap_reduction`` = baseline's ``gap_to_rest`` at 0.5 minus the arm's (at each threshold).
+
+Every interval is a percentile interval of a stratified bootstrap (``bootstrap`` resamples,
+within each slice) of the statistic itself; all arms of a replicate share one
+:class:`~genfair.fairness.MetricFrame` over their stacked scores, so the resamples are paired and
+the interval of a reduction accounts for the correlation between arms. Across replicates:
+the mean and its standard error (the spread due to the training set and initialisation).
+
+Outputs in ``run_dir``: ``summary.json``, ``fpr_by_slice.csv`` (one row per replicate, arm,
+threshold rule, slice or gap) and ``figures/fpr_by_slice.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genfair.checkpoint import write_bytes_atomic, write_json
+from genfair.data import DigitsData
+from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.fairness import (
+    CLASSIFIER_REMEDIES,
+    DownstreamConfig,
+    MetricFrame,
+    binary_target,
+    false_positive_rate,
+    train_downstream,
+)
+from genfair.seeding import torch_generator
+from genfair.studies._downstream_mindiff_figure import save_fpr_figure
+
+__all__ = ["DownstreamArm", "DownstreamMindiffConfig", "run_downstream_mindiff"]
+
+log = logging.getLogger("genfair")
+TABLE_COLUMNS = ("replicate", "arm", "rule", "threshold", "slice", "metric", "value", "lo", "hi")
+
+
+@dataclass
+class DownstreamArm:
+    """One classifier: its remedy and strengths (the ``DownstreamConfig`` fields of the same names)."""
+
+    remedy: str = "none"
+    mindiff_weight: float = 1.5
+    spectral_lambda: float = 0.1
+    adversary_strength: float = 0.1
+    parade_strength: float = 1.0
+
+
+def default_arms() -> dict[str, DownstreamArm]:
+    return {
+        "baseline": DownstreamArm(),
+        "mindiff": DownstreamArm(remedy="mindiff", mindiff_weight=1.5),
+        "mindiff_w5": DownstreamArm(remedy="mindiff", mindiff_weight=5.0),
+        "spectral_decoupling": DownstreamArm(remedy="spectral_decoupling", spectral_lambda=0.1),
+        "adversary": DownstreamArm(remedy="adversary", adversary_strength=0.1),
+        "parade": DownstreamArm(remedy="parade", parade_strength=1.0),
+    }
+
+
+def _odd() -> list[str]:
+    return ["1", "3", "5", "7", "9"]
+
+
+def _grid() -> list[float]:
+    return [round(0.05 + 0.01 * i, 2) for i in range(91)]  # 0.05, 0.06, ..., 0.95
+
+
+@dataclass
+class DownstreamMindiffConfig:
+    """Configuration of the downstream MinDiff study (see the module docstring).
+
+    Attributes:
+        positive: the digits of label 1 (default the odd ones).
+        sensitive: the rare negative digit whose FPR is at stake.
+        sensitive_share: its share of the training set; the other nine digits share the rest equally.
+        n_train: training images per replicate.
+        holdout: share of each digit kept apart for evaluation.
+        replicates: training sets (and initialisations) drawn.
+        classifier: the classifier and its training (``remedy`` and strengths come from the arms).
+        threshold: the decision threshold.
+        threshold_grid: candidate thresholds for matching the baseline's overall FPR.
+        bootstrap, level: resamples and coverage of the intervals.
+        arms: ``{name: DownstreamArm}``; the first with ``remedy: none`` is the baseline.
+    """
+
+    positive: list[str] = field(default_factory=_odd)
+    sensitive: str = "8"
+    sensitive_share: float = 0.02
+    n_train: int = 900
+    holdout: float = 0.4
+    replicates: int = 5
+    classifier: DownstreamConfig = field(default_factory=lambda: DownstreamConfig(steps=600, hidden=64))
+    threshold: float = 0.5
+    threshold_grid: list[float] = field(default_factory=_grid)
+    bootstrap: int = 1000
+    level: float = 0.95
+    arms: dict[str, DownstreamArm] = field(default_factory=default_arms)
+
+    def __post_init__(self) -> None:
+        digits = [str(d) for d in range(10)]
+        if not self.positive or any(p not in digits for p in self.positive) or len(set(self.positive)) != len(self.positive):
+            raise ConfigError(f"positive must be distinct digits '0'-'9', got {list(self.positive)!r}")
+        negatives = [d for d in digits if d not in self.positive]
+        if self.sensitive not in negatives or len(negatives) < 2:
+            raise ConfigError(
+                f"sensitive must be a negative digit (one of {negatives}) with another negative beside it, got {self.sensitive!r}"
+            )
+        if not isinstance(self.sensitive_share, (int, float)) or not 0 < self.sensitive_share < 0.1:
+            raise ConfigError(f"sensitive_share must be a number in (0, 0.1) (a rare digit), got {self.sensitive_share!r}")
+        for name in ("n_train", "replicates", "bootstrap"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("threshold", "level", "holdout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ConfigError(f"{name} must be a number in (0, 1), got {value!r}")
+        if not self.threshold_grid or not all(0 < t < 1 for t in self.threshold_grid):
+            raise ConfigError(f"threshold_grid must be numbers in (0, 1), got {list(self.threshold_grid)!r}")
+        if not any(arm.remedy == "none" for arm in self.arms.values()):
+            raise ConfigError(f"arms must hold a baseline (remedy: none), got {list(self.arms)}")
+        for name, arm in self.arms.items():
+            try:
+                check_choice("remedy", arm.remedy, CLASSIFIER_REMEDIES)
+                self.classifier_for(arm)
+            except ConfigError as error:
+                raise ConfigError(f"arms.{name}.{error}") from None
+
+    @property
+    def baseline(self) -> str:
+        return next(name for name, arm in self.arms.items() if arm.remedy == "none")
+
+    def classifier_for(self, arm: DownstreamArm) -> DownstreamConfig:
+        fields = {**dataclasses.asdict(self.classifier), **dataclasses.asdict(arm)}
+        return DownstreamConfig(**{**fields, "positive": list(self.positive), "sensitive": self.sensitive})
+
+    def data(self) -> DigitsData:
+        rest = (1 - self.sensitive_share) / 9
+        shares = [self.sensitive_share if str(d) == self.sensitive else rest for d in range(10)]
+        return DigitsData(classes=list(range(10)), proportions=shares, holdout=self.holdout)
+
+
+def run_downstream_mindiff(
+    config: DownstreamMindiffConfig, *, seed: int, run_dir: Path, record: dict | None = None
+) -> dict:
+    """Train every arm on every replicate's training set, evaluate by slice; write the outputs.
+
+    Seeds (``genfair.seeding``, replicate r as the generation): stream ``real`` draws the
+    training set, ``fit`` the initial weights and mini-batches (the same for every arm),
+    ``bootstrap`` the resamples (the same for every arm: paired intervals).
+    """
+    run_dir = Path(run_dir)
+    started = time.perf_counter()
+    data = config.data()
+    names = data.group_names
+    held = data.heldout()
+    y_held = binary_target(held.y[0], names, config.positive)
+    negatives = [n for n in names if n not in config.positive]
+    summary: dict[str, Any] = {
+        "study": "downstream_mindiff",
+        "status": "running",
+        "seed": seed,
+        "config": record if record is not None else {"seed": seed},
+        "study_config": dataclasses.asdict(config),
+        "heldout_sizes": {n: int((held.y[0] == k).sum()) for k, n in enumerate(names)},
+        "train_sizes": None,
+        "replicates": [],
+    }
+    rows: list[dict] = []
+    for r in range(config.replicates):
+        train = data.draw(1, config.n_train, generator=torch_generator(seed, r, "real"))
+        summary["train_sizes"] = dict(zip(names, train.class_counts(len(names))[0].tolist()))
+        scores, training = {}, {}
+        for name, arm in config.arms.items():
+            arm_started = time.perf_counter()
+            trained = train_downstream(
+                train.x[0], train.y[0], class_names=names, config=config.classifier_for(arm),
+                generator=torch_generator(seed, r, "fit"),
+            )
+            scores[name] = trained.model.scores(held.x[0])
+            training[name] = {
+                "final_loss": trained.final_loss, "final_penalty": trained.final_penalty,
+                "mindiff_label": trained.mindiff_label, "seconds": round(time.perf_counter() - arm_started, 2),
+            }
+        result = _evaluate(scores, y_held, held.y[0], names, negatives, config, torch_generator(seed, r, "bootstrap"))
+        result["training"] = training
+        summary["replicates"].append(result)
+        rows += _rows(r, result)
+        log.info(
+            "downstream_mindiff replicate %d: FPR gap to rest at %g %s", r, config.threshold,
+            {name: round(a["decision"]["gap_to_rest"]["value"], 3) for name, a in result["arms"].items()},
+        )
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        write_json(run_dir / "summary.json", summary)
+    summary["across_replicates"] = _across(summary["replicates"], list(config.arms))
+    summary["status"] = "complete"
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    _write_table(run_dir / "fpr_by_slice.csv", rows)
+    save_fpr_figure(run_dir / "figures" / "fpr_by_slice.png", summary)
+    write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _fpr_column(y_true: torch.Tensor, scores: torch.Tensor, *, column: int, threshold: float) -> float:
+    return false_positive_rate(y_true, scores[:, column], threshold=threshold)
+
+
+def _negatives(y_true: torch.Tensor, scores: torch.Tensor) -> float:
+    return float((y_true == 0).sum())
+
+
+def _evaluate(
+    scores: dict[str, torch.Tensor],
+    y_true: torch.Tensor,
+    groups: torch.Tensor,
+    names: tuple[str, ...],
+    negatives: list[str],
+    config: DownstreamMindiffConfig,
+    generator: torch.Generator,
+) -> dict[str, Any]:
+    """One replicate: thresholds, FPR per slice and the gaps, each with a paired bootstrap interval."""
+    arms = list(scores)
+    stacked = torch.stack([scores[a] for a in arms], dim=1)  # (n, arms)
+    baseline_fpr = false_positive_rate(y_true, scores[config.baseline], threshold=config.threshold)
+    thresholds = {a: {"decision": config.threshold, "matched": _matched(y_true, scores[a], baseline_fpr, config)} for a in arms}
+    metrics: dict[str, Any] = {"negatives": _negatives}
+    for column, a in enumerate(arms):
+        for rule, t in thresholds[a].items():
+            metrics[f"{a}|{rule}"] = partial(_fpr_column, column=column, threshold=t)
+    frame = MetricFrame(
+        metrics, y_true=y_true, y_pred=stacked, groups=groups, group_names=names,
+        bootstrap=config.bootstrap, level=config.level, generator=generator,
+    )
+    by_group_ci, overall_ci = frame.by_group_ci, frame.overall_ci
+    rest = [n for n in negatives if n != config.sensitive]
+
+    def gap_to_rest(key: str, overall, by_group) -> float:
+        counts = [by_group["negatives"][n] for n in rest]
+        pooled = sum(c * by_group[key][n] for c, n in zip(counts, rest)) / sum(counts)
+        return by_group[key][config.sensitive] - pooled
+
+    def gap_to_best(key: str, overall, by_group) -> float:
+        return by_group[key][config.sensitive] - min(by_group[key][n] for n in rest)
+
+    reference = f"{config.baseline}|decision"
+    out: dict[str, Any] = {"arms": {}, "baseline_overall_fpr": baseline_fpr}
+    for a in arms:
+        out["arms"][a] = {}
+        for rule, t in thresholds[a].items():
+            key = f"{a}|{rule}"
+            statistics = {
+                "gap_to_rest": partial(gap_to_rest, key),
+                "gap_to_best": partial(gap_to_best, key),
+                "gap_reduction": lambda o, g, key=key: gap_to_rest(reference, o, g) - gap_to_rest(key, o, g),
+            }
+            entry = {
+                "threshold": t,
+                "overall_fpr": _value(frame.overall[key], overall_ci[key]),
+                "fpr": {n: _value(frame.by_group[key][n], by_group_ci[key][n]) for n in negatives},
+            }
+            for stat, function in statistics.items():
+                entry[stat] = _value(frame.derived(function), frame.derived_ci(function))
+            out["arms"][a][rule] = entry
+    return out
+
+
+def _matched(y_true: torch.Tensor, scores: torch.Tensor, target: float, config: DownstreamMindiffConfig) -> float:
+    """The threshold of the grid whose overall FPR is closest to ``target`` (ties: closest to 0.5)."""
+    return min(
+        config.threshold_grid,
+        key=lambda t: (abs(false_positive_rate(y_true, scores, threshold=t) - target), abs(t - config.threshold)),
+    )
+
+
+def _value(value: float, interval) -> dict[str, float]:
+    return {"value": value, "lo": interval.lo, "hi": interval.hi}
+
+
+def _rows(replicate: int, result: dict[str, Any]) -> list[dict]:
+    rows = []
+    for arm, rules in result["arms"].items():
+        for rule, entry in rules.items():
+            common = {"replicate": replicate, "arm": arm, "rule": rule, "threshold": entry["threshold"]}
+            rows.append({**common, "slice": "all", "metric": "fpr", **entry["overall_fpr"]})
+            rows += [{**common, "slice": n, "metric": "fpr", **v} for n, v in entry["fpr"].items()]
+            for stat in ("gap_to_rest", "gap_to_best", "gap_reduction"):
+                rows.append({**common, "slice": "sensitive", "metric": f"fpr_{stat}", **entry[stat]})
+    return rows
+
+
+def _across(replicates: list[dict], arms: list[str]) -> dict[str, Any]:
+    """Per arm and threshold rule: the mean over replicates of each gap and its standard error."""
+    out: dict[str, Any] = {}
+    for a in arms:
+        out[a] = {}
+        for rule in ("decision", "matched"):
+            out[a][rule] = {}
+            for stat in ("overall_fpr", "gap_to_rest", "gap_to_best", "gap_reduction"):
+                values = torch.tensor([r["arms"][a][rule][stat]["value"] for r in replicates], dtype=torch.float64)
+                se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else math.nan
+                out[a][rule][stat] = {"mean": float(values.mean()), "se": se}
+            out[a][rule]["threshold_mean"] = sum(r["arms"][a][rule]["threshold"] for r in replicates) / len(replicates)
+    return out
+
+
+def _write_table(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(path, buffer.getvalue().encode())
