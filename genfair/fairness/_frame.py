@@ -200,9 +200,10 @@ class MetricFrame:
         overall = {m: float(f(t, p)) for m, f in self.metrics.items()}
         by_group: dict[str, dict[str, float]] = {m: {} for m in self.metrics}
         for k, name in enumerate(self.group_names):
-            members = g == k
+            members = (g == k).nonzero().flatten()
+            t_k, p_k = t[members], p[members]  # once per group, whatever the number of metrics
             for m, f in self.metrics.items():
-                by_group[m][name] = float(f(t[members], p[members])) if bool(members.any()) else math.nan
+                by_group[m][name] = float(f(t_k, p_k)) if len(members) else math.nan
         return overall, by_group
 
     def _interval(self, values: list[float], point: float) -> Interval:

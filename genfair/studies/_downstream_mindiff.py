@@ -16,7 +16,7 @@ threshold (0.5), and, as in the case study, the threshold of ``threshold_grid`` 
 arm's overall FPR is closest to the baseline's at 0.5 (chosen on the held-out images themselves,
 as the case study does):
 
-  - FPR per slice (NaN for the positive digits);
+  - FPR per negative slice, and overall (with accuracy, a point value without interval);
   - ``gap_to_rest`` = FPR(sensitive) - FPR(the other negative slices pooled) (the case study's
     "sensitive vs majority" comparison, what MinDiff's penalty matches) and ``gap_to_best`` =
     FPR(sensitive) - min FPR over the other negative slices;
@@ -54,6 +54,7 @@ from genfair.fairness import (
     CLASSIFIER_REMEDIES,
     DownstreamConfig,
     MetricFrame,
+    accuracy_at,
     binary_target,
     false_positive_rate,
     train_downstream,
@@ -121,10 +122,10 @@ class DownstreamMindiffConfig:
     n_train: int = 900
     holdout: float = 0.4
     replicates: int = 5
-    classifier: DownstreamConfig = field(default_factory=lambda: DownstreamConfig(steps=600, hidden=64))
+    classifier: DownstreamConfig = field(default_factory=lambda: DownstreamConfig(steps=200, hidden=64))
     threshold: float = 0.5
     threshold_grid: list[float] = field(default_factory=_grid)
-    bootstrap: int = 1000
+    bootstrap: int = 500
     level: float = 0.95
     arms: dict[str, DownstreamArm] = field(default_factory=default_arms)
 
@@ -285,6 +286,7 @@ def _evaluate(
             }
             entry = {
                 "threshold": t,
+                "accuracy": accuracy_at(y_true, scores[a], threshold=t),
                 "overall_fpr": _value(frame.overall[key], overall_ci[key]),
                 "fpr": {n: _value(frame.by_group[key][n], by_group_ci[key][n]) for n in negatives},
             }
@@ -311,6 +313,7 @@ def _rows(replicate: int, result: dict[str, Any]) -> list[dict]:
     for arm, rules in result["arms"].items():
         for rule, entry in rules.items():
             common = {"replicate": replicate, "arm": arm, "rule": rule, "threshold": entry["threshold"]}
+            rows.append({**common, "slice": "all", "metric": "accuracy", "value": entry["accuracy"]})
             rows.append({**common, "slice": "all", "metric": "fpr", **entry["overall_fpr"]})
             rows += [{**common, "slice": n, "metric": "fpr", **v} for n, v in entry["fpr"].items()]
             for stat in ("gap_to_rest", "gap_to_best", "gap_reduction"):
@@ -325,8 +328,9 @@ def _across(replicates: list[dict], arms: list[str]) -> dict[str, Any]:
         out[a] = {}
         for rule in ("decision", "matched"):
             out[a][rule] = {}
-            for stat in ("overall_fpr", "gap_to_rest", "gap_to_best", "gap_reduction"):
-                values = torch.tensor([r["arms"][a][rule][stat]["value"] for r in replicates], dtype=torch.float64)
+            for stat in ("accuracy", "overall_fpr", "gap_to_rest", "gap_to_best", "gap_reduction"):
+                values = [r["arms"][a][rule][stat] for r in replicates]
+                values = torch.tensor([v["value"] if isinstance(v, dict) else v for v in values], dtype=torch.float64)
                 se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else math.nan
                 out[a][rule][stat] = {"mean": float(values.mean()), "se": se}
             out[a][rule]["threshold_mean"] = sum(r["arms"][a][rule]["threshold"] for r in replicates) / len(replicates)
