@@ -75,6 +75,18 @@ def test_group_dro_weight_update_by_hand():
     assert float(loss) == pytest.approx(float(q[0] * 1.0 + q[1] * 3.0))
 
 
+def test_group_dro_stays_finite_when_a_class_is_absent_and_the_losses_are_negative():
+    """A loop that lost a class keeps training: with the absent class's weight fixed, a
+    multiplicative update of the present class with negative losses underflows to 0 / 0."""
+    dro = GroupDRO(2, step_size=0.01)
+    losses = torch.full((8,), -2000.0, dtype=torch.float64, requires_grad=True)
+    for _ in range(100):
+        loss = dro(losses, torch.zeros(8, dtype=torch.int64))
+    loss.backward()
+    assert float(loss.detach()) == -2000.0 and torch.isfinite(losses.grad).all()
+    assert dro.history[-1][0] < 1e-80  # the present class's weight did underflow in the old form
+
+
 @pytest.mark.parametrize("shares", [None, [0.7, 0.3]])
 def test_oversample_batches_hold_the_configured_shares(shares):
     remedy = Remedy(RemedyConfig(name="oversample", shares=shares), num_classes=2, minority=1)

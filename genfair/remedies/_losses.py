@@ -29,32 +29,42 @@ class GroupDRO:
     gradient, ``q_g <- q_g exp(eta * loss_g)``, normalised; the loss is ``sum_g q_g loss_g`` with
     ``loss_g`` the batch mean of group g plus ``C / sqrt(n_g)`` (size adjustment, ``n_g`` the
     group's training size). Groups absent from a batch keep their weight and leave the sum.
-    ``history`` holds ``q`` after every step."""
+    ``history`` holds ``q`` after every step.
+
+    The weights are kept as logarithms, ``log q_g += eta * loss_g``, normalised by log-sum-exp,
+    and the loss weighs the present groups by the softmax of their own log-weights: the
+    multiplicative form underflows to ``0 / 0`` when the present groups' losses stay negative (a
+    Gaussian decoder's NLL) while an absent group's weight stays put."""
 
     def __init__(self, num_groups: int, *, step_size: float, size_adjustment: float = 0.0,
                  group_sizes: torch.Tensor | None = None) -> None:
-        self.q = torch.full((num_groups,), 1.0 / num_groups, dtype=torch.float64)
+        self.log_q = torch.full((num_groups,), -math.log(num_groups), dtype=torch.float64)
         self.step_size, self.size_adjustment = step_size, size_adjustment
         sizes = group_sizes if group_sizes is not None else torch.ones(num_groups)
         self.adjustment = size_adjustment / sizes.to(torch.float64).clamp_min(1).sqrt()
         self.history: list[list[float]] = []
 
+    @property
+    def q(self) -> torch.Tensor:
+        """The group weights ``(groups,)``, summing to 1."""
+        return self.log_q.exp()
+
     def __call__(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        num_groups = len(self.q)
+        num_groups = len(self.log_q)
         counts = torch.bincount(groups, minlength=num_groups)
         present = counts > 0
         sums = torch.zeros(num_groups, dtype=losses.dtype, device=losses.device).index_add(0, groups, losses)
         means = sums / counts.clamp_min(1).to(losses.dtype)
         adjusted = means + self.adjustment.to(losses.dtype)
         with torch.no_grad():
-            q = self.q * torch.exp(self.step_size * adjusted.detach().to(torch.float64) * present)
-            self.q = q / q.sum()
+            log_q = self.log_q + self.step_size * adjusted.detach().to(torch.float64) * present
+            self.log_q = log_q - torch.logsumexp(log_q, 0)
         self.history.append(self.q.tolist())
-        weights = (self.q * present).to(losses.dtype)
-        return (weights * adjusted).sum() / weights.sum()
+        weights = torch.softmax(self.log_q[present], 0).to(losses.dtype)
+        return (weights * adjusted[present]).sum()
 
     def worst_group(self) -> int:
-        return int(self.q.argmax())
+        return int(self.log_q.argmax())
 
 
 def mindiff_loss(
