@@ -2,8 +2,11 @@
 
 Every file is written to a temporary name in the same directory and moved into place with
 ``os.replace``, so a killed process leaves either the old file or the new one, never half of
-one. Tensor files are safetensors; everything else is JSON. A reader that finds a truncated or
-altered file raises :class:`~genfair.errors.ConfigError` naming the file.
+one (at most a stale ``.<name>.*.tmp`` beside it, which no reader looks at). A write that
+fails (a read-only folder, a full disk) removes its temporary file, leaves the old file as it
+was and raises an ``OSError`` naming the file it was writing. Tensor files are safetensors;
+everything else is JSON. A reader that finds a truncated or altered file raises
+:class:`~genfair.errors.ConfigError` naming the file.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +30,7 @@ __all__ = ["file_sha256", "load_tensors", "read_json", "save_tensors", "write_by
 
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` atomically (temporary file + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomic(path, lambda tmp: tmp.write_bytes(payload))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -52,17 +48,15 @@ def read_json(path: Path) -> Any:
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     """Save ``tensors`` as safetensors, atomically; returns the file's sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
-        digest = file_sha256(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    digest: list[str] = []
+
+    def fill(tmp: Path) -> None:
+        save_file(tensors, str(tmp))
+        digest.append(file_sha256(tmp))  # of the bytes written, before they are moved into place
+
+    _write_atomic(path, fill)
+    return digest[0]
 
 
 def load_tensors(path: Path, *, sha256: str | None = None) -> dict[str, torch.Tensor]:
@@ -73,6 +67,33 @@ def load_tensors(path: Path, *, sha256: str | None = None) -> dict[str, torch.Te
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as error:
         raise ConfigError(f"checkpoint {path} cannot be read ({error}): it is truncated or not safetensors") from None
+
+
+def _write_atomic(path: Path, fill: Callable[[Path], object]) -> None:
+    """Have ``fill`` write a temporary file beside ``path``, then move it into place. On any
+    error the temporary file is removed and ``path`` is left as it was; an ``OSError`` (a
+    read-only folder, a full disk) is raised again naming ``path``, not the temporary file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        _fill(tmp, fill)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fill(tmp: Path, fill: Callable[[Path], object]) -> None:
+    """Every byte genfair writes goes through here (tests replace it to simulate a full disk)."""
+    fill(tmp)
 
 
 def file_sha256(path: Path) -> str:

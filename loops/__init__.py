@@ -14,6 +14,7 @@ Example:
 from loops._config import LOOP_KINDS, LoopConfig, LoopKind
 from loops._simulate import (
     Fit,
+    FitCheckpoint,
     FitContext,
     GenerationRecord,
     GenerationStore,
@@ -29,6 +30,7 @@ from loops._training_set import draw_labels, training_set
 __all__ = [
     "LOOP_KINDS",
     "Fit",
+    "FitCheckpoint",
     "FitContext",
     "GenerationRecord",
     "GenerationStore",

@@ -32,6 +32,11 @@ class LoopConfig:
         sampling_bias: lambda in (0, 1]; 1 samples the model as it is (for a Gaussian,
             samples come from N(mu, lambda * Sigma)).
         replicates: independent chains run together.
+        checkpoint_every: a fit trained by gradient steps (the deep models', the hypernetworks')
+            saves the generation in progress every this many steps into the run directory
+            (``arms/<arm>/in_progress/``), and a killed run restarts the generation from there,
+            ending with the same results; ``None`` (default): only finished generations are saved.
+            It does not change the results, so a run may be resumed with another value.
     """
 
     kind: str = "fully_synthetic"
@@ -40,6 +45,7 @@ class LoopConfig:
     n_synthetic: int = 100
     sampling_bias: float = 1.0
     replicates: int = 100
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, LOOP_KINDS)
@@ -48,3 +54,5 @@ class LoopConfig:
         check_positive_int("n_synthetic", self.n_synthetic)
         check_unit_interval("sampling_bias", self.sampling_bias)
         check_positive_int("replicates", self.replicates)
+        if self.checkpoint_every is not None:
+            check_positive_int("checkpoint_every", self.checkpoint_every)

@@ -22,6 +22,7 @@ from loops._training_set import draw_labels, training_set
 
 __all__ = [
     "Fit",
+    "FitCheckpoint",
     "FitContext",
     "GenerationRecord",
     "GenerationStore",
@@ -34,14 +35,28 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+class FitCheckpoint(Protocol):
+    """Where a fit trained by gradient steps keeps the state of the generation in progress (see
+    ``loops.RunStore.fit_checkpoint``): ``save`` it after every ``every`` steps; ``load`` returns
+    ``(steps done, tensors)`` saved for this generation by a run that was killed, or ``None``."""
+
+    every: int
+
+    def load(self) -> tuple[int, dict[str, torch.Tensor]] | None: ...
+
+    def save(self, step: int, tensors: dict[str, torch.Tensor]) -> None: ...
+
+
 @dataclass(frozen=True)
 class FitContext:
-    """What a fit may need beyond its training set: the generation, and the ``state_dict`` of the
+    """What a fit may need beyond its training set: the generation, the ``state_dict`` of the
     model fitted at generation 0 on real data (``None`` during generation 0), which an anchored
-    fit stays close to. A resumed loop restores the reference from its store."""
+    fit stays close to (a resumed loop restores it from its store), and where to checkpoint the
+    generation in progress (``None``: nowhere; see ``LoopConfig.checkpoint_every``)."""
 
     generation: int
     reference: dict[str, torch.Tensor] | None
+    checkpoint: FitCheckpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,8 @@ class GenerationStore(Protocol):
 
     def model_state(self, generation: int) -> dict[str, torch.Tensor]: ...
 
+    def fit_checkpoint(self, generation: int, *, every: int) -> FitCheckpoint: ...
+
 
 def fit_closed_form(model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
     """Fit a :class:`~genfair.models.ClosedFormFit` model in place (no randomness needed)."""
@@ -150,7 +167,8 @@ def simulate(
             :class:`Measurement` that adds confidence intervals.
         fit: ``(model, training set, generator, context) -> model``; closed form by default
             (``genfair.estimators.build_fit`` makes the hypernetwork, PLE and anchored fits).
-        store: keeps finished generations; with one, the loop resumes after the last.
+        store: keeps finished generations; with one, the loop resumes after the last, and with
+            ``config.checkpoint_every`` the fit checkpoints the generation in progress there.
         on_generation: called after each finished generation with the records of every
             finished generation so far, including those restored from ``store``.
         label_synthetic: ``x (R, n, *shape) -> labels (R, n)``: who labels the synthetic samples.
@@ -200,8 +218,11 @@ def simulate(
             if config.kind == "fresh":
                 fresh = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, g, "real")), device)
             train = training_set(config.kind, real=real, fresh=fresh, synthetic=synthetic)
-        # 2. Fit the model on it.
-        model = fit(model, train, torch_generator(seed, g, "fit"), FitContext(g, reference))
+        # 2. Fit the model on it (a killed run's fit may restart from its in-generation checkpoint).
+        checkpoint = None
+        if store is not None and config.checkpoint_every is not None:
+            checkpoint = store.fit_checkpoint(g, every=config.checkpoint_every)
+        model = fit(model, train, torch_generator(seed, g, "fit"), FitContext(g, reference, checkpoint))
         if g == 0:
             reference = {name: value.detach().clone() for name, value in model.state_dict().items()}
         # 3. Measure the fitted model.

@@ -14,7 +14,7 @@ from genfair.data import Batch
 from genfair.errors import ConfigError
 from loops._simulate import GenerationRecord
 
-__all__ = ["RunStore"]
+__all__ = ["InProgress", "RunStore"]
 
 
 class RunStore:
@@ -29,6 +29,9 @@ class RunStore:
     A generation is written into ``generation_0007.partial/`` and renamed when complete, so a
     killed run never leaves a half-written generation behind. Synthetic sets that no later
     generation needs are pruned, except for ``accumulate`` loops, which train on all of them.
+
+    With ``LoopConfig.checkpoint_every``, the fit of the generation in progress saves its state
+    into ``in_progress/`` (see :class:`InProgress`), removed once that generation is saved.
     """
 
     def __init__(self, directory: Path, *, keep_all_synthetic: bool) -> None:
@@ -82,6 +85,11 @@ class RunStore:
         partial.rename(final)
         if not self.keep_all_synthetic and record.generation > 0:
             (self._path(record.generation - 1) / "synthetic.safetensors").unlink(missing_ok=True)
+        shutil.rmtree(self.directory / "in_progress", ignore_errors=True)  # its generation is now finished
+
+    def fit_checkpoint(self, generation: int, *, every: int) -> InProgress:
+        """Where the fit of ``generation`` saves its state every ``every`` steps."""
+        return InProgress(self.directory / "in_progress", generation, every=every)
 
     def model_state(self, generation: int) -> dict[str, torch.Tensor]:
         """The ``state_dict`` of a finished generation's fitted model (checked against its sha256)."""
@@ -101,3 +109,43 @@ class RunStore:
     def _tensors(self, generation: int, name: str) -> dict[str, torch.Tensor]:
         record = read_json(self._path(generation) / "record.json")
         return load_tensors(self._path(generation) / f"{name}.safetensors", sha256=record["sha256"][name])
+
+
+class InProgress:
+    """The state of a generation's fit between two of its gradient steps, in ``directory``:
+
+    - ``state_step_000040.safetensors``: the tensors the fit saved (weights, optimiser moments,
+      generator and RNG states; see ``genfair.estimators``), named after the steps done;
+    - ``state.json``: ``{"generation", "step", "file", "sha256"}``, written last: the commit.
+
+    A save writes the new tensors under a new name, then ``state.json`` (atomically), then
+    deletes the older tensors, so a kill at any moment leaves a ``state.json`` that names a
+    complete file. A checkpoint of another generation (one killed after that generation was
+    saved but before its checkpoint was removed) is ignored. Loading checks the sha256: a
+    truncated or altered file raises :class:`ConfigError` naming it.
+    """
+
+    def __init__(self, directory: Path, generation: int, *, every: int) -> None:
+        self.directory, self.generation, self.every = Path(directory), generation, every
+
+    def load(self) -> tuple[int, dict[str, torch.Tensor]] | None:
+        """``(steps done, tensors)`` of this generation's checkpoint, or ``None`` if there is none."""
+        path = self.directory / "state.json"
+        if not path.exists():
+            return None
+        saved = read_json(path)
+        keys = ("generation", "step", "file", "sha256")
+        if not isinstance(saved, dict) or any(key not in saved for key in keys) or "/" in str(saved["file"]):
+            raise ConfigError(f"{path} is not an in-generation checkpoint record (it needs {list(keys)}): it was altered")
+        if saved["generation"] != self.generation:
+            return None
+        return int(saved["step"]), load_tensors(self.directory / saved["file"], sha256=saved["sha256"])
+
+    def save(self, step: int, tensors: dict[str, torch.Tensor]) -> None:
+        """Save the state after ``step`` steps of this generation's fit (see the class docstring)."""
+        name = f"state_step_{step:06d}.safetensors"
+        digest = save_tensors(self.directory / name, tensors)
+        write_json(self.directory / "state.json", {"generation": self.generation, "step": step, "file": name, "sha256": digest})
+        for old in self.directory.glob("state_step_*.safetensors"):
+            if old.name != name:
+                old.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from genfair.data import DigitsData
-from genfair.devices import module_device, multinomial, randint, randn, resolve_device
+from genfair.devices import ALLOWED, module_device, multinomial, randint, randn, resolve_device
 from genfair.errors import ConfigError
 from genfair.estimators import EstimatorConfig, build_fit
 from genfair.models import DDPMConfig, VAEConfig, build_model
@@ -104,3 +104,39 @@ def test_a_tiny_deep_loop_runs_on_cuda_with_the_cpu_draws(model_config, estimato
     # the same CPU generator and the same class counts, so they match too.
     assert torch.equal(gpu_labels[0], cpu_labels[0]) and torch.equal(gpu_labels[1], cpu_labels[1])
     torch.testing.assert_close(on_gpu.values("mean_pixel/all")[0], on_cpu.values("mean_pixel/all")[0])
+
+
+@pytest.mark.skipif(CUDA, reason="device=auto is CUDA here, which rounds differently from the CPU")
+def test_a_cpu_run_equals_an_auto_run_byte_for_byte(tmp_path, monkeypatch):
+    import genfair.experiment
+    from genfair.evaluation import EvaluationConfig
+    from genfair.experiment import Arm, run_experiment
+
+    for figure in ("save_metric_figure", "save_fidelity_figure", "save_sample_grid", "save_samples_across_generations"):
+        monkeypatch.setattr(genfair.experiment, figure, lambda path, *args, **kwargs: path)  # test_cli draws them
+
+    loop = LoopConfig(generations=2, n_real=40, n_synthetic=40, replicates=1)
+    estimator = EstimatorConfig(steps=3, lr=1e-3, batch_size=16)
+    arm = Arm("mle", DATA, TINY_VAE, loop, estimator, EvaluationConfig(samples=60, bootstrap=10, grid=2))
+    for device in ("cpu", "auto"):
+        result = run_experiment([arm], seed=0, run_dir=tmp_path / device, device=device)
+        assert result.summary["device"] == "cpu"
+    assert (tmp_path / "cpu" / "metrics.csv").read_bytes() == (tmp_path / "auto" / "metrics.csv").read_bytes()
+    model = "arms/mle/model/model.safetensors"
+    assert (tmp_path / "cpu" / model).read_bytes() == (tmp_path / "auto" / model).read_bytes()
+
+
+def test_the_command_refuses_a_bad_device_in_one_line(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    genfair = Path(sys.executable).with_name("genfair")
+    command = [str(genfair) if genfair.exists() else shutil.which("genfair"), f"hydra.run.dir={tmp_path / 'run'}", "device=tpu"]
+    env = {**{k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [f"genfair: error: device must be {ALLOWED}, got 'tpu'"]
+    assert not (tmp_path / "run" / "arms").exists()

@@ -24,9 +24,12 @@ import pytest
 
 import genfair.experiment
 from genfair import ConfigError
-from genfair.data import ClassMixtureData
+from genfair.data import ClassMixtureData, DigitsData
+from genfair.estimators import EstimatorConfig, StepCheckpoints
+from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
-from genfair.models import AnalyticModelConfig
+from genfair.models import AnalyticModelConfig, VAEConfig
+from genfair.remedies import RemedyConfig
 from loops import LOOP_KINDS, LoopConfig
 
 GENFAIR = str(Path(sys.executable).with_name("genfair"))
@@ -225,6 +228,110 @@ def test_damaged_checkpoint_is_refused(tmp_path, arm, generation, file, damage):
     damage(path)
     with pytest.raises(ConfigError, match=re.escape(str(path))):
         run_experiment(_arms(generations=5), seed=0, run_dir=tmp_path)
+
+
+# ----------------------------------------------------------- deep models: inside a generation
+DIGITS = DigitsData(classes=[3, 6], proportions=[0.8, 0.2])
+TINY_EVAL = EvaluationConfig(samples=60, bootstrap=10, grid=2)
+STEPS = 6  # checkpoints after steps 2 and 4 of every generation
+
+
+def _deep_arms(checkpoint_every: int | None = 2) -> list[Arm]:
+    """A VAE with BatchNorm (its running statistics are state too) trained by Adam, and a PLE
+    hypernetwork under Group DRO (the remedy's class weights are state too)."""
+    loop = LoopConfig(generations=2, n_real=40, n_synthetic=40, replicates=1, checkpoint_every=checkpoint_every)
+    vae = VAEConfig(hidden=[32], latent_dim=4, batch_norm=True)
+    mle = EstimatorConfig(steps=STEPS, lr=1e-2, batch_size=16)
+    ple = EstimatorConfig(name="ple", steps=STEPS, lr=1e-2, batch_size=16, hidden=16, embedding_dim=8)
+    return [
+        Arm("mle", DIGITS, vae, loop, mle, TINY_EVAL),
+        Arm("ple", DIGITS, VAEConfig(hidden=[32], latent_dim=4), loop, ple, TINY_EVAL, RemedyConfig(name="group_dro")),
+    ]
+
+
+class _Killed(Exception):
+    """What a kill inside a generation looks like to the test (raised right after a checkpoint)."""
+
+
+@pytest.fixture
+def kill_at(monkeypatch):
+    """``kill_at(arm, generation, step)``: the next run dies right after that checkpoint is saved;
+    every fit's ``(arm, generation, first step)`` is recorded in the returned list."""
+    starts: list[tuple[str, int, int]] = []
+    target: dict[str, tuple] = {}
+    resume, step_done = StepCheckpoints.resume, StepCheckpoints.step_done
+
+    def recording_resume(self):
+        first, extras = resume(self)
+        starts.append((self.checkpoint.directory.parent.name, self.checkpoint.generation, first))
+        return first, extras
+
+    def dying_step_done(self, done, total, extras=dict):
+        step_done(self, done, total, extras)
+        where = (self.checkpoint.directory.parent.name, self.checkpoint.generation, done)
+        if where == target.get("at"):
+            target.pop("at")
+            raise _Killed(where)
+
+    monkeypatch.setattr(StepCheckpoints, "resume", recording_resume)
+    monkeypatch.setattr(StepCheckpoints, "step_done", dying_step_done)
+
+    def arm(*where):
+        target["at"] = where
+        return starts
+
+    return arm
+
+
+def test_deep_run_killed_inside_generations_resumes_to_identical_results(tmp_path, kill_at):
+    """Killed after step 4 of the mle arm's generation 1, then after step 4 of the ple arm's;
+    each run restarts that generation at step 5 and the end is bitwise the uninterrupted run:
+    metrics.csv, every replicate value, the final weights and Group DRO's class weights."""
+    run_experiment(_deep_arms(), seed=0, run_dir=tmp_path / "whole")
+
+    starts = kill_at("mle", 1, 4)
+    with pytest.raises(_Killed):
+        run_experiment(_deep_arms(), seed=0, run_dir=tmp_path / "killed")
+    saved = json.loads((tmp_path / "killed" / "arms" / "mle" / "in_progress" / "state.json").read_text())
+    assert (saved["generation"], saved["step"]) == (1, 4)
+    kill_at("ple", 1, 4)
+    with pytest.raises(_Killed):
+        run_experiment(_deep_arms(), seed=0, run_dir=tmp_path / "killed")
+    run_experiment(_deep_arms(), seed=0, run_dir=tmp_path / "killed")
+
+    restarts = [start for start in starts if start[2] > 0]
+    assert restarts == [("mle", 1, 4), ("ple", 1, 4)], starts
+    _assert_same_results(tmp_path / "killed", tmp_path / "whole")
+    for arm in ("mle", "ple"):
+        for name in ("generation_0001/model.safetensors", "model/model.safetensors"):
+            got = (tmp_path / "killed" / "arms" / arm / name).read_bytes()
+            assert got == (tmp_path / "whole" / "arms" / arm / name).read_bytes(), (arm, name)
+        assert not (tmp_path / "killed" / "arms" / arm / "in_progress").exists()
+    dro = "arms/ple/remedy/generation_0001.json"
+    assert (tmp_path / "killed" / dro).read_bytes() == (tmp_path / "whole" / dro).read_bytes()
+    # checkpoint_every is not part of the experiment: the finished run opens without it.
+    run_experiment(_deep_arms(checkpoint_every=None), seed=0, run_dir=tmp_path / "killed")
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "message"),
+    [
+        ("state_step_000002.safetensors", None, "does not match its recorded sha256"),
+        ("state.json", lambda p: p.write_text('{"generation": 0}'), "is not an in-generation checkpoint record"),
+        ("state.json", lambda p: p.write_text("{"), "cannot read"),
+    ],
+    ids=["flipped-tensors", "altered-record", "truncated-record"],
+)
+def test_damaged_in_generation_checkpoint_is_refused(tmp_path, kill_at, file, damage, message):
+    arms = _deep_arms()[:1]
+    kill_at("mle", 0, 2)
+    with pytest.raises(_Killed):
+        run_experiment(arms, seed=0, run_dir=tmp_path)
+    path = tmp_path / "arms" / "mle" / "in_progress" / file
+    (damage or _flip_byte)(path)
+    with pytest.raises(ConfigError, match=re.escape(str(path))) as raised:
+        run_experiment(arms, seed=0, run_dir=tmp_path)
+    assert message in str(raised.value) and len(str(raised.value).splitlines()) == 1
 
 
 # ------------------------------------------------------------------------------ the command

@@ -1,14 +1,17 @@
 """``genfair``: compose the config with Hydra, check it, run the experiment.
 
 Exit status: 0 when the run completed (also when degraded, see ``genfair.experiment``); 2 for a
-bad config, data file or run directory (nothing was run); 3 when an arm's generation failed (a
-NaN or infinite loss: the finished generations are kept, summary.json says ``failed``). Either
-error is one line on stderr, ``genfair: error: ...``.
+bad config, data file or run directory (nothing was run), or an output file that cannot be
+written (a read-only folder, a full disk: the run stops there, every file written before is
+intact and the same command resumes it once there is room); 3 when an arm's generation failed
+(a NaN or infinite loss: the finished generations are kept, summary.json says ``failed``).
+Every error is one line on stderr, ``genfair: error: ...``, naming the key, value or file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import sys
@@ -21,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from genfair.cli._config import register_configs
+from genfair.devices import resolve_device
 from genfair.errors import ConfigError, GenerationFailed, check_choice, check_positive_int
 from genfair.experiment import Arm, run_experiment
 from genfair.studies import STUDIES
@@ -28,6 +32,8 @@ from genfair.studies import STUDIES
 __all__ = ["arms_from_config", "main", "study_config"]
 
 log = logging.getLogger("genfair")
+# Errors of writing output (a read-only folder, a full disk or quota), reported as "cannot write".
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 def arms_from_config(cfg: DictConfig) -> list[Arm]:
@@ -74,7 +80,8 @@ def _run(cfg: DictConfig) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
     config["overrides"] = list(HydraConfig.get().overrides.task)
     if cfg.study == "loop":
-        run_experiment(arms_from_config(cfg), seed=cfg.seed, run_dir=run_dir, config=config)
+        device = resolve_device(cfg.device)
+        run_experiment(arms_from_config(cfg), seed=cfg.seed, run_dir=run_dir, config=config, device=device)
         return
     study = study_config(cfg)
     record = {key: config[key] for key in ("study", cfg.study, "seed", "threads", "overrides")}
@@ -85,10 +92,10 @@ def _run(cfg: DictConfig) -> None:
 def _hydra_main(cfg: DictConfig) -> None:
     try:
         _run(cfg)
-    except (ConfigError, GenerationFailed) as error:
+    except (ConfigError, GenerationFailed, OSError) as error:
         if os.environ.get("GENFAIR_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"):
             raise
-        print(f"genfair: error: {error}", file=sys.stderr)
+        print(f"genfair: error: {_one_line(error)}", file=sys.stderr)
         sys.exit(3 if isinstance(error, GenerationFailed) else 2)
 
 
@@ -104,6 +111,17 @@ def _reject_unknown_keys(group: str, node: DictConfig, built: object) -> None:
     unknown = [key for key in node.keys() if key not in allowed]
     if unknown:
         raise ConfigError(f"{group}.{unknown[0]} is not a key of {type(built).__name__}; allowed: {allowed}")
+
+
+def _one_line(error: Exception) -> str:
+    """The message of ``error`` on one line; an ``OSError`` names its file and what went wrong
+    (``cannot write /run/summary.json: No space left on device``)."""
+    if isinstance(error, OSError) and error.filename is not None:
+        verb = "write" if error.errno in _WRITE_ERRNOS else "use"
+        message = f"cannot {verb} {error.filename}: {error.strerror or error}"
+    else:
+        message = str(error)
+    return " ".join(message.split())
 
 
 def _first_line(error: Exception) -> str:

@@ -9,5 +9,15 @@ Example:
 
 from genfair.estimators._config import ESTIMATORS, EstimatorConfig, EstimatorName
 from genfair.estimators._fits import AnchoredFit, GradientFit, HypernetworkFit, build_fit
+from genfair.estimators._step_checkpoints import StepCheckpoints
 
-__all__ = ["ESTIMATORS", "AnchoredFit", "EstimatorConfig", "EstimatorName", "GradientFit", "HypernetworkFit", "build_fit"]
+__all__ = [
+    "ESTIMATORS",
+    "AnchoredFit",
+    "EstimatorConfig",
+    "EstimatorName",
+    "GradientFit",
+    "HypernetworkFit",
+    "StepCheckpoints",
+    "build_fit",
+]

@@ -17,6 +17,13 @@ every estimator: the model's own weights (``mle``, ``anchor``) or a hypernetwork
 before). A closed-form model with a remedy is fitted in closed form first, then refined by
 ``steps`` gradient steps on the remedied loss. Remedies train one replicate (``(1, n, ...)``).
 
+Gradient-trained fits (``GradientFit``, ``HypernetworkFit``) checkpoint the generation in
+progress every ``loop.checkpoint_every`` steps when the loop gives them somewhere to
+(``FitContext.checkpoint``): weights, optimiser moments, generator and RNG states and the
+remedy's or multiplier's state, from which a killed run restarts the generation and ends
+bitwise where an uninterrupted one ends on the CPU (see ``_step_checkpoints.py``). The
+analytic ``AnchoredFit`` takes a few fast steps and does not checkpoint.
+
 A fit never returns a broken model: a NaN or infinite loss at any gradient step, or non-finite
 parameters after a closed-form fit, raises :class:`~genfair.errors.GenerationFailed` naming the
 estimator, the step and the value (``estimator mle: loss is nan at step 37 of 800``), before the
@@ -31,8 +38,10 @@ import torch
 from torch import nn
 
 from genfair.data import Batch
+from genfair.devices import module_device
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators._config import EstimatorConfig
+from genfair.estimators._step_checkpoints import StepCheckpoints
 from genfair.models import ClosedFormFit
 from genfair.remedies import Remedy, RemedyConfig
 from hypernets import (
@@ -132,11 +141,14 @@ class GradientFit:
         params = dict(model.named_parameters())
         reference = {name: context.reference[name] for name in params} if anchored else None
         optimiser = torch.optim.Adam(params.values(), lr=self.config.lr)
+        checkpoints = StepCheckpoints(context.checkpoint, modules={"model": model}, optimiser=optimiser, generator=generator)
         model.train()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_from(generator))
             remedy, train = self.remedy.start(train, generator)
-            for step in range(self.config.steps):
+            first, extras = checkpoints.resume()
+            _restore_remedy(remedy, extras)
+            for step in range(first, self.config.steps):
                 index = remedy.batch(self.config.batch_size, generator=generator)
                 x, y = _minibatch(train, index)
                 loss = remedy.loss(model.loss(x, y)[0], y[0], index)
@@ -146,6 +158,7 @@ class GradientFit:
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
+                checkpoints.step_done(step + 1, self.config.steps, lambda: _remedy_state(remedy))
         self.remedy.finish(remedy)
         model.eval()
         return model
@@ -188,10 +201,16 @@ class HypernetworkFit:
         reference = {name: context.reference[name] for name in hnet.generated} if anchored else None
         optimiser = torch.optim.Adam(hnet.parameters(), lr=self.config.lr)
         conditional = bool(self.options["num_classes"])
+        modules = {"model": model, "hypernetwork": hnet}
+        checkpoints = StepCheckpoints(context.checkpoint, modules=modules, optimiser=optimiser, generator=generator)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_from(generator))  # randomness the model draws without a generator
             remedy, train = self.remedy.start(train, generator)
-            for step in range(self.config.steps):
+            first, extras = checkpoints.resume()
+            _restore_remedy(remedy, extras)
+            if "multiplier" in extras:
+                objective.multiplier = extras["multiplier"].to(module_device(hnet))
+            for step in range(first, self.config.steps):
                 index = remedy.batch(self.config.batch_size, generator=generator)
                 x, y = _minibatch(train, index)
                 reduce = (lambda losses: remedy.loss(losses[0], y[0], index)) if self.remedy.active else None
@@ -204,6 +223,7 @@ class HypernetworkFit:
                 loss.backward()
                 optimiser.step()
                 objective.update_multiplier(terms)
+                checkpoints.step_done(step + 1, self.config.steps, lambda: _fit_extras(remedy, objective))
         self.remedy.finish(remedy)
         labels = train.y if conditional else None
         with torch.no_grad():
@@ -273,6 +293,25 @@ def _minibatch(train: Batch, index: torch.Tensor) -> tuple[torch.Tensor, torch.T
     """The samples ``index`` of every replicate."""
     index = index.to(train.x.device)
     return train.x[:, index], train.y[:, index]
+
+
+def _remedy_state(remedy: Remedy) -> dict[str, torch.Tensor]:
+    """What a remedy carries from step to step: Group DRO's class weights and their history."""
+    if remedy.dro is None:
+        return {}
+    history = torch.tensor(remedy.dro.history, dtype=torch.float64).reshape(-1, len(remedy.dro.q))
+    return {"dro.q": remedy.dro.q, "dro.history": history}
+
+
+def _restore_remedy(remedy: Remedy, extras: Mapping[str, torch.Tensor]) -> None:
+    if remedy.dro is not None and "dro.q" in extras:
+        remedy.dro.q = extras["dro.q"].to(remedy.dro.q.device)
+        remedy.dro.history = extras["dro.history"].tolist()
+
+
+def _fit_extras(remedy: Remedy, objective: PLEObjective) -> dict[str, torch.Tensor]:
+    multiplier = {"multiplier": objective.multiplier} if objective.multiplier is not None else {}
+    return {**_remedy_state(remedy), **multiplier}
 
 
 def _seed_from(generator: torch.Generator) -> int:
