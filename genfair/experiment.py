@@ -174,7 +174,10 @@ def run_experiment(
     failures: list[GenerationFailed] = []
     for arm in arms:
         evaluation = evaluations.get(_evaluation_key(arm))
-        degraded = list(((previous or {}).get("arms") or {}).get(arm.name, {}).get("degraded", []))
+        earlier = ((previous or {}).get("arms") or {}).get(arm.name, {})
+        degraded = list(earlier.get("degraded", []))
+        if "input_sensitivity" in earlier:  # an arm finished before a restart trains no hypernetwork to probe
+            summary["arms"].setdefault(arm.name, {})["input_sensitivity"] = earlier["input_sensitivity"]
         try:
             _run_arm(
                 arm, models[arm.name], seed=seed, run_dir=run_dir, outputs=outputs, evaluation=evaluation, degraded=degraded

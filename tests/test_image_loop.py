@@ -146,6 +146,16 @@ def test_a_resumed_image_run_ends_where_an_uninterrupted_one_does(tmp_path):
     assert (tmp_path / "whole" / "metrics.csv").read_bytes() == (tmp_path / "resumed" / "metrics.csv").read_bytes()
 
 
+def test_a_restarted_finished_run_keeps_its_hypernetwork_probe(tmp_path):
+    """A restart finds every generation done and trains no hypernetwork: the probe measured by
+    the first run stays in summary.json."""
+    arm = Arm("ple", DATA, TINY_VAE, LoopConfig(generations=1, n_real=40, n_synthetic=40, replicates=1),
+              _estimator("ple"), TINY_EVAL)
+    first = run_experiment([arm], seed=0, run_dir=tmp_path).summary["arms"]["ple"]["input_sensitivity"]
+    again = run_experiment([arm], seed=0, run_dir=tmp_path).summary["arms"]["ple"]["input_sensitivity"]
+    assert again == first and first["disjoint"] >= 0
+
+
 @pytest.mark.parametrize(
     "arm, words",
     [

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from genfair.checkpoint import write_bytes_atomic
 
@@ -27,7 +28,8 @@ def save_fidelity_figure(
 ) -> Path:
     """"Minority fidelity across generations": one panel per metric of :data:`FIDELITY_PANELS`,
     one colour per arm; the minority as solid lines with their ``lo``-``hi`` confidence bands, the
-    majority as thin dotted lines for reference, and the minority's real share as a grey line.
+    majority as thin dotted lines for reference, and the minority's real share as a grey line;
+    the legend (arms, then line styles) below the panels.
 
     Args:
         rows: ``metrics.csv`` rows of a run with one replicate per arm (a deep model).
@@ -45,18 +47,27 @@ def save_fidelity_figure(
                 if not curve:
                     continue
                 x = [r["generation"] for r in curve]
-                ax.plot(x, [r["mean"] for r in curve], style, color=color, linewidth=width, label=f"{arm} · {group}")
+                ax.plot(x, [r["mean"] for r in curve], style, color=color, linewidth=width)
                 if group == minority:
                     low = [r["lo"] if math.isfinite(r["lo"]) else r["mean"] for r in curve]
                     high = [r["hi"] if math.isfinite(r["hi"]) else r["mean"] for r in curve]
                     ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0)
         if metric == "share":
-            ax.axhline(target_share, color="0.5", linewidth=1, linestyle="--", label=f"real share of {minority}")
+            ax.axhline(target_share, color="0.5", linewidth=1, linestyle="--")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     for ax in axes[2:]:
         ax.set_xlabel("generation")
-    axes[0].legend(fontsize=8)
+    # One entry per arm (its colour) and one per line style, below the panels: readable for any
+    # number of arms.
+    entries = [(Line2D([], [], color=f"C{index}", linewidth=1.8), arm) for index, arm in enumerate(arms)]
+    entries += [
+        (Line2D([], [], color="0.2", linewidth=1.8), f"{minority} (minority, 95 % band)"),
+        (Line2D([], [], color="0.2", linewidth=1.0, linestyle=":"), f"{majority} (majority)"),
+        (Line2D([], [], color="0.5", linewidth=1.0, linestyle="--"), f"real share of {minority}"),
+    ]
+    handles, labels = zip(*entries)
+    figure.legend(handles, labels, loc="outside lower center", ncol=min(len(entries), 6), fontsize=8)
     figure.suptitle(
         title or f"minority fidelity across generations (class {minority}; bands: 95 % bootstrap CI)", fontsize=11
     )
