@@ -296,16 +296,16 @@ def _minibatch(train: Batch, index: torch.Tensor) -> tuple[torch.Tensor, torch.T
 
 
 def _remedy_state(remedy: Remedy) -> dict[str, torch.Tensor]:
-    """What a remedy carries from step to step: Group DRO's class weights and their history."""
+    """What a remedy carries from step to step: Group DRO's log class weights and their history."""
     if remedy.dro is None:
         return {}
-    history = torch.tensor(remedy.dro.history, dtype=torch.float64).reshape(-1, len(remedy.dro.q))
-    return {"dro.q": remedy.dro.q, "dro.history": history}
+    history = torch.tensor(remedy.dro.history, dtype=torch.float64).reshape(-1, len(remedy.dro.log_q))
+    return {"dro.log_q": remedy.dro.log_q, "dro.history": history}
 
 
 def _restore_remedy(remedy: Remedy, extras: Mapping[str, torch.Tensor]) -> None:
-    if remedy.dro is not None and "dro.q" in extras:
-        remedy.dro.q = extras["dro.q"].to(remedy.dro.q.device)
+    if remedy.dro is not None and "dro.log_q" in extras:
+        remedy.dro.log_q = extras["dro.log_q"].to(remedy.dro.log_q.device)
         remedy.dro.history = extras["dro.history"].tolist()
 
 
