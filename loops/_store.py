@@ -128,6 +128,9 @@ class InProgress:
     def __init__(self, directory: Path, generation: int, *, every: int) -> None:
         self.directory, self.generation, self.every = Path(directory), generation, every
 
+    def __repr__(self) -> str:
+        return f"generation {self.generation} in {self.directory}"
+
     def load(self) -> tuple[int, dict[str, torch.Tensor]] | None:
         """``(steps done, tensors)`` of this generation's checkpoint, or ``None`` if there is none."""
         path = self.directory / "state.json"

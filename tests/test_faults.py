@@ -1,12 +1,15 @@
 """Runs that survive faults: a NaN or infinite loss stops that arm's generation with a clear
 message and keeps the earlier generations; synthetic samples that lose a class mark the run
-degraded; malformed configs and data fail fast with a :class:`ConfigError`, writing nothing.
+degraded; malformed configs and data fail fast with a :class:`ConfigError`, writing nothing;
+a read-only or full output directory stops the run with one line naming the file, every file
+written before intact, no temporary file left, and the run resumable once there is room.
 
 Figures are stubbed out, as in ``test_resume.py``; the command is run once, as a subprocess.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -21,6 +24,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import genfair.checkpoint
 import genfair.experiment
 import loops._simulate
 from genfair.data import ClassMixtureData, DigitsData, ImageFileData
@@ -46,6 +50,22 @@ STEPS = EstimatorConfig(steps=3, lr=1e-3, batch_size=16)
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
     monkeypatch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+
+
+def _permissions_ignored() -> bool:
+    """Whether this process may write into a folder without write permission (root with
+    CAP_DAC_OVERRIDE, as in many CI containers), probed rather than guessed from the user id."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o500)
+        try:
+            Path(folder, "probe").write_bytes(b"")
+            return True
+        except PermissionError:
+            return False
+        finally:
+            os.chmod(folder, 0o700)
 
 
 def _arms(generations: int) -> list[Arm]:
@@ -284,7 +304,7 @@ def test_a_full_run_directory_is_never_overwritten_by_a_malformed_config(tmp_pat
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == digest
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
+@pytest.mark.skipif(_permissions_ignored(), reason="this user ignores file permissions (root)")
 @pytest.mark.parametrize("where", ["run_dir", "parent"])
 def test_read_only_run_directory_is_refused_before_any_work(tmp_path, where):
     locked = tmp_path / "locked"
@@ -299,3 +319,164 @@ def test_read_only_run_directory_is_refused_before_any_work(tmp_path, where):
         assert (locked / "notes.txt").read_text() == "mine"
     finally:
         locked.chmod(0o700)
+
+
+# ------------------------------------------------------- a read-only or full output directory
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _stale_temporaries(root: Path) -> list[str]:
+    return [str(p.relative_to(root)) for p in root.rglob("*.tmp")]
+
+
+def _failing_writes(monkeypatch, *, after: int, error: int) -> list[Path]:
+    """Writes through ``genfair.checkpoint`` succeed ``after`` times, then each writes half its
+    bytes and raises ``OSError(error)``, as a disk that fills up (ENOSPC) or a folder whose
+    permissions change (EACCES, EROFS) would. Returns the files attempted."""
+    fill, attempted = genfair.checkpoint._fill, []
+
+    def failing(tmp: Path, write) -> None:
+        attempted.append(tmp)
+        fill(tmp, write)
+        if len(attempted) > after:
+            tmp.write_bytes(tmp.read_bytes()[: tmp.stat().st_size // 2])
+            raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(genfair.checkpoint, "_fill", failing)
+    return attempted
+
+
+@pytest.fixture(scope="module")
+def two_generations(tmp_path_factory) -> Path:
+    """A finished 2-generation run of :func:`_arms` (copied by each test that extends it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+        run_dir = tmp_path_factory.mktemp("two_generations") / "run"
+        run_experiment(_arms(2), seed=0, run_dir=run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def four_generations(tmp_path_factory) -> Path:
+    """The uninterrupted 4-generation run that an interrupted one must end as."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+        run_dir = tmp_path_factory.mktemp("four_generations") / "run"
+        run_experiment(_arms(4), seed=0, run_dir=run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EACCES, errno.EROFS], ids=["full", "denied", "read-only"])
+def test_an_unwritable_disk_stops_the_run_naming_the_file_and_keeps_every_file(tmp_path, monkeypatch, two_generations, error):
+    """The first write of a resumed run fails: the error names the file, nothing written before
+    changed, no temporary file is left, and once the disk is writable the run resumes."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(two_generations, run_dir)
+    before = _files(run_dir)
+    attempted = _failing_writes(monkeypatch, after=0, error=error)
+    with pytest.raises(OSError) as raised:
+        run_experiment(_arms(4), seed=0, run_dir=run_dir)
+    assert raised.value.errno == error
+    tmp = attempted[0]  # .<name>.<random>.tmp
+    assert raised.value.filename == str(tmp.parent / tmp.name[1:].rsplit(".", 2)[0])
+    assert Path(raised.value.filename).is_relative_to(run_dir)
+    assert _files(run_dir) == before and _stale_temporaries(run_dir) == []
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(after=st.integers(0, 40), error=st.sampled_from([errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT]))
+def test_a_disk_that_fills_at_any_write_leaves_a_run_that_resumes_to_the_same_results(
+    tmp_path_factory, two_generations, four_generations, after, error
+):
+    """Whichever write fails, the finished generations stay byte-identical, no temporary file is
+    left, and the same run started again (with room on the disk) ends as an uninterrupted run."""
+    run_dir = tmp_path_factory.mktemp("filled") / "run"
+    shutil.copytree(two_generations, run_dir)
+    kept = {k: v for k, v in _files(run_dir).items() if k.startswith("arms/") and "synthetic" not in k}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+        _failing_writes(patch, after=after, error=error)
+        try:
+            run_experiment(_arms(4), seed=0, run_dir=run_dir)
+        except OSError as raised:
+            assert raised.errno == error and Path(raised.filename).is_relative_to(run_dir)
+        files = _files(run_dir)
+        assert {k: files[k] for k in kept} == kept
+        assert _stale_temporaries(run_dir) == []
+        patch.undo()
+        patch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+        run_experiment(_arms(4), seed=0, run_dir=run_dir)
+    assert (run_dir / "metrics.csv").read_bytes() == (four_generations / "metrics.csv").read_bytes()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "complete"
+
+
+def test_stale_temporary_files_of_a_killed_write_are_ignored(tmp_path, two_generations, four_generations):
+    """A SIGKILL during a write leaves ``.<name>.<random>.tmp`` beside the file; no reader looks at it."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(two_generations, run_dir)
+    for stale in ("arms/mle/generation_0001/.model.safetensors.x1.tmp", ".summary.json.x2.tmp", "arms/.x3.tmp"):
+        (run_dir / stale).write_bytes(b"half a file")
+    run_experiment(_arms(4), seed=0, run_dir=run_dir)
+    assert (run_dir / "metrics.csv").read_bytes() == (four_generations / "metrics.csv").read_bytes()
+
+
+def _genfair_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Run the ``genfair`` command in this process (so that a test can break its writes);
+    returns the exit status and stderr."""
+    from genfair.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["genfair", *args])
+    monkeypatch.delenv("GENFAIR_DEBUG", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    loggers = [logging.root, *(v for v in logging.root.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    saved = [(logger, logger.handlers[:], logger.level, logger.propagate, logger.disabled) for logger in loggers]
+    try:
+        main()
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code
+    finally:  # Hydra configured logging to this test's captured stderr: undo it
+        for logger, handlers, level, propagate, disabled in saved:
+            logger.handlers[:], logger.level, logger.propagate, logger.disabled = handlers, level, propagate, disabled
+    return status, capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EACCES], ids=["full", "denied"])
+def test_command_reports_an_unwritable_file_in_one_line(tmp_path, monkeypatch, capsys, error):
+    """Root or not: the command's writes fail as a full disk or a denied folder would."""
+    run_dir = tmp_path / "run"
+    args = [f"hydra.run.dir={run_dir}", "experiment=class_mixture_mad", "loop.generations=2", "loop.replicates=8"]
+    assert _genfair_in_process(monkeypatch, capsys, *args)[0] == 0
+    ours = lambda: {k: v for k, v in _files(run_dir).items() if not k.startswith(".hydra") and k != "genfair.log"}  # noqa: E731 (Hydra's files)
+    before = ours()
+    _failing_writes(monkeypatch, after=0, error=error)
+    status, stderr = _genfair_in_process(monkeypatch, capsys, *args[:2], "loop.generations=3", "loop.replicates=8")
+    assert status == 2, stderr
+    assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr, stderr
+    assert stderr.startswith(f"genfair: error: cannot write {run_dir}/arms/"), stderr
+    assert stderr.endswith(f": {os.strerror(error)}"), stderr
+    assert ours() == before
+    assert _stale_temporaries(run_dir) == []
+
+
+@pytest.mark.skipif(_permissions_ignored(), reason="this user ignores file permissions (root)")
+def test_command_stops_at_a_read_only_arm_directory_in_one_line(tmp_path):
+    """The run directory is writable but an arm's folder is not (a real permission, not a mock)."""
+    run_dir = tmp_path / "run"
+    command = [GENFAIR, f"hydra.run.dir={run_dir}", "experiment=class_mixture_mad", "loop.replicates=8"]
+    first = subprocess.run([*command, "loop.generations=2"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    locked = run_dir / "arms" / "mle"
+    before = _files(run_dir / "arms")
+    locked.chmod(0o500)
+    try:
+        result = subprocess.run([*command, "loop.generations=3"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    finally:
+        locked.chmod(0o700)
+    stderr = result.stderr.strip()
+    assert result.returncode == 2, stderr
+    assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr, stderr
+    assert stderr.startswith(f"genfair: error: cannot write {locked}/generation_0002"), stderr
+    assert stderr.endswith("Permission denied"), stderr
+    assert _files(run_dir / "arms") == before and _stale_temporaries(run_dir) == []

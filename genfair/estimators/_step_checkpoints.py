@@ -21,6 +21,7 @@ states are replaced by the saved ones.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 
 import torch
@@ -29,6 +30,8 @@ from torch import nn
 from loops import FitCheckpoint
 
 __all__ = ["StepCheckpoints"]
+
+log = logging.getLogger(__name__)
 
 
 class StepCheckpoints:
@@ -59,6 +62,7 @@ class StepCheckpoints:
         if loaded is None:
             return 0, {}
         step, tensors = loaded
+        log.info("restarting the fit after step %d of its in-generation checkpoint (%s)", step, self.checkpoint)
         for name, module in self.modules.items():
             module.load_state_dict(_section(tensors, f"module.{name}."))
         state = {}
