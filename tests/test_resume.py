@@ -404,3 +404,41 @@ def test_command_refuses_a_directory_of_another_experiment(tmp_path, uninterrupt
     assert stderr.startswith("genfair: error: ") and len(stderr.splitlines()) == 1, stderr
     assert "loop.n_real: 100 there, 50 now" in stderr and "Traceback" not in stderr
     assert _tree_digest(run) == before
+
+
+# 2 generations of 400 Adam steps per arm, checkpointed every 25 steps: ~1 s a generation.
+DEEP_KILL_ARGS = [
+    "loop.generations=2", "loop.n_real=60", "loop.n_synthetic=60", "estimator.steps=400", "estimator.batch_size=32",
+    "loop.checkpoint_every=25", "evaluation.samples=60", "evaluation.bootstrap=10", "evaluation.grid=2",
+]
+
+
+@pytest.mark.slow
+def test_deep_command_killed_inside_a_generation_resumes_to_the_same_results(tmp_path):
+    """SIGKILL the default (digits VAE) experiment once its mle arm has checkpointed generation 1
+    mid-way, run the same command again, and compare with an uninterrupted run."""
+    whole = _genfair(tmp_path / "whole", *DEEP_KILL_ARGS, log=tmp_path / "whole.log")
+    killed = _genfair(tmp_path / "killed", *DEEP_KILL_ARGS, log=tmp_path / "killed.log")
+    state = tmp_path / "killed" / "arms" / "mle" / "in_progress" / "state.json"
+    try:
+        deadline = time.monotonic() + 240
+        while not (state.exists() and json.loads(state.read_text())["generation"] == 1):
+            assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-4000:]
+            assert time.monotonic() < deadline, "no checkpoint of generation 1 after 240 s"
+            time.sleep(0.01)
+        killed.send_signal(signal.SIGKILL)
+        assert killed.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        killed.kill()
+    step = json.loads(state.read_text())["step"]
+    assert 0 < step < 400
+
+    resumed = _genfair(tmp_path / "killed", *DEEP_KILL_ARGS, log=tmp_path / "resumed.log")
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "resumed.log").read_text()[-4000:]
+    assert whole.wait(timeout=300) == 0, (tmp_path / "whole.log").read_text()[-4000:]
+    assert f"restarting the fit after step {step} of its in-generation checkpoint" in (tmp_path / "resumed.log").read_text()
+    assert (tmp_path / "killed" / "metrics.csv").read_bytes() == (tmp_path / "whole" / "metrics.csv").read_bytes()
+    for arm in ("mle", "ple"):
+        model = f"arms/{arm}/model/model.safetensors"
+        assert (tmp_path / "killed" / model).read_bytes() == (tmp_path / "whole" / model).read_bytes(), arm
+    assert not list((tmp_path / "killed").rglob("in_progress"))
