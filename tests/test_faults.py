@@ -480,3 +480,24 @@ def test_command_stops_at_a_read_only_arm_directory_in_one_line(tmp_path):
     assert stderr.startswith(f"genfair: error: cannot write {locked}/generation_0002"), stderr
     assert stderr.endswith("Permission denied"), stderr
     assert _files(run_dir / "arms") == before and _stale_temporaries(run_dir) == []
+
+
+@pytest.mark.skipif(_permissions_ignored(), reason="this user ignores file permissions (root)")
+@pytest.mark.parametrize("multirun", [False, True], ids=["run", "sweep"])
+def test_command_refuses_a_read_only_run_directory_in_one_line(tmp_path, multirun):
+    """Refused before Hydra would make the folder (and fail with a traceback)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    command = [GENFAIR, *(["-m"] if multirun else []), f"{key}={locked / 'run'}", "experiment=class_mixture_mad",
+               "loop.generations=2", "loop.replicates=8", *(["seed=0,1"] if multirun else [])]
+    locked.chmod(0o500)
+    try:
+        result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    finally:
+        locked.chmod(0o700)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        f"genfair: error: run directory {locked / 'run'} (it would be made in {locked}) is not writable; choose another {key}"
+    ]
+    assert list(locked.iterdir()) == []

@@ -20,6 +20,7 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -29,7 +30,7 @@ from genfair.errors import ConfigError, GenerationFailed, check_choice, check_po
 from genfair.experiment import Arm, run_experiment
 from genfair.studies import STUDIES
 
-__all__ = ["arms_from_config", "main", "study_config"]
+__all__ = ["RunDirCheck", "arms_from_config", "main", "study_config"]
 
 log = logging.getLogger("genfair")
 # Errors of writing output (a read-only folder, a full disk or quota), reported as "cannot write".
@@ -97,6 +98,27 @@ def _hydra_main(cfg: DictConfig) -> None:
             raise
         print(f"genfair: error: {_one_line(error)}", file=sys.stderr)
         sys.exit(3 if isinstance(error, GenerationFailed) else 2)
+
+
+class RunDirCheck(Callback):
+    """Refuse a run (or sweep) directory that cannot be written before Hydra makes it, in the
+    command's one line with exit status 2 (``hydra.callbacks.run_dir_check`` in config.yaml):
+    otherwise Hydra's own attempt to make it ends in a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
+        _check_writable(Path(str(config.hydra.run.dir)), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        _check_writable(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+
+
+def _check_writable(directory: Path, key: str) -> None:
+    existing = next(p for p in [directory.absolute(), *directory.absolute().parents] if p.exists())
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return
+    where = "" if existing == directory.absolute() else f" (it would be made in {existing})"
+    print(f"genfair: error: run directory {directory}{where} is not writable; choose another {key}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main() -> None:
