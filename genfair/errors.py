@@ -9,10 +9,11 @@ group (``loop.n_real must be ...``) and prints the message as a single line.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["ConfigError", "GenerationFailed", "check_choice", "check_positive_int", "check_unit_interval"]
+__all__ = ["ConfigError", "GenerationFailed", "check_choice", "check_number", "check_positive_int", "check_unit_interval"]
 
 
 class ConfigError(ValueError):
@@ -57,11 +58,48 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     return value
 
 
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+    note: str = "",
+) -> float:
+    """Return ``value`` as a float if it is a finite number (not a bool) within the given bounds, else
+    raise :class:`ConfigError` saying which (``lr must be a number > 0, got -1``; ``level must
+    be a number in (0, 1), got 2``); ``note`` is added after the bounds, e.g. ``"(lam = 0 is
+    the hyper_mle arm)"``.
+
+    Example:
+        >>> check_number("keep", 0.5, above=0, at_most=1)
+        0.5
+    """
+    low, low_open = (above, True) if above is not None else (at_least, False)
+    high, high_open = (below, True) if below is not None else (at_most, False)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        if low is not None and high is not None:
+            bounds = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            bounds = f"{'>' if low_open else '>='} {low:g}"
+        elif high is not None:
+            bounds = f"{'<' if high_open else '<='} {high:g}"
+        else:
+            bounds = ""
+        text = " ".join(part for part in ("a number", bounds, note) if part)
+        raise ConfigError(f"{name} must be {text}, got {value!r}")
+    return float(value)
+
+
 def check_unit_interval(name: str, value: Any, *, closed_left: bool = False) -> float:
     """Return ``value`` if it lies in (0, 1] (or [0, 1] with ``closed_left``)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (0.0 <= value <= 1.0 if closed_left else 0.0 < value <= 1.0)
-    if not ok:
-        interval = "[0, 1]" if closed_left else "(0, 1]"
-        raise ConfigError(f"{name} must be a number in {interval}, got {value!r}")
-    return float(value)
+    if closed_left:
+        return check_number(name, value, at_least=0, at_most=1)
+    return check_number(name, value, above=0, at_most=1)

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from genfair.data import Batch
-from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.fairness import DownstreamConfig, binary_target, evaluate_slices, resolve_slices, train_downstream
 from genfair.metrics import ClassifierConfig, TrainedClassifier, fidelity_metrics, load_or_train_classifier
 from loops import Measurement, draw_labels
@@ -91,9 +91,7 @@ class EvaluationConfig:
         check_positive_int("bootstrap", self.bootstrap)
         check_positive_int("grid", self.grid, minimum=0)
         check_choice("synthetic_labels", self.synthetic_labels, SYNTHETIC_LABELS)
-        ok = isinstance(self.level, (int, float)) and not isinstance(self.level, bool) and 0 < self.level < 1
-        if not ok:
-            raise ConfigError(f"level must be a number in (0, 1), got {self.level!r}")
+        check_number("level", self.level, above=0, below=1)
         if self.k >= self.samples:
             raise ConfigError(f"k must be smaller than samples={self.samples}, got {self.k}")
         if isinstance(self.downstream, dict):  # a notebook may pass the node as a mapping

@@ -73,9 +73,9 @@ from typing import Literal
 
 import torch
 
-from genfair.errors import ConfigError, check_choice
+from genfair.errors import ConfigError, check_choice, check_number
 from genfair.models import ReparameterizedSampler
-from hypernets._discrepancy import NORMALIZATIONS, Normalize, expected_discrepancy, weight_discrepancy
+from hypernets._discrepancy import NORMALIZATIONS, expected_discrepancy, weight_discrepancy
 from hypernets._hypernetwork import HyperNetwork
 
 __all__ = ["PLEConfig", "PLEObjective", "PLETerms", "predict_weights"]
@@ -112,12 +112,9 @@ class PLEConfig:
     detach_samples: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.lam, (int, float)) or isinstance(self.lam, bool) or not self.lam >= 0:
-            raise ConfigError(f"lam must be a number >= 0, got {self.lam!r}")
-        if not isinstance(self.rho, (int, float)) or isinstance(self.rho, bool) or not self.rho > 0:
-            raise ConfigError(f"rho must be a number > 0, got {self.rho!r}")
-        if not isinstance(self.dual_lr, (int, float)) or isinstance(self.dual_lr, bool) or not self.dual_lr >= 0:
-            raise ConfigError(f"dual_lr must be a number >= 0, got {self.dual_lr!r}")
+        check_number("lam", self.lam, at_least=0)
+        check_number("rho", self.rho, above=0)
+        check_number("dual_lr", self.dual_lr, at_least=0)
         check_choice("discrepancy", self.discrepancy, ["draw", "expectation"])
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         check_choice("constraint", self.constraint, ["penalty", "augmented_lagrangian"])

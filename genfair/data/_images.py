@@ -18,7 +18,7 @@ import torch
 
 from genfair.data._batch import Batch
 from genfair.data._gaussian import stratified_counts
-from genfair.errors import ConfigError, check_positive_int
+from genfair.errors import ConfigError, check_number, check_positive_int
 
 __all__ = ["DigitsData", "RawImages"]
 
@@ -70,11 +70,7 @@ class _ImageSource:
         return tuple(chosen)
 
     def _check_split_args(self) -> None:
-        ok = isinstance(self.holdout, (int, float)) and not isinstance(self.holdout, bool)
-        if not ok or not 0.0 < self.holdout < 1.0:
-            raise ConfigError(
-                f"holdout must be a number in (0, 1) (the share of each class kept apart), got {self.holdout!r}"
-            )
+        check_number("holdout", self.holdout, above=0, below=1, note="(the share of each class kept apart)")
         check_positive_int("split_seed", self.split_seed, minimum=0)
         if self.proportions is not None:
             _check_shares(self.proportions)

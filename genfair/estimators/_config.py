@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.errors import check_choice, check_number, check_positive_int
 from hypernets import HEADS, PLEConfig
 
 __all__ = ["ESTIMATORS", "EstimatorConfig", "EstimatorName"]
@@ -61,8 +61,7 @@ class EstimatorConfig(PLEConfig):
             check_positive_int("batch_size", self.batch_size)
         check_positive_int("hidden", self.hidden)
         check_positive_int("embedding_dim", self.embedding_dim)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ConfigError(f"lr must be a number > 0, got {self.lr!r}")
+        check_number("lr", self.lr, above=0)
         super().__post_init__()  # the PLE options
 
     @property

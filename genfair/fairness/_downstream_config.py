@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.fairness._frame import INTERVALS
 from genfair.fairness._mmd import KERNELS
 
@@ -92,16 +92,14 @@ class DownstreamConfig:
         check_choice("remedy", self.remedy, CLASSIFIER_REMEDIES)
         check_choice("mindiff_kernel", self.mindiff_kernel, KERNELS)
         for name in ("lr", "mindiff_length"):
-            _check_number(name, getattr(self, name), positive=True)
+            check_number(name, getattr(self, name), above=0)
         for name in ("weight_decay", "mindiff_weight", "spectral_lambda", "adversary_strength", "parade_strength"):
-            _check_number(name, getattr(self, name), positive=False)
+            check_number(name, getattr(self, name), at_least=0)
         thresholds = list(self.thresholds)
         if not thresholds or not all(_is_number(t) and 0 < t < 1 for t in thresholds):
             raise ConfigError(f"thresholds must be a non-empty list of numbers in (0, 1), got {thresholds!r}")
-        if not _is_number(self.decision_threshold) or not 0 < self.decision_threshold < 1:
-            raise ConfigError(f"decision_threshold must be a number in (0, 1), got {self.decision_threshold!r}")
-        if not _is_number(self.level) or not 0 < self.level < 1:
-            raise ConfigError(f"level must be a number in (0, 1), got {self.level!r}")
+        check_number("decision_threshold", self.decision_threshold, above=0, below=1)
+        check_number("level", self.level, above=0, below=1)
 
     @property
     def all_thresholds(self) -> list[float]:
@@ -111,8 +109,3 @@ class DownstreamConfig:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_number(name: str, value: Any, *, positive: bool) -> None:
-    if not _is_number(value) or not (value > 0 if positive else value >= 0):
-        raise ConfigError(f"{name} must be a number {'> 0' if positive else '>= 0'}, got {value!r}")

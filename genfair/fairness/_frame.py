@@ -42,7 +42,7 @@ from typing import Literal
 
 import torch
 
-from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.metrics import percentile_interval, stratified_resample
 
 __all__ = ["INTERVALS", "Interval", "MetricFrame"]
@@ -111,8 +111,7 @@ class MetricFrame:
             raise ConfigError(f"groups must be integer codes in [0, {len(names)}), got values {groups.unique().tolist()[:10]}")
         check_positive_int("bootstrap", bootstrap, minimum=0)
         check_choice("interval", interval, INTERVALS)
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-            raise ConfigError(f"level must be a number in (0, 1), got {level!r}")
+        check_number("level", level, above=0, below=1)
         check_positive_int("buckets", buckets, minimum=2)
         if interval == "bootstrap" and bootstrap and generator is None:
             raise ConfigError("generator is required when bootstrap > 0 (randomness is an argument)")

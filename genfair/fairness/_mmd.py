@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from genfair.errors import ConfigError, check_choice
+from genfair.errors import ConfigError, check_choice, check_number
 
 __all__ = ["KERNELS", "mmd2"]
 
@@ -36,8 +36,7 @@ def mmd2(
         1.3679
     """
     check_choice("kernel", kernel, KERNELS)
-    if isinstance(length, bool) or not isinstance(length, (int, float)) or not length > 0:
-        raise ConfigError(f"length must be a number > 0, got {length!r}")
+    check_number("length", length, above=0)
     x, y = _as_matrix("x", x), _as_matrix("y", y)
     if x.shape[1] != y.shape[1]:
         raise ConfigError(f"x and y must have the same number of columns, got x {tuple(x.shape)} and y {tuple(y.shape)}")

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from genfair.errors import ConfigError, check_positive_int
+from genfair.errors import ConfigError, check_number, check_positive_int
 from genfair.metrics._class_shares import as_confusion, as_labels
 
 __all__ = ["percentile_interval", "resample_confusion", "stratified_resample"]
@@ -90,8 +90,7 @@ def percentile_interval(replicates: torch.Tensor, *, level: float = 0.95) -> tup
 
 def check_level(level: Any) -> float:
     """Return ``level`` if it is a number in (0, 1), else raise :class:`ConfigError`."""
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise ConfigError(f"level must be a number in (0, 1), got {level!r}")
+    check_number("level", level, above=0, below=1)
     return float(level)
 
 

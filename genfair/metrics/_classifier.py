@@ -40,7 +40,7 @@ from torch import nn
 
 from genfair.checkpoint import load_tensors, read_json, save_tensors, write_json
 from genfair.data._batch import Batch
-from genfair.errors import ConfigError, check_positive_int
+from genfair.errors import ConfigError, check_number, check_positive_int
 
 __all__ = [
     "CLASSIFIER_VERSION",
@@ -177,10 +177,8 @@ class ClassifierConfig:
         for name in ("feature_dim", "width", "epochs", "batch_size"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("seed", self.seed, minimum=0)
-        if not _is_number(self.lr) or not self.lr > 0:
-            raise ConfigError(f"lr must be a number > 0, got {self.lr!r}")
-        if not _is_number(self.weight_decay) or not self.weight_decay >= 0:
-            raise ConfigError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        check_number("lr", self.lr, above=0)
+        check_number("weight_decay", self.weight_decay, at_least=0)
         if not isinstance(self.augment, bool):
             raise ConfigError(f"augment must be true or false, got {self.augment!r}")
 
@@ -441,7 +439,3 @@ def _load_entry(entry: Path, key: str, heldout: Batch) -> TrainedClassifier:
     if confusion.shape != (k, k) or (confusion < 0).any() or not torch.equal(confusion.sum(dim=1), held_counts):
         raise ConfigError("its confusion matrix does not match the held-out class counts")
     return _result(model, confusion)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

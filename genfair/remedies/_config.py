@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.fairness import KERNELS
 
 __all__ = ["REMEDIES", "RemedyConfig"]
@@ -71,14 +71,11 @@ class RemedyConfig:
             if not shares or any(not _number(s) or s < 0 for s in shares) or abs(sum(shares) - 1) > 1e-6:
                 raise ConfigError(f"shares must be non-negative numbers summing to 1, got {shares}")
         for name in ("step_size", "weight", "length"):
-            if not _number(getattr(self, name)) or not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be a number > 0, got {getattr(self, name)!r}")
-        if not _number(self.size_adjustment) or self.size_adjustment < 0:
-            raise ConfigError(f"size_adjustment must be a number >= 0, got {self.size_adjustment!r}")
-        if not _number(self.keep) or not 0 < self.keep <= 1:
-            raise ConfigError(f"keep must be a number in (0, 1], got {self.keep!r}")
-        if self.target_share is not None and (not _number(self.target_share) or not 0 < self.target_share < 1):
-            raise ConfigError(f"target_share must be a number in (0, 1) or null, got {self.target_share!r}")
+            check_number(name, getattr(self, name), above=0)
+        check_number("size_adjustment", self.size_adjustment, at_least=0)
+        check_number("keep", self.keep, above=0, at_most=1)
+        if self.target_share is not None:
+            check_number("target_share", self.target_share, above=0, below=1, note="or null")
 
 
 def _number(value: object) -> bool:

@@ -49,7 +49,7 @@ import torch
 
 from genfair.checkpoint import write_bytes_atomic, write_json
 from genfair.data import DigitsData
-from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.fairness import (
     CLASSIFIER_REMEDIES,
     DownstreamConfig,
@@ -138,14 +138,11 @@ class DownstreamMindiffConfig:
             raise ConfigError(
                 f"sensitive must be a negative digit (one of {negatives}) with another negative beside it, got {self.sensitive!r}"
             )
-        if not isinstance(self.sensitive_share, (int, float)) or not 0 < self.sensitive_share < 0.1:
-            raise ConfigError(f"sensitive_share must be a number in (0, 0.1) (a rare digit), got {self.sensitive_share!r}")
+        check_number("sensitive_share", self.sensitive_share, above=0, below=0.1, note="(a rare digit)")
         for name in ("n_train", "replicates", "bootstrap"):
             check_positive_int(name, getattr(self, name))
         for name in ("threshold", "level", "holdout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise ConfigError(f"{name} must be a number in (0, 1), got {value!r}")
+            check_number(name, getattr(self, name), above=0, below=1)
         if not self.threshold_grid or not all(0 < t < 1 for t in self.threshold_grid):
             raise ConfigError(f"threshold_grid must be numbers in (0, 1), got {list(self.threshold_grid)!r}")
         if not any(arm.remedy == "none" for arm in self.arms.values()):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
 
-from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 
 __all__ = ["GmmPleConfig"]
 
@@ -75,8 +75,7 @@ class GmmPleConfig:
             _positive("sample_sizes", n, list(self.sample_sizes), minimum=max(4, k))
         check_positive_int("test_sets", self.test_sets, minimum=2)
         check_positive_int("kl_samples", self.kl_samples, minimum=100)
-        if not _number(self.lam) or not self.lam > 0:
-            raise ConfigError(f"lam must be a number > 0 (lam = 0 is the hyper_mle arm), got {self.lam!r}")
+        check_number("lam", self.lam, above=0, note="(lam = 0 is the hyper_mle arm)")
         ablation = list(self.ablation_lams)
         if any(not _number(v) or not v > 0 or v == self.lam for v in ablation) or len(set(ablation)) != len(ablation):
             raise ConfigError(f"ablation_lams must be distinct numbers > 0 other than lam={self.lam}, got {ablation}")
@@ -86,9 +85,7 @@ class GmmPleConfig:
             check_positive_int(name, getattr(self, name))
         check_positive_int("chains", self.chains, minimum=2)
         for name in ("lr", "em_tol"):
-            value = getattr(self, name)
-            if not _number(value) or not value > 0:
-                raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+            check_number(name, getattr(self, name), above=0)
         if self.loop_size not in self.sample_sizes:
             raise ConfigError(f"loop_size must be one of sample_sizes {list(self.sample_sizes)}, got {self.loop_size!r}")
 

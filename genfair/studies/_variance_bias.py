@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from genfair.checkpoint import write_bytes_atomic, write_json
-from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.models import ClassGaussianModel, psd_sqrt
 from genfair.seeding import torch_generator
 from genfair.studies._variance_bias_figure import save_relative_bias_figure
@@ -134,10 +134,8 @@ class VarianceBiasConfig:
         low_high = list(self.variance_range)
         if len(low_high) != 2 or not all(_is_number(v) and v > 0 for v in low_high) or low_high[0] > low_high[1]:
             raise ConfigError(f"variance_range must be [low, high] with 0 < low <= high, got {low_high!r}")
-        if not _is_number(self.mean_range) or self.mean_range < 0:
-            raise ConfigError(f"mean_range must be a number >= 0, got {self.mean_range!r}")
-        if not _is_number(self.lr) or not self.lr > 0:
-            raise ConfigError(f"lr must be a number > 0, got {self.lr!r}")
+        check_number("mean_range", self.mean_range, at_least=0)
+        check_number("lr", self.lr, above=0)
         if not self.arms:
             raise ConfigError("arms must name at least one arm, got {}")
         for name, arm in self.arms.items():
