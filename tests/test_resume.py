@@ -238,11 +238,13 @@ STEPS = 6  # checkpoints after steps 2 and 4 of every generation
 
 def _deep_arms(checkpoint_every: int | None = 2) -> list[Arm]:
     """A VAE with BatchNorm (its running statistics are state too) trained by Adam, and a PLE
-    hypernetwork under Group DRO (the remedy's class weights are state too)."""
+    hypernetwork with the augmented Lagrangian under Group DRO (the multiplier and the remedy's
+    class weights are state too)."""
     loop = LoopConfig(generations=2, n_real=40, n_synthetic=40, replicates=1, checkpoint_every=checkpoint_every)
     vae = VAEConfig(hidden=[32], latent_dim=4, batch_norm=True)
     mle = EstimatorConfig(steps=STEPS, lr=1e-2, batch_size=16)
-    ple = EstimatorConfig(name="ple", steps=STEPS, lr=1e-2, batch_size=16, hidden=16, embedding_dim=8)
+    ple = EstimatorConfig(name="ple", constraint="augmented_lagrangian", steps=STEPS, lr=1e-2, batch_size=16, hidden=16,
+                          embedding_dim=8)
     return [
         Arm("mle", DIGITS, vae, loop, mle, TINY_EVAL),
         Arm("ple", DIGITS, VAEConfig(hidden=[32], latent_dim=4), loop, ple, TINY_EVAL, RemedyConfig(name="group_dro")),
