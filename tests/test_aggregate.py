@@ -112,9 +112,9 @@ def test_mean_se_and_t_interval_across_seeds(tmp_path):
     assert [seed for _, seed in aggregate(tmp_path).runs] == [0, 1, 2]
 
 
-def test_incomplete_runs_are_skipped_with_a_warning(tmp_path, capsys):
+def test_unfinished_runs_are_skipped_with_a_warning_and_degraded_ones_count(tmp_path, capsys):
     _write_run(tmp_path / "0", seed=0, values={("mle", 0, "minority", "share"): 1.0})
-    _write_run(tmp_path / "1", seed=1, values={("mle", 0, "minority", "share"): 3.0})
+    _write_run(tmp_path / "1", seed=1, values={("mle", 0, "minority", "share"): 3.0}, status="degraded")
     _write_run(tmp_path / "2", seed=2, values={("mle", 0, "minority", "share"): 100.0}, status="running")
     _write_run(tmp_path / "3", seed=3, values={("mle", 0, "minority", "share"): 100.0}, status="failed", dim=3)
     aggregate_main([str(tmp_path), "--out", str(tmp_path / "out")])
@@ -123,7 +123,7 @@ def test_incomplete_runs_are_skipped_with_a_warning(tmp_path, capsys):
     assert f"skipping {tmp_path / '3'} (status 'failed'" in err
     assert float(_read_csv(tmp_path / "out" / "metrics.csv")[("mle", 0, "minority", "share")]["mean"]) == 2.0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["seeds"] == [0, 1]
+    assert summary["seeds"] == [0, 1] and summary["degraded"] == ["1"]
     assert summary["skipped"] == [{"dir": "2", "status": "running"}, {"dir": "3", "status": "failed"}]
 
 

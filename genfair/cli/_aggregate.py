@@ -2,7 +2,10 @@
 multirun such as ``genfair -m seed=0,1,2,3``), summarized across seeds.
 
 Every run directory under ``SWEEP_DIR`` (a folder holding ``summary.json`` and ``metrics.csv``,
-at any depth) is one seed; runs whose status is not ``complete`` are skipped with a warning.
+at any depth) is one seed. Finished runs count, ``complete`` and ``degraded`` alike (a run whose
+samples lost a class is a result, and leaving it out would bias the aggregate towards the seeds
+where the minority survived; its undefined values are left out of ``n_seeds``); runs still
+``running`` or ``failed`` are skipped with a warning.
 The runs must be the same experiment apart from the seed (their ``summary.json`` fingerprints
 equal once ``seed`` is removed) and must have distinct seeds. Written into ``--out`` (default
 ``SWEEP_DIR/aggregate``):
@@ -38,6 +41,7 @@ __all__ = ["AGGREGATE_COLUMNS", "Aggregate", "aggregate", "aggregate_main", "agg
 
 AGGREGATE_COLUMNS = ("arm", "generation", "group", "metric", "mean", "se", "n_seeds", "lo", "hi")
 CONFIDENCE = 0.95
+FINISHED = ("complete", "degraded")
 _KIND = "aggregate"  # summary.json's "kind" in an output folder, which later scans pass over
 
 
@@ -88,14 +92,14 @@ def aggregate(sweep_dir: Path, *, out: Path | None = None, warn=None) -> Aggrega
     runs, skipped = [], []
     for run_dir, summary in found:
         status = summary.get("status", "unknown")
-        if status == "complete":
+        if status in FINISHED:
             runs.append((run_dir, summary))
         else:
             skipped.append((run_dir, str(status)))
             if warn is not None:
-                warn(f"genfair-aggregate: warning: skipping {run_dir} (status {status!r}, not 'complete')")
+                warn(f"genfair-aggregate: warning: skipping {run_dir} (status {status!r}, not finished)")
     if not runs:
-        raise ConfigError(f"none of the {len(found)} run directories under {sweep_dir} is complete")
+        raise ConfigError(f"none of the {len(found)} run directories under {sweep_dir} is finished (complete or degraded)")
     fingerprint = _common_fingerprint(runs)
     runs.sort(key=lambda pair: pair[1]["seed"])
     rows = aggregate_rows([read_metrics_csv(run_dir / "metrics.csv") for run_dir, _ in runs])
@@ -105,6 +109,7 @@ def aggregate(sweep_dir: Path, *, out: Path | None = None, warn=None) -> Aggrega
         "sweep_dir": str(sweep_dir),
         "runs": [{"dir": _relative(run_dir, sweep_dir), "seed": summary["seed"]} for run_dir, summary in runs],
         "seeds": [summary["seed"] for _, summary in runs],
+        "degraded": [_relative(run_dir, sweep_dir) for run_dir, summary in runs if summary["status"] == "degraded"],
         "skipped": [{"dir": _relative(run_dir, sweep_dir), "status": status} for run_dir, status in skipped],
         "interval": f"{CONFIDENCE * 100:.0f} % t-interval across seeds (scipy.stats.t, n_seeds - 1 degrees of freedom)",
         "fingerprint": fingerprint,
