@@ -55,12 +55,13 @@ class GroupDRO:
         present = counts > 0
         sums = torch.zeros(num_groups, dtype=losses.dtype, device=losses.device).index_add(0, groups, losses)
         means = sums / counts.clamp_min(1).to(losses.dtype)
-        adjusted = means + self.adjustment.to(losses.dtype)
-        with torch.no_grad():
-            log_q = self.log_q + self.step_size * adjusted.detach().to(torch.float64) * present
+        adjusted = means + self.adjustment.to(device=losses.device, dtype=losses.dtype)
+        with torch.no_grad():  # the weights live on the CPU, in float64, whatever the losses' device
+            step = self.step_size * adjusted.detach().to(device="cpu", dtype=torch.float64) * present.cpu()
+            log_q = self.log_q + step
             self.log_q = log_q - torch.logsumexp(log_q, 0)
         self.history.append(self.q.tolist())
-        weights = torch.softmax(self.log_q[present], 0).to(losses.dtype)
+        weights = torch.softmax(self.log_q[present.cpu()], 0).to(device=losses.device, dtype=losses.dtype)
         return (weights * adjusted[present]).sum()
 
     def worst_group(self) -> int:
