@@ -16,7 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from genfair.cli import aggregate, aggregate_main
 
@@ -214,3 +216,29 @@ def test_joblib_sweep_then_aggregate(tmp_path):
 @pytest.mark.slow  # ~30 s on 2 busy cores: submitit starts each job in two fresh interpreters
 def test_submitit_local_sweep_then_aggregate(tmp_path):
     _sweep_and_aggregate(tmp_path, ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"])
+
+
+def test_paired_differences_to_a_baseline_arm_by_hand(tmp_path):
+    """Two arms sharing each seed's noise: their own intervals are wide, the paired one is not."""
+    arm_values = {0: (1.0, 1.5), 1: (4.0, 4.75), 2: (7.0, 7.25), 3: (2.0, float("nan"))}
+    for seed, (mle, ple) in arm_values.items():
+        _write_run(tmp_path / str(seed), seed=seed,
+                   values={("mle", 0, "minority", "share"): mle, ("ple", 0, "minority", "share"): ple})
+    aggregate(tmp_path, baseline="mle")
+    paired = _read_csv(tmp_path / "aggregate" / "paired_vs_mle.csv")
+    assert set(paired) == {("ple", 0, "minority", "share")}  # no row for the baseline itself
+    row = paired[("ple", 0, "minority", "share")]
+    diffs = np.array([0.5, 0.75, 0.25])  # seed 3's ple value is NaN: it leaves the pair out
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
+    assert int(row["n_seeds"]) == 3
+    assert float(row["mean"]) == pytest.approx(0.5)
+    assert (float(row["lo"]), float(row["hi"])) == pytest.approx((0.5 - half, 0.5 + half))
+    own = _read_csv(tmp_path / "aggregate" / "metrics.csv")[("ple", 0, "minority", "share")]
+    assert float(own["hi"]) - float(own["lo"]) > 10 * 2 * half
+
+
+def test_an_unknown_baseline_arm_is_refused(tmp_path, capsys):
+    _write_run(tmp_path / "0", seed=0, values={("mle", 0, "minority", "share"): 1.0})
+    err = _refusal([str(tmp_path), "--baseline", "none"], capsys)
+    assert "--baseline must be one of the runs' arms ['mle'], got 'none'" in err
+    assert not (tmp_path / "aggregate").exists()

@@ -15,6 +15,10 @@ equal once ``seed`` is removed) and must have distinct seeds. Written into ``--o
   replicates, or the value of a one-replicate deep run); ``mean`` and ``se`` are the mean and
   standard error of those numbers across seeds, ``n_seeds`` how many were finite, and
   ``lo`` / ``hi`` the 95 % t-interval ``mean -+ t_{0.975, n_seeds - 1} se`` (NaN with one seed).
+- ``paired_vs_<arm>.csv`` (with ``--baseline ARM``): the same columns for the paired
+  differences ``arm - ARM`` of every other arm, seed by seed. The arms of one run share their
+  random numbers (common random numbers), so the paired interval is far narrower than the two
+  arms' own intervals suggest; a seed enters where both values are finite.
 - ``summary.json``: the runs and seeds used, the runs skipped, the common fingerprint.
 - ``figures/<metric>.png`` for each headline metric, and ``figures/minority_fidelity.png`` for
   deep image runs: the runs' figures, but the mean across seeds with its t-interval as the band.
@@ -37,7 +41,7 @@ from genfair.checkpoint import read_json, write_json
 from genfair.errors import ConfigError
 from genfair.plots import save_fidelity_figure, save_metric_figure
 
-__all__ = ["AGGREGATE_COLUMNS", "Aggregate", "aggregate", "aggregate_main", "aggregate_rows"]
+__all__ = ["AGGREGATE_COLUMNS", "Aggregate", "aggregate", "aggregate_main", "aggregate_rows", "paired_rows"]
 
 AGGREGATE_COLUMNS = ("arm", "generation", "group", "metric", "mean", "se", "n_seeds", "lo", "hi")
 CONFIDENCE = 0.95
@@ -61,9 +65,12 @@ def aggregate_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="genfair-aggregate", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder (e.g. multirun/<date>/<time>)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: SWEEP_DIR/aggregate)")
+    parser.add_argument("--baseline", default=None, help="an arm: also write paired differences of every arm to it")
     args = parser.parse_args(argv)
     try:
-        result = aggregate(args.sweep_dir, out=args.out, warn=lambda line: print(line, file=sys.stderr))
+        result = aggregate(
+            args.sweep_dir, out=args.out, baseline=args.baseline, warn=lambda line: print(line, file=sys.stderr)
+        )
     except ConfigError as error:
         print(f"genfair-aggregate: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -73,10 +80,11 @@ def aggregate_main(argv: list[str] | None = None) -> None:
         print(path)
 
 
-def aggregate(sweep_dir: Path, *, out: Path | None = None, warn=None) -> Aggregate:
+def aggregate(sweep_dir: Path, *, out: Path | None = None, baseline: str | None = None, warn=None) -> Aggregate:
     """Summarize the runs under ``sweep_dir`` across seeds into ``out`` (see the module docstring).
 
     Args:
+        baseline: an arm of the runs; also write ``paired_vs_<baseline>.csv``.
         warn: called with one line per skipped run (default: nothing).
 
     Raises:
@@ -102,7 +110,11 @@ def aggregate(sweep_dir: Path, *, out: Path | None = None, warn=None) -> Aggrega
         raise ConfigError(f"none of the {len(found)} run directories under {sweep_dir} is finished (complete or degraded)")
     fingerprint = _common_fingerprint(runs)
     runs.sort(key=lambda pair: pair[1]["seed"])
-    rows = aggregate_rows([read_metrics_csv(run_dir / "metrics.csv") for run_dir, _ in runs])
+    per_seed = [read_metrics_csv(run_dir / "metrics.csv") for run_dir, _ in runs]
+    rows = aggregate_rows(per_seed)
+    arms = list(dict.fromkeys(row["arm"] for row in rows))
+    if baseline is not None and baseline not in arms:
+        raise ConfigError(f"--baseline must be one of the runs' arms {arms}, got {baseline!r}")
     first = runs[0][1]
     record = {
         "kind": _KIND,
@@ -117,6 +129,8 @@ def aggregate(sweep_dir: Path, *, out: Path | None = None, warn=None) -> Aggrega
         "config": first.get("config"),
     }
     paths = [_write_csv(out / "metrics.csv", rows), out / "summary.json"]
+    if baseline is not None:
+        paths.insert(1, _write_csv(out / f"paired_vs_{baseline}.csv", paired_rows(per_seed, baseline)))
     write_json(out / "summary.json", record)
     paths += _figures(out / "figures", rows, first, n_seeds=len(runs))
     return Aggregate(
@@ -140,18 +154,33 @@ def aggregate_rows(runs: list[list[dict]]) -> list[dict]:
         for row in rows:
             key = (row["arm"], row["generation"], row["group"], row["metric"])
             values.setdefault(key, []).append(float(row["mean"]))
-    result = []
-    for (arm, generation, group, metric), seeds in values.items():
-        x = np.asarray([v for v in seeds if math.isfinite(v)])
-        n = len(x)
-        mean = float(x.mean()) if n else math.nan
-        se = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * se if n > 1 else math.nan
-        result.append(
-            {"arm": arm, "generation": generation, "group": group, "metric": metric,
-             "mean": mean, "se": se, "n_seeds": n, "lo": mean - half, "hi": mean + half}
-        )  # fmt: skip
-    return result
+    return [_across_seeds(key, seeds) for key, seeds in values.items()]
+
+
+def paired_rows(runs: list[list[dict]], baseline: str) -> list[dict]:
+    """Rows of :data:`AGGREGATE_COLUMNS` for the differences ``arm - baseline`` of every other
+    arm, per (generation, group, metric): each seed contributes its own difference (where both
+    values are finite), summarized as in :func:`aggregate_rows`."""
+    values: dict[tuple, list[float]] = {}
+    for rows in runs:
+        reference = {(r["generation"], r["group"], r["metric"]): float(r["mean"]) for r in rows if r["arm"] == baseline}
+        for row in rows:
+            key = (row["generation"], row["group"], row["metric"])
+            if row["arm"] != baseline and key in reference:
+                values.setdefault((row["arm"], *key), []).append(float(row["mean"]) - reference[key])
+    return [_across_seeds(key, seeds) for key, seeds in values.items()]
+
+
+def _across_seeds(key: tuple, seeds: list[float]) -> dict:
+    """One row: mean, standard error and t-interval of the finite values among ``seeds``."""
+    arm, generation, group, metric = key
+    x = np.asarray([v for v in seeds if math.isfinite(v)])
+    n = len(x)
+    mean = float(x.mean()) if n else math.nan
+    se = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * se if n > 1 else math.nan
+    return {"arm": arm, "generation": generation, "group": group, "metric": metric,
+            "mean": mean, "se": se, "n_seeds": n, "lo": mean - half, "hi": mean + half}  # fmt: skip
 
 
 def _find_runs(sweep_dir: Path) -> list[tuple[Path, dict]]:
