@@ -347,24 +347,25 @@ def _failing_writes(monkeypatch, *, after: int, error: int) -> list[Path]:
     return attempted
 
 
-@pytest.fixture(scope="module")
-def two_generations(tmp_path_factory) -> Path:
-    """A finished 2-generation run of :func:`_arms` (copied by each test that extends it)."""
+def _finished_run(tmp_path_factory, generations: int) -> Path:
+    """A finished run of :func:`_arms` over ``generations`` (no metric figures: they are slow)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
-        run_dir = tmp_path_factory.mktemp("two_generations") / "run"
-        run_experiment(_arms(2), seed=0, run_dir=run_dir)
+        run_dir = tmp_path_factory.mktemp(f"generations_{generations}") / "run"
+        run_experiment(_arms(generations), seed=0, run_dir=run_dir)
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def two_generations(tmp_path_factory) -> Path:
+    """A finished 2-generation run (copied by each test that extends it)."""
+    return _finished_run(tmp_path_factory, 2)
 
 
 @pytest.fixture(scope="module")
 def four_generations(tmp_path_factory) -> Path:
     """The uninterrupted 4-generation run that an interrupted one must end as."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
-        run_dir = tmp_path_factory.mktemp("four_generations") / "run"
-        run_experiment(_arms(4), seed=0, run_dir=run_dir)
-    return run_dir
+    return _finished_run(tmp_path_factory, 4)
 
 
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EACCES, errno.EROFS], ids=["full", "denied", "read-only"])
