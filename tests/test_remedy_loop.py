@@ -16,13 +16,14 @@ from genfair.errors import ConfigError
 from genfair.estimators import ESTIMATORS, EstimatorConfig, build_fit
 from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
-from genfair.models import AnalyticModelConfig, ClassGaussianModel, VAEConfig, build_model
+from genfair.models import AnalyticModelConfig, ClassGaussianModel, DDPMConfig, VAEConfig, build_model
 from genfair.remedies import REMEDIES, RemedyConfig
 from loops import LOOP_KINDS, FitContext, LoopConfig, fit_closed_form, simulate
 
 MIXTURE = ClassMixtureData(proportions=[0.9, 0.1], dim=2)
 DIGITS = DigitsData(classes=[3, 6], proportions=[0.8, 0.2])
 TINY_VAE = VAEConfig(hidden=[32], latent_dim=4)
+TINY_DDPM = DDPMConfig(block_out_channels=[8, 16], norm_num_groups=4, num_train_timesteps=50, sample_steps=2)
 
 
 def _analytic_fit(estimator: str, remedy: str, **options):
@@ -84,6 +85,28 @@ def _deep_fit(remedy: RemedyConfig, features=None, estimator: str = "mle"):
         config, sample_shape=DIGITS.sample_shape, num_classes=2, positive={}, per_replicate=False,
         closed_form=False, remedy=remedy, classes=2, minority=1, features=features,
     )
+
+
+@pytest.mark.parametrize(
+    "model_config, remedy",
+    [pytest.param(m, r, id=f"{tag}-{r}") for (tag, m), r in itertools.product([("vae", TINY_VAE), ("ddpm", TINY_DDPM)], REMEDIES)],
+)
+def test_every_remedy_trains_both_deep_models_in_a_loop(model_config, remedy):
+    torch.manual_seed(0)
+    model = build_model(model_config, sample_shape=DIGITS.sample_shape, num_classes=2)
+    config = EstimatorConfig(name="mle", steps=2, lr=1e-3, batch_size=16)
+    fit = build_fit(
+        config, sample_shape=DIGITS.sample_shape, num_classes=2, positive={}, per_replicate=False,
+        closed_form=False, remedy=RemedyConfig(name=remedy), classes=2, minority=1,
+    )
+    loop = LoopConfig(generations=2, n_real=20, n_synthetic=20, replicates=1)
+
+    def measure(fitted, train, generator):
+        return {"train_size/all": torch.tensor([float(train.n)])}
+
+    result = simulate(data=DIGITS, model=model, config=loop, seed=0, measure=measure, fit=fit)
+    assert result.values("train_size/all").shape == (2, 1)
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
 
 
 @pytest.mark.parametrize("estimator", ["mle", "ple"])
