@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from genfair.errors import ConfigError
 
-__all__ = ["file_sha256", "load_tensors", "read_json", "save_tensors", "write_bytes_atomic", "write_json"]
+__all__ = ["check_writable_dir", "file_sha256", "load_tensors", "read_json", "save_tensors", "write_bytes_atomic", "write_json"]
 
 
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
@@ -67,6 +67,19 @@ def load_tensors(path: Path, *, sha256: str | None = None) -> dict[str, torch.Te
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as error:
         raise ConfigError(f"checkpoint {path} cannot be read ({error}): it is truncated or not safetensors") from None
+
+
+def check_writable_dir(directory: Path, *, key: str) -> None:
+    """Raise :class:`~genfair.errors.ConfigError` unless ``directory``, or the nearest existing
+    folder above it (where it would be made), is a folder this process may write into; ``key``
+    names the setting to change (``hydra.run.dir``)."""
+    directory = Path(directory)
+    absolute = directory.absolute()
+    existing = next(p for p in [absolute, *absolute.parents] if p.exists())
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return
+    where = "" if existing == absolute else f" (it would be made in {existing})"
+    raise ConfigError(f"run directory {directory}{where} is not writable; choose another {key}")
 
 
 def _write_atomic(path: Path, fill: Callable[[Path], object]) -> None:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from genfair._outputs import RunOutputs, write_minority_table, write_replicates
-from genfair.checkpoint import load_tensors, read_json, save_tensors, write_json
+from genfair.checkpoint import check_writable_dir, load_tensors, read_json, save_tensors, write_json
 from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
 from genfair.devices import module_device, resolve_device
 from genfair.errors import ConfigError, GenerationFailed, check_positive_int
@@ -448,10 +448,7 @@ def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
 def _check_run_dir(run_dir: Path, fingerprint: dict) -> dict | None:
     """The summary of the run that ``run_dir`` holds (``None`` if none), after checking that it is
     the same experiment and that it (or the folder it would be made in) is writable."""
-    existing = next(p for p in [run_dir, *run_dir.parents] if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        where = "" if existing == run_dir else f" (it would be made in {existing})"
-        raise ConfigError(f"run directory {run_dir}{where} is not writable; choose another hydra.run.dir")
+    check_writable_dir(run_dir, key="hydra.run.dir")
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
         if (run_dir / "arms").exists():

@@ -24,6 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from genfair.checkpoint import check_writable_dir
 from genfair.cli._config import register_configs
 from genfair.devices import resolve_device
 from genfair.errors import ConfigError, GenerationFailed, check_choice, check_positive_int
@@ -113,12 +114,11 @@ class RunDirCheck(Callback):
 
 
 def _check_writable(directory: Path, key: str) -> None:
-    existing = next(p for p in [directory.absolute(), *directory.absolute().parents] if p.exists())
-    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
-        return
-    where = "" if existing == directory.absolute() else f" (it would be made in {existing})"
-    print(f"genfair: error: run directory {directory}{where} is not writable; choose another {key}", file=sys.stderr)
-    sys.exit(2)
+    try:
+        check_writable_dir(directory, key=key)
+    except ConfigError as error:
+        print(f"genfair: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main() -> None:
