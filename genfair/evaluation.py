@@ -123,9 +123,9 @@ class ImageEvaluation:
         self.names = tuple(data.group_names)
         shares = list(data.shares)
         self.minority = min(range(len(shares)), key=shares.__getitem__)
-        real = data.heldout()
-        self.real_features = classifier.model.features(real.x[0])
-        self.real_labels = real.y[0]
+        self.heldout = data.heldout()  # the real images every generation is measured against
+        self.real_features = classifier.model.features(self.heldout.x[0])
+        self.real_labels = self.heldout.y[0]
         self.last_grid: torch.Tensor | None = None
         if config.downstream.enabled:
             resolve_slices(config.downstream, self.names, self.minority)  # bad class names fail before any work
@@ -195,11 +195,10 @@ class ImageEvaluation:
             minority=self.minority,
             generator=torch.Generator().manual_seed(fit_seed),
         )
-        held = self.data.heldout()
         report = evaluate_slices(
-            trained.model.scores(held.x[0]),
-            binary_target(held.y[0], self.names, trained.positive),
-            held.y[0],
+            trained.model.scores(self.heldout.x[0]),
+            binary_target(self.real_labels, self.names, trained.positive),
+            self.real_labels,
             group_names=self.names,
             thresholds=config.all_thresholds,
             interval=config.interval,

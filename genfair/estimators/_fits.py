@@ -97,8 +97,8 @@ class _Remedial:
     :class:`~genfair.remedies.Remedy` per training set, and the log of the last one (Group DRO's
     class weights after every step)."""
 
-    def __init__(self, config: RemedyConfig | None, *, classes: int, minority: int,
-                 features: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+    def __init__(self, config: RemedyConfig | None = None, *, classes: int = 1, minority: int = 0,
+                 features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.config = config or RemedyConfig()
         self.classes, self.minority, self.features = classes, minority, features
         self.log: dict[str, object] = {}
@@ -134,7 +134,7 @@ class GradientFit:
 
     def __init__(self, config: EstimatorConfig, *, remedy: _Remedial | None = None) -> None:
         self.config = config
-        self.remedy = remedy or _Remedial(None, classes=1, minority=0, features=None)
+        self.remedy = remedy or _Remedial()
 
     def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
         anchored = self.config.name == "anchor" and context.reference is not None
@@ -180,7 +180,7 @@ class HypernetworkFit:
         remedy: _Remedial | None = None,
     ) -> None:
         self.config = config
-        self.remedy = remedy or _Remedial(None, classes=num_classes or 1, minority=0, features=None)
+        self.remedy = remedy or _Remedial()
         self.options = dict(
             sample_shape=tuple(sample_shape),
             num_classes=num_classes,
@@ -244,7 +244,7 @@ class AnchoredFit:
         self.config = config
         self.positive = dict(positive)
         self.per_replicate = per_replicate
-        self.remedy = remedy or _Remedial(None, classes=1, minority=0, features=None)
+        self.remedy = remedy or _Remedial()
 
     def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
         if isinstance(model, ClosedFormFit):
