@@ -83,6 +83,7 @@ BAD_CONFIGS = [
     pytest.param('+arms.x=["loop.n_real=abc"]', 2, ["arms.x", "n_real", "'abc'"], id="arm-type-error"),
     pytest.param("seed=-1", 2, ["seed", "-1"], id="negative-seed"),
     pytest.param("threads=0", 2, ["threads", "0"], id="threads-zero"),
+    pytest.param("loop.checkpoint_every=0", 2, ["loop.checkpoint_every", "got 0"], id="checkpoint-every-zero"),
     pytest.param("remedy=bogus", None, ["remedy/bogus", "mindiff"], id="unknown-remedy"),
     pytest.param("remedy.length=-1", 2, ["remedy.length", "-1", "> 0"], id="remedy-length"),
     pytest.param("remedy=reweight", 2, ["remedy=reweight", "loop.replicates=1", "got 50"], id="remedy-replicates"),

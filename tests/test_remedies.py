@@ -180,6 +180,9 @@ def test_smote_finds_neighbours_in_the_given_space():
         (dict(name="hard_mining", keep=0), ["keep", "0"]),
         (dict(name="mindiff", kernel="cosine"), ["kernel", "'cosine'"]),
         (dict(name="group_dro", step_size=-1), ["step_size", "-1"]),
+        (dict(name="mindiff", quantity="probability"), ["quantity", "'probability'", "score", "loss"]),
+        (dict(name="smote", target_share=1.5), ["target_share", "(0, 1) or null", "1.5"]),
+        (dict(name="mindiff", length=float("nan")), ["length", "> 0", "nan"]),
     ],
 )
 def test_remedy_config_names_the_bad_key(kwargs, words):
