@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from genfair.models import VAE
-from hypernets import HyperNetwork
+from genfair.hypernets import HyperNetwork
 
 SAMPLE_SHAPE, HIDDEN, LATENT = (784,), (1024,) * 4, 32
 EMBEDDING_DIMS = (32, 96)  # genfair's default; ~the width behind the 777M quoted for torchhyper

@@ -38,7 +38,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from sklearn.datasets import load_digits
 
 from genfair.models import VAE
-from hypernets import HyperNetwork
+from genfair.hypernets import HyperNetwork
 
 STEPS, LR = 5, 1e-3
 VAE_REPEATS, UNET_REPEATS = 40, 15

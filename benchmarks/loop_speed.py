@@ -22,7 +22,7 @@ import torch
 from genfair.data import GaussianData
 from genfair.experiment import Arm, run_experiment
 from genfair.models import AnalyticModelConfig
-from loops import LoopConfig
+from genfair.loops import LoopConfig
 
 CHAINS, N, GENERATIONS, REPEATS = 20_000, 10, 100, 3
 

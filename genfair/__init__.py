@@ -9,7 +9,7 @@ Example:
     >>> from genfair.experiment import Arm, run_experiment
     >>> from genfair.data import ClassMixtureData
     >>> from genfair.models import AnalyticModelConfig
-    >>> from loops import LoopConfig
+    >>> from genfair.loops import LoopConfig
     >>> arm = Arm("mle", ClassMixtureData(class_names=["majority", "minority"]),
     ...           AnalyticModelConfig(), LoopConfig(generations=5, replicates=200))
     >>> result = run_experiment([arm], seed=0, run_dir=Path("outputs/notebook"))  # doctest: +SKIP

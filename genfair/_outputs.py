@@ -28,7 +28,7 @@ import numpy as np
 
 from genfair.checkpoint import write_bytes_atomic, write_json
 from genfair.metrics import summarize_replicates
-from loops import GenerationRecord
+from genfair.loops import GenerationRecord
 
 __all__ = [
     "CSV_COLUMNS",

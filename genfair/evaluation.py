@@ -16,7 +16,7 @@ Which class a generated image belongs to (``synthetic_labels``):
     models, whose samples carry no class);
   - ``auto``: ``model`` for class-conditional models, ``classifier`` otherwise.
 The same choice labels the synthetic training set of the next generation (``label_synthetic``
-in ``loops.simulate``) and groups the generated images for the per-class metrics.
+in ``genfair.loops.simulate``) and groups the generated images for the per-class metrics.
 
 Downstream fairness (``evaluation.downstream.enabled=true``, off by default; see
 ``genfair.fairness.DownstreamConfig``): after the metrics above, each generation also trains a
@@ -50,7 +50,7 @@ from genfair.data import Batch
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.fairness import DownstreamConfig, binary_target, evaluate_slices, resolve_slices, train_downstream
 from genfair.metrics import ClassifierConfig, TrainedClassifier, fidelity_metrics, load_or_train_classifier
-from loops import Measurement, draw_labels
+from genfair.loops import Measurement, draw_labels
 
 __all__ = ["SYNTHETIC_LABELS", "EvaluationConfig", "ImageEvaluation"]
 

@@ -17,7 +17,7 @@ Faults (``summary.json`` ``status``):
     other arms still run (they are independent), then :func:`run_experiment` raises the first
     failure, naming its arm (the ``genfair`` command exits with status 3).
   - ``degraded``: some generation's synthetic samples lost a class in every replicate (see
-    ``on_lost_classes`` in ``loops.simulate``); the run completes, logs a warning and records
+    ``on_lost_classes`` in ``genfair.loops.simulate``); the run completes, logs a warning and records
     ``arms.<arm>.degraded = [{"generation": g, "lost": [...]}, ...]``.
   - ``complete``: neither.
 """
@@ -60,8 +60,8 @@ from genfair.models import (
 from genfair.plots import save_fidelity_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
 from genfair.remedies import RemedyConfig
 from genfair.seeding import child_seed, torch_generator
-from hypernets import input_sensitivity
-from loops import GenerationRecord, LoopConfig, RunStore, simulate
+from genfair.hypernets import input_sensitivity
+from genfair.loops import GenerationRecord, LoopConfig, RunStore, simulate
 
 __all__ = ["Arm", "ExperimentResult", "run_experiment"]
 

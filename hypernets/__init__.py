@@ -4,7 +4,7 @@ weight-discrepancy (PLE) regularizer (Mayer et al., arXiv 2405.13977).
 Example:
     >>> import torch
     >>> from torch import nn
-    >>> from hypernets import HyperNetwork
+    >>> from genfair.hypernets import HyperNetwork
     >>> target = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4))
     >>> hnet = HyperNetwork(target, sample_shape=(4,))
     >>> weights = hnet(torch.randn(32, 4))          # keyed like target.named_parameters()
@@ -12,14 +12,14 @@ Example:
     True
 """
 
-from hypernets._heads import ChunkedHead, DenseHead, auto_chunk_size
-from hypernets._hypernetwork import BUFFER_POLICIES, HEADS, BoundModel, BufferPolicy, Head, HyperNetwork, SizeReport
-from hypernets._targets import POSITIVITY, Positivity, TargetLayout, TensorSlot
-from hypernets._discrepancy import NORMALIZATIONS, Normalize, expected_discrepancy, weight_discrepancy
-from hypernets._encoder import SetEncoder
-from hypernets._functional import call_method
-from hypernets._ple import PLEConfig, PLEObjective, PLETerms, predict_weights
-from hypernets._probe import input_sensitivity
+from genfair.hypernets._heads import ChunkedHead, DenseHead, auto_chunk_size
+from genfair.hypernets._hypernetwork import BUFFER_POLICIES, HEADS, BoundModel, BufferPolicy, Head, HyperNetwork, SizeReport
+from genfair.hypernets._targets import POSITIVITY, Positivity, TargetLayout, TensorSlot
+from genfair.hypernets._discrepancy import NORMALIZATIONS, Normalize, expected_discrepancy, weight_discrepancy
+from genfair.hypernets._encoder import SetEncoder
+from genfair.hypernets._functional import call_method
+from genfair.hypernets._ple import PLEConfig, PLEObjective, PLETerms, predict_weights
+from genfair.hypernets._probe import input_sensitivity
 
 __all__ = [
     "BUFFER_POLICIES",

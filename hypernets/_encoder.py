@@ -44,7 +44,7 @@ class SetEncoder(nn.Module):
         inputs = math.prod(self.sample_shape) + (self.num_classes or 0)
         self.h1 = nn.Sequential(nn.Linear(inputs, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
         # The closing LayerNorm gives the embedding unit second moment whatever the data's scale, so
-        # the heads' outputs start at their intended scale (see hypernets._heads).
+        # the heads' outputs start at their intended scale (see genfair.hypernets._heads).
         self.h2 = nn.Sequential(
             nn.Linear(hidden, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim), nn.LayerNorm(embedding_dim)
         )

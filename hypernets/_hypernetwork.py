@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from genfair.errors import ConfigError, check_choice
-from hypernets._encoder import SetEncoder
-from hypernets._functional import call_method
-from hypernets._heads import ChunkedHead, DenseHead
-from hypernets._targets import Positivity, TargetLayout
+from genfair.hypernets._encoder import SetEncoder
+from genfair.hypernets._functional import call_method
+from genfair.hypernets._heads import ChunkedHead, DenseHead
+from genfair.hypernets._targets import Positivity, TargetLayout
 
 __all__ = ["BUFFER_POLICIES", "HEADS", "BufferPolicy", "Head", "HyperNetwork", "SizeReport"]
 

@@ -75,8 +75,8 @@ import torch
 
 from genfair.errors import ConfigError, check_choice, check_number
 from genfair.models import ReparameterizedSampler
-from hypernets._discrepancy import NORMALIZATIONS, expected_discrepancy, weight_discrepancy
-from hypernets._hypernetwork import HyperNetwork
+from genfair.hypernets._discrepancy import NORMALIZATIONS, expected_discrepancy, weight_discrepancy
+from genfair.hypernets._hypernetwork import HyperNetwork
 
 __all__ = ["PLEConfig", "PLEObjective", "PLETerms", "predict_weights"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from genfair.errors import ConfigError
-from hypernets._hypernetwork import HyperNetwork
-from hypernets._ple import predict_weights
+from genfair.hypernets._hypernetwork import HyperNetwork
+from genfair.hypernets._ple import predict_weights
 
 __all__ = ["input_sensitivity"]
 

@@ -3,7 +3,7 @@
 Example:
     >>> from genfair.data import GaussianData
     >>> from genfair.models import ClassGaussianModel
-    >>> from loops import LoopConfig, simulate
+    >>> from genfair.loops import LoopConfig, simulate
     >>> config = LoopConfig(kind="fully_synthetic", generations=5, n_real=10, n_synthetic=10, replicates=2000)
     >>> result = simulate(data=GaussianData(), model=ClassGaussianModel(replicates=2000), config=config,
     ...                   seed=0, measure=lambda model, train, generator: {"var/all": model.covs[:, 0, 0, 0]})
@@ -11,8 +11,8 @@ Example:
     array([0.9 , 0.81, 0.73, 0.66, 0.59])
 """
 
-from loops._config import LOOP_KINDS, LoopConfig, LoopKind
-from loops._simulate import (
+from genfair.loops._config import LOOP_KINDS, LoopConfig, LoopKind
+from genfair.loops._simulate import (
     Fit,
     FitCheckpoint,
     FitContext,
@@ -24,8 +24,8 @@ from loops._simulate import (
     fit_closed_form,
     simulate,
 )
-from loops._store import RunStore
-from loops._training_set import draw_labels, training_set
+from genfair.loops._store import RunStore
+from genfair.loops._training_set import draw_labels, training_set
 
 __all__ = [
     "LOOP_KINDS",

@@ -17,8 +17,8 @@ from genfair.devices import module_device
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.models import BiasedSampler, ClosedFormFit
 from genfair.seeding import torch_generator
-from loops._config import LoopConfig
-from loops._training_set import draw_labels, training_set
+from genfair.loops._config import LoopConfig
+from genfair.loops._training_set import draw_labels, training_set
 
 __all__ = [
     "Fit",
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 class FitCheckpoint(Protocol):
     """Where a fit trained by gradient steps keeps the state of the generation in progress (see
-    ``loops.RunStore.fit_checkpoint``): ``save`` it after every ``every`` steps; ``load`` returns
+    ``genfair.loops.RunStore.fit_checkpoint``): ``save`` it after every ``every`` steps; ``load`` returns
     ``(steps done, tensors)`` saved for this generation by a run that was killed, or ``None``."""
 
     every: int
@@ -109,7 +109,7 @@ class LoopResult:
 
 
 class GenerationStore(Protocol):
-    """Where a loop keeps finished generations, so a killed run can resume (see ``loops.RunStore``)."""
+    """Where a loop keeps finished generations, so a killed run can resume (see ``genfair.loops.RunStore``)."""
 
     def resume(self, model: nn.Module, *, limit: int) -> tuple[list[GenerationRecord], list[Batch]]: ...
 

@@ -21,7 +21,7 @@ from scipy import special, stats
 
 from genfair.errors import ConfigError, check_choice, check_positive_int, check_unit_interval
 from genfair.data import stratified_counts
-from loops._config import LoopKind
+from genfair.loops._config import LoopKind
 
 Estimator = Literal["mle", "unbiased"]
 

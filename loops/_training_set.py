@@ -10,7 +10,7 @@ __all__ = ["draw_labels", "training_set"]
 
 
 def training_set(kind: str, *, real: Batch, fresh: Batch | None, synthetic: list[Batch]) -> Batch:
-    """The training set of a generation g >= 1 (see :class:`~loops.LoopConfig` for the kinds).
+    """The training set of a generation g >= 1 (see :class:`~genfair.loops.LoopConfig` for the kinds).
 
     Args:
         real: generation 0's real set.

@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 
 from genfair.errors import ConfigError
 from genfair.models import DDPM, DDPMConfig, GenerativeModel, build_model
-from hypernets import HyperNetwork
+from genfair.hypernets import HyperNetwork
 
 TINY = dict(block_out_channels=(8, 16), norm_num_groups=4, num_train_timesteps=50, sample_steps=4)
 

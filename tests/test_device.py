@@ -16,7 +16,7 @@ from genfair.devices import ALLOWED, module_device, multinomial, randint, randn,
 from genfair.errors import ConfigError
 from genfair.estimators import EstimatorConfig, build_fit
 from genfair.models import DDPMConfig, VAEConfig, build_model
-from loops import LoopConfig, simulate
+from genfair.loops import LoopConfig, simulate
 
 CUDA = torch.cuda.is_available()
 DATA = DigitsData(classes=[3, 6], proportions=[0.8, 0.2])

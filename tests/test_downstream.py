@@ -25,7 +25,7 @@ from genfair.fairness import (
 )
 from genfair.models import VAEConfig, build_model
 from genfair.studies import STUDIES, DownstreamArm, DownstreamMindiffConfig, run_downstream_mindiff
-from loops import LoopConfig, simulate
+from genfair.loops import LoopConfig, simulate
 
 
 # ------------------------------------------------------------------------------------- config

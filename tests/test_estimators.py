@@ -13,7 +13,7 @@ from genfair.estimators import ESTIMATORS, EstimatorConfig, HypernetworkFit, bui
 from genfair.experiment import Arm, run_experiment
 from genfair.metrics import class_gaussian_metrics
 from genfair.models import AnalyticModelConfig, ClassGaussianModel
-from loops import LOOP_KINDS, LoopConfig, simulate
+from genfair.loops import LOOP_KINDS, LoopConfig, simulate
 
 DATA = ClassMixtureData(proportions=[0.8, 0.2], dim=2, class_names=["majority", "minority"])
 

@@ -26,14 +26,14 @@ from hypothesis import strategies as st
 
 import genfair.checkpoint
 import genfair.experiment
-import loops._simulate
+import genfair.loops._simulate
 from genfair.data import ClassMixtureData, DigitsData, ImageFileData
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators import AnchoredFit, EstimatorConfig
 from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
 from genfair.models import AnalyticModelConfig, ClassGaussianModel, VAEConfig
-from loops import LoopConfig
+from genfair.loops import LoopConfig
 
 GENFAIR = str(Path(sys.executable).with_name("genfair"))
 if not Path(GENFAIR).exists():
@@ -136,7 +136,7 @@ def test_gradient_fit_names_the_estimator_step_and_value():
     """A deep model's fit (Adam steps) checks every step's loss."""
     from genfair.estimators import GradientFit
     from genfair.models import build_model
-    from loops import FitContext
+    from genfair.loops import FitContext
 
     model = build_model(TINY_VAE, sample_shape=DIGITS.sample_shape, num_classes=2)
     train = DIGITS.draw(1, 20, generator=torch.Generator().manual_seed(0))
@@ -174,7 +174,7 @@ def test_command_exits_3_with_one_line_when_a_loss_blows_up(tmp_path):
 # ----------------------------------------------------------------------------- lost classes
 def test_deep_run_whose_samples_lose_the_minority_is_degraded(tmp_path, monkeypatch, caplog):
     """The labels of the synthetic set never name class 6 (as if the model stopped drawing it)."""
-    monkeypatch.setattr(loops._simulate, "draw_labels", lambda counts, n, *, generator: torch.zeros(counts.shape[0], n, dtype=torch.int64))
+    monkeypatch.setattr(genfair.loops._simulate, "draw_labels", lambda counts, n, *, generator: torch.zeros(counts.shape[0], n, dtype=torch.int64))
     loop = LoopConfig(generations=2, n_real=40, n_synthetic=40, replicates=1)
     with caplog.at_level(logging.WARNING, logger="genfair"):
         result = run_experiment([Arm("mle", DIGITS, TINY_VAE, loop, STEPS, TINY_EVAL)], seed=0, run_dir=tmp_path)
@@ -198,7 +198,7 @@ def test_analytic_class_lost_in_some_replicates_is_drift_not_degradation(tmp_pat
 def test_analytic_class_lost_in_every_replicate_is_reported_by_the_loop():
     """Seed 2: both chains lose the minority, the second at generation 4 (seed 1 loses the
     minority in one chain and the majority in the other: nothing is reported)."""
-    from loops import simulate
+    from genfair.loops import simulate
 
     data = ClassMixtureData(proportions=[0.9, 0.1], dim=2, class_names=["majority", "minority"])
     config = LoopConfig(generations=20, n_real=10, n_synthetic=10, replicates=2)

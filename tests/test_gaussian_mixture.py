@@ -13,7 +13,7 @@ from scipy.special import logsumexp
 from genfair.errors import ConfigError
 from genfair.metrics import monte_carlo_kl
 from genfair.models import GaussianMixtureModel, GenerativeModel, ReparameterizedSampler
-from hypernets import HyperNetwork
+from genfair.hypernets import HyperNetwork
 
 Z = 5.0  # standard errors allowed in statistical checks
 

@@ -211,7 +211,7 @@ def test_cli_runs_the_experiment_and_refuses_a_bad_value(tmp_path):
 def test_trained_hypernetworks_depend_on_their_input():
     """The degeneracy probe on a properly trained H (n = 200, 600 steps): its output changes
     between disjoint halves of a set, and more between single-component batches."""
-    from hypernets import input_sensitivity
+    from genfair.hypernets import input_sensitivity
 
     truth = _truth(GmmPleConfig())
     trained = train_hypernetwork(

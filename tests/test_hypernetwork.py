@@ -27,7 +27,7 @@ from torch.nn.utils.parametrizations import orthogonal, weight_norm
 
 from genfair.errors import ConfigError
 from genfair.models import VAE, ClassGaussianModel
-from hypernets import ChunkedHead, HyperNetwork, PLEConfig, input_sensitivity, weight_discrepancy
+from genfair.hypernets import ChunkedHead, HyperNetwork, PLEConfig, input_sensitivity, weight_discrepancy
 
 
 @dataclass

@@ -17,7 +17,7 @@ from genfair.estimators import ESTIMATORS, EstimatorConfig, build_fit
 from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
 from genfair.models import AnalyticModelConfig, DDPMConfig, VAEConfig, build_model
-from loops import LOOP_KINDS, LoopConfig, simulate
+from genfair.loops import LOOP_KINDS, LoopConfig, simulate
 
 DATA = DigitsData(classes=[3, 6], proportions=[0.8, 0.2])
 TINY_VAE = VAEConfig(hidden=[32], latent_dim=4)

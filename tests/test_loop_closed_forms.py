@@ -1,4 +1,4 @@
-"""The loop simulator against the exact answers of loops._theory (REFERENCES.md §2).
+"""The loop simulator against the exact answers of genfair.loops._theory (REFERENCES.md §2).
 
 Every comparison's tolerance is 4.5 Monte-Carlo standard errors for the replicate count, using
 the exact variance where the theory gives it, so a wrong simulator fails.
@@ -12,8 +12,8 @@ import pytest
 from genfair.data import ClassMixtureData, GaussianData
 from genfair.metrics import class_gaussian_metrics
 from genfair.models import ClassGaussianModel
-from loops import LOOP_KINDS, LoopConfig, simulate
-from loops._theory import (
+from genfair.loops import LOOP_KINDS, LoopConfig, simulate
+from genfair.loops._theory import (
     class_share_chain,
     fresh_fixed_point,
     fully_synthetic_variance,

@@ -24,7 +24,7 @@ from genfair.models import (
     GenerativeModel,
     ReparameterizedSampler,
 )
-from hypernets import BoundModel, HyperNetwork
+from genfair.hypernets import BoundModel, HyperNetwork
 
 R, N = 3, 40
 

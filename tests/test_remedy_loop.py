@@ -18,7 +18,7 @@ from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
 from genfair.models import AnalyticModelConfig, ClassGaussianModel, DDPMConfig, VAEConfig, build_model
 from genfair.remedies import REMEDIES, RemedyConfig
-from loops import LOOP_KINDS, FitContext, LoopConfig, fit_closed_form, simulate
+from genfair.loops import LOOP_KINDS, FitContext, LoopConfig, fit_closed_form, simulate
 
 MIXTURE = ClassMixtureData(proportions=[0.9, 0.1], dim=2)
 DIGITS = DigitsData(classes=[3, 6], proportions=[0.8, 0.2])

@@ -30,7 +30,7 @@ from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
 from genfair.models import AnalyticModelConfig, VAEConfig
 from genfair.remedies import RemedyConfig
-from loops import LOOP_KINDS, LoopConfig
+from genfair.loops import LOOP_KINDS, LoopConfig
 
 GENFAIR = str(Path(sys.executable).with_name("genfair"))
 if not Path(GENFAIR).exists():

@@ -1,4 +1,4 @@
-"""Reference tests for loops._theory: brute-force NumPy Monte Carlo and closed forms.
+"""Reference tests for genfair.loops._theory: brute-force NumPy Monte Carlo and closed forms.
 
 Every Monte-Carlo comparison uses |mean_MC - exact| <= Z * sd / sqrt(R), with sd the
 exact standard deviation where it is known and the sample one otherwise, so a wrong
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from loops._theory import (
+from genfair.loops._theory import (
     GaussianMoments,
     ShareChain,
     VarianceLaw,

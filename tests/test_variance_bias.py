@@ -24,7 +24,7 @@ import pytest
 from genfair.errors import ConfigError
 from genfair.studies import STUDIES, VarianceBiasConfig, run_variance_bias
 from genfair.studies._variance_bias import TABLE_COLUMNS, VarianceBiasArm, default_arms
-from hypernets import PLEConfig
+from genfair.hypernets import PLEConfig
 
 BIN = Path(sys.executable).parent
 GENFAIR = str(BIN / "genfair") if (BIN / "genfair").exists() else shutil.which("genfair")

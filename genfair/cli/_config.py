@@ -17,7 +17,7 @@ from genfair.estimators import EstimatorConfig
 from genfair.evaluation import EvaluationConfig
 from genfair.models import AnalyticModelConfig, DDPMConfig, VAEConfig
 from genfair.remedies import RemedyConfig
-from loops import LoopConfig
+from genfair.loops import LoopConfig
 
 __all__ = ["GenfairConfig", "register_configs"]
 

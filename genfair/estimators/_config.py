@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from genfair.errors import check_choice, check_number, check_positive_int
-from hypernets import HEADS, PLEConfig
+from genfair.hypernets import HEADS, PLEConfig
 
 __all__ = ["ESTIMATORS", "EstimatorConfig", "EstimatorName"]
 
@@ -41,7 +41,7 @@ class EstimatorConfig(PLEConfig):
             training set (for a hypernetwork: the set it reads and is scored on); ``None``: the
             whole set every step.
         hypernetwork: whether ``anchor`` trains through a hypernetwork.
-        head, hidden, embedding_dim: the hypernetwork (see ``hypernets.HyperNetwork``).
+        head, hidden, embedding_dim: the hypernetwork (see ``genfair.hypernets.HyperNetwork``).
     """
 
     name: str = "mle"

@@ -1,7 +1,7 @@
 """The fit procedures behind ``estimator=...``, in the form the loop calls them:
 ``fit(model, train, generator, context) -> model``, the model holding the new weights.
 
-Hypernetwork fits train a fresh :class:`~hypernets.HyperNetwork` every generation (its residual
+Hypernetwork fits train a fresh :class:`~genfair.hypernets.HyperNetwork` every generation (its residual
 base starts at the previous generation's weights), so a generation depends only on its training
 set, the model it starts from and its seed: a resumed loop reproduces an uninterrupted one.
 Models without a closed-form fit (the deep ones) are trained by gradient steps, each generation
@@ -44,7 +44,7 @@ from genfair.estimators._config import EstimatorConfig
 from genfair.estimators._step_checkpoints import StepCheckpoints
 from genfair.models import ClosedFormFit
 from genfair.remedies import Remedy, RemedyConfig
-from hypernets import (
+from genfair.hypernets import (
     HyperNetwork,
     PLEObjective,
     Positivity,
@@ -53,7 +53,7 @@ from hypernets import (
     predict_weights,
     weight_discrepancy,
 )
-from loops import Fit, FitContext, check_finite_parameters, fit_closed_form
+from genfair.loops import Fit, FitContext, check_finite_parameters, fit_closed_form
 
 __all__ = ["AnchoredFit", "GradientFit", "HypernetworkFit", "build_fit"]
 

@@ -1,6 +1,6 @@
 """In-generation checkpoints of a fit trained by gradient steps (``loop.checkpoint_every``).
 
-Every ``every`` steps the fit hands the loop's :class:`~loops.FitCheckpoint` its whole state as
+Every ``every`` steps the fit hands the loop's :class:`~genfair.loops.FitCheckpoint` its whole state as
 tensors, so that a killed run can restart the generation at that step and end bitwise where an
 uninterrupted run ends (on the CPU):
 
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from loops import FitCheckpoint
+from genfair.loops import FitCheckpoint
 
 __all__ = ["StepCheckpoints"]
 

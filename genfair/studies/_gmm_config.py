@@ -27,7 +27,7 @@ class GmmPleConfig:
         lam: the ``ple`` arm's weight of the discrepancy (0.1 in the paper); ``hyper_mle`` is 0.
         ablation_lams: extra PLE arms ``ple_lam<value>``, trained at ``loop_size`` only.
         discrepancy: ``draw`` (D(H(X), H(Y)) for one draw Y, as in Eq. 5) or ``expectation``
-            (an unbiased estimate of ||E_Y H(Y) - H(X)||^2; see ``hypernets.PLEConfig``).
+            (an unbiased estimate of ||E_Y H(Y) - H(X)||^2; see ``genfair.hypernets.PLEConfig``).
         steps, samples_per_step, lr: hypernetwork training: Adam steps, samples per step
             (``round(samples_per_step / n)`` sets of n), initial learning rate (cosine decay to 0).
         hidden, embedding_dim: widths of the hypernetwork's set encoder.

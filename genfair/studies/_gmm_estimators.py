@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from genfair.models import GaussianMixtureModel
-from hypernets import HyperNetwork, PLEConfig, PLEObjective
+from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective
 
 __all__ = [
     "MixtureEstimate",

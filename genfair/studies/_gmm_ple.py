@@ -45,8 +45,8 @@ from genfair.studies._gmm_estimators import (
     train_hypernetwork,
 )
 from genfair.studies._gmm_report import save_gmm_figure, write_rows
-from hypernets import input_sensitivity
-from loops import FitContext, LoopConfig, simulate
+from genfair.hypernets import input_sensitivity
+from genfair.loops import FitContext, LoopConfig, simulate
 
 __all__ = ["GmmPleConfig", "run_gmm_ple"]
 
@@ -239,7 +239,7 @@ def _rows(values: dict[str, torch.Tensor]) -> list[dict]:
 def _probe_hypernetwork(
     trained: TrainedHyperNetwork, probe: torch.Tensor, components: torch.Tensor, generator: torch.Generator
 ) -> dict[str, float]:
-    """``hypernets.input_sensitivity``: ``disjoint`` over every probe set of 2n samples (halves of
+    """``genfair.hypernets.input_sensitivity``: ``disjoint`` over every probe set of 2n samples (halves of
     n), and ``component_a_vs_b`` averaged over the sets (each set split by true component)."""
     result = {"disjoint": input_sensitivity(trained.hnet, probe, generator=generator)["disjoint"]}
     per_set = [
@@ -277,12 +277,12 @@ def _component_means(per_set: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _relative_change(a: torch.Tensor, b: torch.Tensor) -> float:
-    """As in ``hypernets.input_sensitivity``: rms over all values of ``a - b`` over rms of ``a``."""
+    """As in ``genfair.hypernets.input_sensitivity``: rms over all values of ``a - b`` over rms of ``a``."""
     return float((a - b).square().mean().sqrt() / a.square().mean().sqrt().clamp(min=1e-12))
 
 
 class _MixtureSource:
-    """The true mixture as a data source for ``loops.simulate``: unlabelled (one group, ``all``)."""
+    """The true mixture as a data source for ``genfair.loops.simulate``: unlabelled (one group, ``all``)."""
 
     group_names = ("all",)
 

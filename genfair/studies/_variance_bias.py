@@ -6,7 +6,7 @@ it should become the MLE, ``SS / n`` (``SS = sum_i (x_i - mean)^2``), whose rela
 ``E[sigma_hat^2 / sigma^2] - 1 = -1/n``. The PLE constraint ``E[H(Y) - H(X)] = 0`` (Eq. 4) picks,
 among the estimators ``c SS``, Bessel's ``c = 1/(n-1)``: relative bias 0 (REFERENCES.md §1).
 
-Every arm trains one hypernetwork with its own PLE options (``hypernets.PLEConfig``) on the same
+Every arm trains one hypernetwork with its own PLE options (``genfair.hypernets.PLEConfig``) on the same
 stream of training sets, then estimates the variance of the same ``test_sets`` fresh sets
 (common random numbers). Reported per arm: the relative bias ``mean(sigma_hat^2 / sigma^2 - 1)``
 over test sets and its standard error; the paired difference from the closed-form MLE on the
@@ -20,7 +20,7 @@ penalty shrinks the variance beyond the MLE, and above lam of about 2 its optimu
 ``H``; the expectation-level penalty approaches Bessel as lam grows, yet training from the
 residual hypernetwork's constant start stays near the constant for lam >= 10 (between the
 constant and Bessel, both with D = 0, the penalty is a barrier); the augmented Lagrangian of
-``hypernets.PLEObjective`` reaches Bessel.
+``genfair.hypernets.PLEObjective`` reaches Bessel.
 
 Outputs in ``run_dir``: ``summary.json`` (rewritten after every arm), ``relative_bias.csv`` and
 ``figures/relative_bias.png``.
@@ -46,7 +46,7 @@ from genfair.models import ClassGaussianModel, psd_sqrt
 from genfair.seeding import torch_generator
 from genfair.studies._variance_bias_figure import save_relative_bias_figure
 from genfair.studies._variance_bias_theory import predict_relative_bias
-from hypernets import HyperNetwork, PLEConfig, PLEObjective, input_sensitivity
+from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective, input_sensitivity
 
 __all__ = ["VarianceBiasArm", "VarianceBiasConfig", "draw_sets", "run_variance_bias"]
 

@@ -6,7 +6,7 @@ Two kinds of estimator of a 1-D Gaussian's (mean, variance) from a set of n poin
   ``SS = sum_i (x_i - xbar)^2``): MLE is (1, 1/n), Bessel's correction (1, 1/(n-1));
 - the constant ``H(X) = (0, v)``, which never reads its input (the degenerate solution).
 
-The objective of ``hypernets.PLEObjective`` (NLL per sample; D with ``normalize="parameter"``,
+The objective of ``genfair.hypernets.PLEObjective`` (NLL per sample; D with ``normalize="parameter"``,
 i.e. halved over the two generated values; gradients through H(X), H(Y) and the
 reparameterised Y ~ N(a xbar, c SS)) has the expectation, over one set and its draws,
 
