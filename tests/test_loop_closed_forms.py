@@ -1,4 +1,4 @@
-"""The loop simulator against the exact answers of genfair.loops._theory (REFERENCES.md §2).
+"""The loop simulator against the exact answers of genfair.loops._theory (docs/references.md §2).
 
 Every comparison's tolerance is 4.5 Monte-Carlo standard errors for the replicate count, using
 the exact variance where the theory gives it, so a wrong simulator fails.

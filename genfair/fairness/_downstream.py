@@ -1,11 +1,11 @@
 """The downstream classifier: a small MLP trained on (images, classes) for a binary task, with
-the seeds' classifier-side remedies (REFERENCES.md §4).
+the classifier-side remedies of docs/references.md §4.
 
 The binary target is 1 for the classes named in ``DownstreamConfig.positive`` (default: the
 minority class alone) and 0 otherwise. The slices are the classes. Training is Adam on the mean
 binary cross-entropy of mini-batches drawn uniformly with replacement, plus the remedy's term:
 
-  - ``mindiff`` (TensorFlow Model Remediation's MinDiff, as in the case study in the seeds):
+  - ``mindiff`` (TensorFlow Model Remediation's MinDiff, as in its case study, docs/references.md §4):
     ``mindiff_weight * MMD²(sigmoid(f(x_s)), sigmoid(f(x_r)))`` (:func:`genfair.fairness.mmd2`,
     biased, no square root) between the predicted scores of a mini-batch of the sensitive
     slice's *negatives* and one of the other slices' negatives, each drawn (with replacement)

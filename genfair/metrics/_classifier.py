@@ -1,6 +1,6 @@
 """The evaluation classifier: a small CNN trained once on a source's real images, then cached.
 
-No Inception network can be downloaded here (REFERENCES section 3), so every image metric
+No Inception network can be downloaded here (docs/references.md §3), so every image metric
 works in the space of a classifier trained on the real training pool of the image source
 under study: its penultimate layer gives the features of precision/recall, density/coverage,
 FD and KID (reported as "FD"/"KID", never "FID"), and its predictions give the class shares

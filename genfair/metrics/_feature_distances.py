@@ -2,7 +2,7 @@
 
 Features come from an evaluation network's penultimate layer, ``(n, d)``; everything is computed
 in float64. The feature network is our own (no Inception weights here), so the Fréchet distance
-is called FD, never FID (see ``REFERENCES.md`` section 3).
+is called FD, never FID (see ``docs/references.md`` §3).
 
 Fréchet distance (Heusel et al. 2017, with the Gaussian W2 of Dowson & Landau 1982):
 

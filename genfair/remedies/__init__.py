@@ -1,5 +1,5 @@
 """Fairness remedies for training a model on an imbalanced set (``remedy=...``): reweighting,
-oversampling, SMOTE, Group DRO, MinDiff and hard example mining (REFERENCES §4)."""
+oversampling, SMOTE, Group DRO, MinDiff and hard example mining (docs/references.md §4)."""
 
 from genfair.remedies._config import REMEDIES, RemedyConfig
 from genfair.remedies._losses import GroupDRO, class_weights, hard_example_loss, mindiff_loss

@@ -14,7 +14,7 @@ REMEDIES: tuple[str, ...] = ("none", "reweight", "oversample", "smote", "group_d
 
 @dataclass
 class RemedyConfig:
-    """One remedy for the class imbalance of a training set (REFERENCES §4; Wyllie et al. 2024).
+    """One remedy for the class imbalance of a training set (docs/references.md §4; Wyllie et al. 2024).
 
     Attributes:
         name: ``none``, ``reweight``, ``oversample``, ``smote``, ``group_dro``, ``mindiff`` or

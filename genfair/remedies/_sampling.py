@@ -9,7 +9,7 @@
   ``x_i + u (x_j - x_i)``, ``u ~ U(0, 1)``. Neighbours are found in ``space`` (for images, the
   evaluation classifier's features, where distances mean something; raw pixels otherwise) and
   the interpolation is done on the samples themselves, so the new images can be trained on
-  directly: a choice, since the feature space has no decoder (REFERENCES §4 asks for neighbours
+  directly: a choice, since the feature space has no decoder (docs/references.md §4 asks for neighbours
   in an embedding; pixel averages of two near neighbours of one digit stay digit-like).
 """
 

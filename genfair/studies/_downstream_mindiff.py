@@ -1,6 +1,6 @@
 """The MinDiff case study on real digits (``genfair experiment=downstream_mindiff``).
 
-TensorFlow Model Remediation's case study (``../shared/seeds/000_*``), rebuilt offline: a binary
+TensorFlow Model Remediation's case study (``docs/references.md`` §4), rebuilt offline: a binary
 classifier ("is the digit odd?") whose slices are the ten digits, one negative digit (8 by
 default) made rare in training (``sensitive_share``, 2 % by default), so the classifier calls
 too many held-out 8s odd: a false-positive-rate gap between the sensitive slice and the other

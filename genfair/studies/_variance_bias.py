@@ -4,7 +4,7 @@ From sets of ``n`` points of a Gaussian, a hypernetwork ``H`` predicts the Gauss
 variance (Mayer et al., arXiv 2405.13977, Eq. 6). Trained by maximum likelihood (``hyper_mle``)
 it should become the MLE, ``SS / n`` (``SS = sum_i (x_i - mean)^2``), whose relative bias is
 ``E[sigma_hat^2 / sigma^2] - 1 = -1/n``. The PLE constraint ``E[H(Y) - H(X)] = 0`` (Eq. 4) picks,
-among the estimators ``c SS``, Bessel's ``c = 1/(n-1)``: relative bias 0 (REFERENCES.md §1).
+among the estimators ``c SS``, Bessel's ``c = 1/(n-1)``: relative bias 0 (docs/references.md §1).
 
 Every arm trains one hypernetwork with its own PLE options (``genfair.hypernets.PLEConfig``) on the same
 stream of training sets, then estimates the variance of the same ``test_sets`` fresh sets
