@@ -4,8 +4,12 @@
   :data:`CSV_COLUMNS`; statistics are across replicates (see ``summarize_replicates``).
   ``lo`` / ``hi`` bound a 95 % confidence interval: the one the measure computed where it
   gave one (deep models, one replicate: a bootstrap over samples stratified by class, see
-  ``genfair.evaluation``), else the normal interval of the mean across replicates,
-  ``mean -+ 1.96 se`` (NaN with one replicate).
+  ``genfair.evaluation``; a deep arm with one chain), else the t-interval of the mean across
+  replicates, ``mean -+ t_{0.975, n-1} se`` (NaN with one replicate), intersected with [0, 1]
+  for metrics that lie there (``genfair.metrics.mean_interval``).
+- ``bootstrap.csv`` (deep models): every chain's own value of every metric with the bootstrap
+  interval over its evaluation samples (``boot_lo``, ``boot_hi``), which describes that chain
+  only; the across-replicate ``lo`` / ``hi`` of ``metrics.csv`` describe the arm.
 - ``replicates.npz``: one float64 array ``(generations, replicates)`` per ``"arm/metric/group"``
   key; NaN where a value is undefined (an extinct class's fidelity). Plain arrays: load with
   ``numpy.load(path, allow_pickle=False)``. Assembled when each arm finishes from the
@@ -27,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from genfair.checkpoint import write_bytes_atomic, write_json
-from genfair.metrics import summarize_replicates
+from genfair.metrics import in_unit_interval, mean_interval, summarize_replicates
 from genfair.loops import GenerationRecord
 
 __all__ = [
@@ -50,11 +54,12 @@ def record_rows(arm: str, record: GenerationRecord) -> list[dict]:
     rows = []
     for key, values in record.values.items():
         metric, group = key.split("/", 1)
-        summary = summarize_replicates(values).as_dict()
+        summary = summarize_replicates(values)
         if key in record.intervals:
             lo, hi = (float(v) for v in record.intervals[key])
         else:
-            lo, hi = summary["mean"] - 1.96 * summary["se"], summary["mean"] + 1.96 * summary["se"]
+            lo, hi = mean_interval(summary, bounded=in_unit_interval(metric))
+        summary = summary.as_dict()
         row = {"arm": arm, "generation": record.generation, "group": group, "metric": metric, **summary}
         rows.append({**row, "lo": lo, "hi": hi})
     return rows

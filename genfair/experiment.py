@@ -31,7 +31,7 @@ import math
 import os
 import platform
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -40,16 +40,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from genfair._outputs import RunOutputs, write_minority_table, write_replicates
+from genfair._chains import (
+    BOOTSTRAP_COLUMNS,
+    ChainJob,
+    ChainResult,
+    bootstrap_rows,
+    chain_dir,
+    combine,
+    init_seed,
+    run_chains,
+    usable_cores,
+)
+from genfair._outputs import RunOutputs, write_metrics_csv, write_minority_table, write_replicates
 from genfair.checkpoint import check_writable_dir, load_tensors, read_json, save_tensors, write_json
 from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
-from genfair.devices import module_device, resolve_device
+from genfair.devices import resolve_device
 from genfair.errors import ConfigError, GenerationFailed, check_positive_int
 from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
 from genfair.evaluation import EvaluationConfig, ImageEvaluation
 from genfair.metrics import class_gaussian_metrics
 from genfair.models import (
     AnalyticModelConfig,
+    BiasedSampler,
     ClassGaussianModel,
     DDPMConfig,
     VAEConfig,
@@ -59,9 +71,9 @@ from genfair.models import (
 )
 from genfair.plots import save_fidelity_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
 from genfair.remedies import RemedyConfig
-from genfair.seeding import child_seed, torch_generator
+from genfair.seeding import torch_generator
 from genfair.hypernets import input_sensitivity
-from genfair.loops import GenerationRecord, LoopConfig, RunStore, simulate
+from genfair.loops import GenerationRecord, LoopConfig, RunStore, simulate, training_set_size
 
 __all__ = ["Arm", "ExperimentResult", "run_experiment"]
 
@@ -109,13 +121,19 @@ def run_experiment(
     run_dir: Path,
     config: dict | None = None,
     device: str | torch.device = "auto",
+    workers: int | None = 1,
 ) -> ExperimentResult:
     """Run every arm's loop with the same root ``seed`` (common random numbers) into ``run_dir``.
 
     ``device``: where deep models (and their hypernetworks, training sets and samples) compute,
     ``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N`` (see
     ``genfair.devices``); analytic models always run on the CPU, where their batched closed forms
-    are fast. Random draws come from CPU generators on any device. The device is recorded in
+    are fast. Random draws come from CPU generators on any device.
+
+    ``workers``: processes that run a deep experiment's chains (every arm's ``loop.replicates``
+    independent chains, see ``genfair._chains``), each with one torch thread; 1 (default) runs
+    them here one after another, ``None`` uses every core this process may run on. It does not
+    change the results (each chain's random numbers depend only on the seed and its index). The device is recorded in
     summary.json but is not part of the fingerprint: a run may be resumed on another device
     (its later generations then round as that device does).
 
@@ -145,7 +163,8 @@ def run_experiment(
         _check_arm(arm)
     if arms[0].family != "images":
         device = torch.device("cpu")
-    models = {arm.name: _build(arm, seed).to(device) for arm in arms}
+    models = {arm.name: _build(arm, seed).to(device) for arm in arms if arm.family != "images"}
+    workers = usable_cores() if workers is None else check_positive_int("workers", workers)
     run_dir = Path(run_dir)
     fingerprint = _fingerprint(arms, seed)
     previous = _check_run_dir(run_dir, fingerprint)
@@ -171,24 +190,23 @@ def run_experiment(
     outputs = RunOutputs(run_dir, summary)
     if fresh:  # claim the directory before the first generation, so a kill leaves it resumable
         outputs.write()
-    failures: list[GenerationFailed] = []
-    for arm in arms:
-        evaluation = evaluations.get(_evaluation_key(arm))
-        earlier = ((previous or {}).get("arms") or {}).get(arm.name, {})
-        degraded = list(earlier.get("degraded", []))
-        if "input_sensitivity" in earlier:  # an arm finished before a restart trains no hypernetwork to probe
-            summary["arms"].setdefault(arm.name, {})["input_sensitivity"] = earlier["input_sensitivity"]
-        try:
-            _run_arm(
-                arm, models[arm.name], seed=seed, run_dir=run_dir, outputs=outputs, evaluation=evaluation, degraded=degraded
-            )
-        except GenerationFailed as error:
-            failure = GenerationFailed(error.generation, error.reason, arm=arm.name)
-            log.error("%s", failure)
-            summary["arms"].setdefault(arm.name, {})["failure"] = {"generation": error.generation, "reason": error.reason}
-            outputs.write()
-            failures.append(failure)
-        write_replicates(run_dir / "replicates.npz", outputs.records)
+    if family == "images":
+        failures = _run_image_arms(
+            arms, seed=seed, run_dir=run_dir, outputs=outputs, evaluations=evaluations, previous=previous,
+            device=device, workers=workers,
+        )
+    else:
+        failures = []
+        for arm in arms:
+            earlier = ((previous or {}).get("arms") or {}).get(arm.name, {})
+            degraded = list(earlier.get("degraded", []))
+            if "input_sensitivity" in earlier:  # an arm finished before a restart trains no hypernetwork to probe
+                summary["arms"].setdefault(arm.name, {})["input_sensitivity"] = earlier["input_sensitivity"]
+            try:
+                _run_arm(arm, models[arm.name], seed=seed, run_dir=run_dir, outputs=outputs, degraded=degraded)
+            except GenerationFailed as error:
+                failures.append(_arm_failed(arm.name, error.generation, error.reason, summary, outputs))
+            write_replicates(run_dir / "replicates.npz", outputs.records)
     degraded_arms = [name for name, arm in summary["arms"].items() if arm.get("degraded")]
     summary["status"] = "failed" if failures else "degraded" if degraded_arms else "complete"
     rows = outputs.write()
@@ -209,14 +227,14 @@ def _run_arm(
     seed: int,
     run_dir: Path,
     outputs: RunOutputs,
-    evaluation: ImageEvaluation | None,
     degraded: list[dict],
 ) -> list[GenerationRecord]:
-    """Run one arm's loop; ``degraded``: the lost-class entries a previous run of this directory
-    recorded (those of generations this run restores are kept)."""
+    """Run one analytic arm's loop (all its replicates at once); ``degraded``: the lost-class
+    entries a previous run of this directory recorded (those of generations this run restores
+    are kept)."""
     data, names = arm.data, arm.data.group_names
 
-    def measure_analytic(fitted, train, generator):
+    def measure(fitted, train, generator):
         return class_gaussian_metrics(
             fitted,
             true_means=data.true_means(),
@@ -226,19 +244,11 @@ def _run_arm(
         )
 
     def on_generation(finished: list[GenerationRecord]) -> None:
-        if evaluation is not None and evaluation.last_grid is not None:
-            _save_grid(run_dir, arm.name, finished[-1].generation, evaluation.last_grid.cpu(), names)
-        if remedy_log is not None and remedy_log.log:  # Group DRO's class weights after every step
-            log_path = run_dir / "arms" / arm.name / "remedy" / f"generation_{finished[-1].generation:04d}.json"
-            write_json(log_path, {"remedy": arm.remedy.name, "classes": list(names), **remedy_log.log})
         outputs.update(arm.name, finished)
         _log_progress(arm, finished[-1], outputs.summary)
 
     def on_lost_classes(generation: int, lost: tuple[str, ...]) -> None:
-        log.warning(
-            "arm %s · generation %d: the synthetic samples hold no %s (degraded run)",
-            arm.name, generation, ", ".join(f"class {name!r}" for name in lost),
-        )
+        _warn_lost(arm.name, generation, lost)
         degraded.append({"generation": generation, "lost": list(lost)})
         outputs.summary["arms"].setdefault(arm.name, {})["degraded"] = degraded  # written with the generation
 
@@ -249,32 +259,21 @@ def _run_arm(
     degraded[:] = [entry for entry in degraded if entry["generation"] < min(done, arm.loop.generations)]
     if degraded:
         outputs.summary["arms"].setdefault(arm.name, {})["degraded"] = degraded
-    analytic = evaluation is None
     fit = build_fit(
         arm.estimator,
         sample_shape=data.sample_shape,
-        num_classes=len(names) if (analytic or model.num_classes is not None) else None,
-        positive=ClassGaussianModel.CONSTRAINTS if analytic else {},
-        per_replicate=analytic,
-        closed_form=analytic,
+        num_classes=len(names),
+        positive=ClassGaussianModel.CONSTRAINTS,
+        per_replicate=True,
+        closed_form=True,
         remedy=arm.remedy,
         classes=len(names),
         minority=list(names).index(_minority(data)),
-        features=None if analytic else evaluation.classifier.model.features,
     )
-    remedy_log = getattr(fit, "remedy", None)  # the closed-form fit has none
     try:
         result = simulate(
-            data=data,
-            model=model,
-            config=arm.loop,
-            seed=seed,
-            measure=measure_analytic if analytic else evaluation.measure,
-            fit=fit,
-            store=store,
-            on_generation=on_generation,
-            label_synthetic=None if analytic else evaluation.labeller,
-            on_lost_classes=on_lost_classes,
+            data=data, model=model, config=arm.loop, seed=seed, measure=measure, fit=fit, store=store,
+            on_generation=on_generation, on_lost_classes=on_lost_classes,
         )
     except GenerationFailed:
         # Report the finished generations, also those restored by a resumed run that failed at its
@@ -282,22 +281,198 @@ def _run_arm(
         outputs.update(arm.name, store.resume(model, limit=arm.loop.generations)[0])
         raise
     outputs.update(arm.name, result.records)  # an arm finished before a restart runs no generation, so on_generation never fires
-    if not analytic:  # the last generation's model, rebuildable with genfair.models.load_model
-        save_model(run_dir / "arms" / arm.name / "model", result.model, arm.model)
-    if isinstance(fit, HypernetworkFit) and fit.hypernetwork is not None:
+    if isinstance(fit, HypernetworkFit) and getattr(fit, "hypernetwork", None) is not None:
         # The degeneracy probe: a constant hypernetwork would score 0 (see hypernets.input_sensitivity).
         real = data.draw(arm.loop.replicates, arm.loop.n_real, generator=torch_generator(seed, 0, "real"))
-        where = module_device(fit.hypernetwork)
-        probe = input_sensitivity(
-            fit.hypernetwork, real.x.to(where), real.y.to(where), generator=torch_generator(seed, 0, "measure")
-        )
+        probe = input_sensitivity(fit.hypernetwork, real.x, real.y, generator=torch_generator(seed, 0, "measure"))
         outputs.summary["arms"][arm.name]["input_sensitivity"] = probe
         outputs.write()
     return result.records
 
 
+def _run_image_arms(
+    arms: Sequence[Arm],
+    *,
+    seed: int,
+    run_dir: Path,
+    outputs: RunOutputs,
+    evaluations: dict[str, ImageEvaluation],
+    previous: dict | None,
+    device: torch.device,
+    workers: int,
+) -> list[GenerationFailed]:
+    """Run every deep arm's chains (see ``genfair._chains``) and report each arm when its chains
+    have finished: ``metrics.csv`` across replicates, ``bootstrap.csv`` per chain, lost classes
+    and failures in the summary. With one chain per arm and ``workers = 1`` every generation is
+    reported as it finishes."""
+    summary = outputs.summary
+    by_name = {arm.name: arm for arm in arms}
+    lost: dict[str, dict[int, list[dict]]] = {arm.name: {} for arm in arms}
+    for arm in arms:  # a restarted run keeps the lost classes of the generations it restores
+        earlier = ((previous or {}).get("arms") or {}).get(arm.name, {})
+        for replicate, entries in (earlier.get("lost_by_replicate") or {}).items():
+            directory = chain_dir(run_dir, arm.name, int(replicate), arm.loop.replicates)
+            done = len(RunStore(directory, keep_all_synthetic=False).finished())
+            lost[arm.name][int(replicate)] = [e for e in entries if e["generation"] < min(done, arm.loop.generations)]
+    jobs = [ChainJob(arm, r, seed, run_dir, str(device)) for arm in arms for r in range(arm.loop.replicates)]
+    if workers == 1:
+        def run_one(job: ChainJob) -> ChainResult:
+            arm = job.arm
+            report = _report_generation(arm, outputs, lost[arm.name]) if arm.loop.replicates == 1 else None
+            return _run_chain(job, evaluation=evaluations[_evaluation_key(arm)], on_generation=report)
+    else:
+        run_one = _run_chain
+    results: dict[str, list[ChainResult]] = {arm.name: [] for arm in arms}
+    failures: list[GenerationFailed] = []
+    for result in run_chains(jobs, workers=workers, run_one=run_one):
+        arm = by_name[result.arm]
+        entries = lost[arm.name].setdefault(result.replicate, [])
+        known = {entry["generation"] for entry in entries}
+        entries.extend({"generation": g, "lost": list(names)} for g, names in result.lost if g not in known)
+        results[arm.name].append(result)
+        log.info(
+            "arm %s · replicate %d of %d · %d generations · %.1f s",
+            arm.name, result.replicate + 1, arm.loop.replicates, len(result.records),
+            sum(record.seconds for record in result.records),
+        )
+        if len(results[arm.name]) < arm.loop.replicates:
+            continue
+        chains = results[arm.name]
+        _record_lost(arm, lost[arm.name], summary)
+        outputs.update(arm.name, combine(chains))
+        failed = sorted((r.failure[0], r.replicate, r.failure[1]) for r in chains if r.failure is not None)
+        if failed:
+            generation, replicate, reason = failed[0]
+            where = f" (replicate {replicate})" if arm.loop.replicates > 1 else ""
+            failures.append(_arm_failed(arm.name, generation, reason + where, summary, outputs))
+        write_replicates(run_dir / "replicates.npz", outputs.records)
+    rows = [row for name in results for row in bootstrap_rows(results[name])]
+    write_metrics_csv(run_dir / "bootstrap.csv", rows, columns=BOOTSTRAP_COLUMNS)
+    return failures
+
+
+def _report_generation(arm: Arm, outputs: RunOutputs, lost: dict[int, list[dict]]):
+    """The per-generation report of a one-chain arm run in this process."""
+
+    def report(finished: list[GenerationRecord], new_lost: list[tuple[int, tuple[str, ...]]]) -> None:
+        entries = lost.setdefault(0, [])
+        known = {entry["generation"] for entry in entries}
+        entries.extend({"generation": g, "lost": list(names)} for g, names in new_lost if g not in known)
+        _record_lost(arm, lost, outputs.summary)
+        outputs.update(arm.name, finished)
+        _log_progress(arm, finished[-1], outputs.summary)
+
+    return report
+
+
+def _record_lost(arm: Arm, lost: dict[int, list[dict]], summary: dict) -> None:
+    """Summary entries of an arm's lost classes: per replicate (``lost_by_replicate``), and
+    ``degraded``, the generations whose synthetic samples lost a class in every chain."""
+    entry = summary["arms"].setdefault(arm.name, {})
+    if not any(lost.values()):
+        return
+    entry["lost_by_replicate"] = {str(r): lost[r] for r in sorted(lost)}
+    chains = [{(e["generation"], name) for e in lost.get(r, []) for name in e["lost"]} for r in range(arm.loop.replicates)]
+    everywhere = set.intersection(*chains) if chains else set()
+    by_generation: dict[int, list[str]] = {}
+    for generation, name in sorted(everywhere):
+        by_generation.setdefault(generation, []).append(name)
+    if by_generation:
+        entry["degraded"] = [{"generation": g, "lost": names} for g, names in sorted(by_generation.items())]
+
+
+def _run_chain(
+    job: ChainJob,
+    *,
+    evaluation: ImageEvaluation | None = None,
+    on_generation: Callable[[list[GenerationRecord], list[tuple[int, tuple[str, ...]]]], None] | None = None,
+) -> ChainResult:
+    """Run chain ``job.replicate`` of a deep arm (in this process or a worker's): build its model
+    from the chain's initialisation seed, fit, measure and sample every generation, and save its
+    last model; sample grids come from replicate 0."""
+    arm, replicate = job.arm, job.replicate
+    data, names = arm.data, arm.data.group_names
+    if evaluation is None:  # a worker: the classifier is cached by the run that started it
+        evaluation = ImageEvaluation.prepare(data, arm.evaluation, conditional=arm.model.conditional)
+    device = torch.device(job.device)
+    directory = chain_dir(job.run_dir, arm.name, replicate, arm.loop.replicates)
+    with torch.random.fork_rng(devices=[]):  # the initial weights: the same in every arm
+        torch.manual_seed(init_seed(job.seed, replicate))
+        model = build_model(arm.model, sample_shape=data.sample_shape, num_classes=len(names)).to(device)
+    fit = build_fit(
+        arm.estimator,
+        sample_shape=data.sample_shape,
+        num_classes=len(names) if model.num_classes is not None else None,
+        positive={},
+        per_replicate=False,
+        closed_form=False,
+        remedy=arm.remedy,
+        classes=len(names),
+        minority=list(names).index(_minority(data)),
+        features=evaluation.classifier.model.features,
+    )
+    remedy_log = getattr(fit, "remedy", None)
+    lost: list[tuple[int, tuple[str, ...]]] = []
+    reported = 0
+
+    def after_generation(finished: list[GenerationRecord]) -> None:
+        nonlocal reported
+        generation = finished[-1].generation
+        if replicate == 0 and evaluation.last_grid is not None:
+            _save_grid(job.run_dir, arm.name, generation, evaluation.last_grid.cpu(), names)
+        if remedy_log is not None and remedy_log.log:  # Group DRO's class weights after every step
+            write_json(
+                directory / "remedy" / f"generation_{generation:04d}.json",
+                {"remedy": arm.remedy.name, "classes": list(names), **remedy_log.log},
+            )
+        if on_generation is not None:
+            on_generation(finished, lost[reported:])
+            reported = len(lost)
+
+    def on_lost_classes(generation: int, names_lost: tuple[str, ...]) -> None:
+        _warn_lost(f"{arm.name}" + (f" replicate {replicate}" if arm.loop.replicates > 1 else ""), generation, names_lost)
+        lost.append((generation, names_lost))
+
+    store = RunStore(directory, keep_all_synthetic=arm.loop.kind == "accumulate")
+    done = len(store.finished())
+    if done:
+        log.info("arm %s replicate %d: resuming after generation %d", arm.name, replicate, done - 1)
+    try:
+        result = simulate(
+            data=data, model=model, config=dataclasses.replace(arm.loop, replicates=1), seed=job.seed,
+            measure=evaluation.measure, fit=fit, store=store, on_generation=after_generation,
+            label_synthetic=evaluation.labeller, on_lost_classes=on_lost_classes, replicate=replicate,
+        )
+    except GenerationFailed as error:
+        records = store.resume(model, limit=arm.loop.generations)[0]
+        if on_generation is not None and records:
+            on_generation(records, lost[reported:])
+        return ChainResult(arm.name, replicate, records, lost, (error.generation, error.reason))
+    if on_generation is not None and result.records and not reported and done:
+        on_generation(result.records, [])  # a chain finished before a restart runs no generation
+    model_dir = directory / "model" if arm.loop.replicates > 1 else job.run_dir / "arms" / arm.name / "model"
+    save_model(model_dir, result.model, arm.model)  # the last generation's model (genfair.models.load_model)
+    return ChainResult(arm.name, replicate, result.records, lost)
+
+
+def _arm_failed(name: str, generation: int, reason: str, summary: dict, outputs: RunOutputs) -> GenerationFailed:
+    failure = GenerationFailed(generation, reason, arm=name)
+    log.error("%s", failure)
+    summary["arms"].setdefault(name, {})["failure"] = {"generation": generation, "reason": reason}
+    outputs.write()
+    return failure
+
+
+def _warn_lost(where: str, generation: int, lost: tuple[str, ...]) -> None:
+    log.warning(
+        "arm %s · generation %d: the synthetic samples hold no %s (degraded run)",
+        where, generation, ", ".join(f"class {name!r}" for name in lost),
+    )
+
+
 def _check_arm(arm: Arm) -> None:
-    """Data and model must belong to the same family; deep models run one replicate."""
+    """Data and model must belong to the same family, and the model must have what the loop
+    asks of it (biased sampling), before anything is written."""
     images = isinstance(arm.data, IMAGE_SOURCES)
     if arm.family == "images" and not images:
         raise ConfigError(
@@ -309,18 +484,22 @@ def _check_arm(arm: Arm) -> None:
             f"model={arm.model.name} is an analytic model for data=gaussian or data=class_mixture; "
             f"for {type(arm.data).__name__} use model=vae or model=ddpm (in arm {arm.name!r})"
         )
-    if arm.family == "images" and arm.loop.replicates != 1:
+    if arm.family != "images" and arm.remedy.name != "none" and arm.loop.replicates != 1:
         raise ConfigError(
-            f"loop.replicates must be 1 for a deep model (one model per arm; run several seeds for "
-            f"replicates), got {arm.loop.replicates} (in arm {arm.name!r})"
-        )
-    if arm.remedy.name != "none" and arm.loop.replicates != 1:
-        raise ConfigError(
-            f"remedy={arm.remedy.name} trains one replicate at a time: set loop.replicates=1, got "
+            f"remedy={arm.remedy.name} trains one replicate at a time: set loop.replicates=1 for an analytic "
+            f"model (a deep model's replicates are separate chains and take any remedy), got "
             f"{arm.loop.replicates} (in arm {arm.name!r})"
         )
     if arm.family == "images":  # a real draw larger than the training pools fails here, not mid-run
         arm.data.draw(1, arm.loop.n_real, generator=torch.Generator().manual_seed(0))
+        model = build_model(arm.model, sample_shape=arm.data.sample_shape, num_classes=len(arm.data.group_names))
+    else:
+        model = _build(arm, 0)
+    if arm.loop.sampling_bias != 1.0 and not isinstance(model, BiasedSampler):
+        raise ConfigError(
+            f"loop.sampling_bias={arm.loop.sampling_bias} needs a model with biased sampling; "
+            f"model={arm.model.name} ({type(model).__name__}) has none: use loop.sampling_bias=1.0 (in arm {arm.name!r})"
+        )
     _check_memory(arm)
 
 
@@ -328,16 +507,11 @@ def _check_memory(arm: Arm) -> None:
     """Refuse sizes whose largest training set (float64, and d x d per sample for the analytic
     fit's outer products) alone would exceed this machine's memory, before anything is written."""
     loop = arm.loop
-    n = {
-        "fully_synthetic": max(loop.n_real, loop.n_synthetic),
-        "augment": loop.n_real + loop.n_synthetic,
-        "fresh": loop.n_real + loop.n_synthetic,
-        "accumulate": loop.n_real + (loop.generations - 1) * loop.n_synthetic,
-    }[loop.kind]
+    n = max(training_set_size(loop, g) for g in range(loop.generations))
     per_sample = math.prod(arm.data.sample_shape)
     if arm.family != "images":
         per_sample *= per_sample + 1
-    needed = 8 * loop.replicates * n * per_sample
+    needed = 8 * loop.replicates * n * per_sample  # a deep arm's chains hold theirs each
     available = _physical_memory()
     if available is not None and needed > available:
         raise ConfigError(
@@ -357,12 +531,8 @@ def _physical_memory() -> int | None:
 
 
 def _build(arm: Arm, seed: int):
-    if arm.family != "images":
-        return build_analytic_model(arm.model, data=arm.data, replicates=arm.loop.replicates, n_real=arm.loop.n_real)
-    num_classes = len(arm.data.group_names)
-    with torch.random.fork_rng(devices=[]):  # the initial weights: the same in every arm
-        torch.manual_seed(int(child_seed(seed, 0, "fit").generate_state(1)[0]))
-        return build_model(arm.model, sample_shape=arm.data.sample_shape, num_classes=num_classes)
+    """An analytic arm's model (a deep arm's chains build their own, see :func:`_run_chain`)."""
+    return build_analytic_model(arm.model, data=arm.data, replicates=arm.loop.replicates, n_real=arm.loop.n_real)
 
 
 def _evaluation_key(arm: Arm) -> str:

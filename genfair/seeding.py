@@ -19,21 +19,25 @@ Stream = Literal["real", "fit", "sample", "measure", "bootstrap"]
 _STREAMS: tuple[str, ...] = ("real", "fit", "sample", "measure", "bootstrap")
 
 
-def child_seed(root: int, generation: int, stream: Stream) -> np.random.SeedSequence:
-    """The seed sequence of one stream of one generation: ``SeedSequence(root, spawn_key=(g, s))``."""
+def child_seed(root: int, generation: int, stream: Stream, *, replicate: int = 0) -> np.random.SeedSequence:
+    """The seed sequence of one stream of one generation of one chain:
+    ``SeedSequence(root, spawn_key=(g, s))`` for replicate 0 (the single chain of a one-replicate
+    run) and ``SeedSequence(root, spawn_key=(g, s, r))`` for replicate r >= 1, so replicate r's
+    streams depend only on the root seed and r, never on how many replicates a run holds."""
     if stream not in _STREAMS:
         raise ValueError(f"stream must be one of {list(_STREAMS)}, got {stream!r}")
-    return np.random.SeedSequence(root, spawn_key=(generation, _STREAMS.index(stream)))
+    key = (generation, _STREAMS.index(stream)) + ((replicate,) if replicate else ())
+    return np.random.SeedSequence(root, spawn_key=key)
 
 
 def torch_generator(
-    root: int, generation: int, stream: Stream, *, device: str | torch.device = "cpu"
+    root: int, generation: int, stream: Stream, *, replicate: int = 0, device: str | torch.device = "cpu"
 ) -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded from :func:`child_seed`."""
-    state = child_seed(root, generation, stream).generate_state(1, dtype=np.uint64)[0]
+    state = child_seed(root, generation, stream, replicate=replicate).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator(device=device).manual_seed(int(state))
 
 
-def numpy_generator(root: int, generation: int, stream: Stream) -> np.random.Generator:
+def numpy_generator(root: int, generation: int, stream: Stream, *, replicate: int = 0) -> np.random.Generator:
     """A ``numpy.random.Generator`` seeded from :func:`child_seed`."""
-    return np.random.default_rng(child_seed(root, generation, stream))
+    return np.random.default_rng(child_seed(root, generation, stream, replicate=replicate))

@@ -1,5 +1,15 @@
 """Self-consuming loops: fit, measure, sample, retrain, over many generations and chains.
 
+Import name: ``genfair.loops``. The code lives in the repository's top-level folder ``loops/``
+(the design card's layout) and installs inside genfair; the bare name ``loops`` is not
+importable. Unlike ``genfair.hypernets`` it is part of genfair and uses its shared
+infrastructure: ``genfair.data`` (batches, stratified counts), ``genfair.errors``,
+``genfair.checkpoint``, ``genfair.seeding``, ``genfair.devices`` and the protocols of
+``genfair.models`` (importing that package loads its model classes too). ``genfair.errors``
+and ``genfair.models`` load ``genfair.hypernets`` (its error class and ``ReparameterizedSampler``),
+which imports only torch. It never imports the estimators, experiments, metrics, studies or the
+CLI (``tests/test_packaging.py`` checks).
+
 Example:
     >>> from genfair.data import GaussianData
     >>> from genfair.models import ClassGaussianModel
@@ -16,6 +26,7 @@ from genfair.loops._simulate import (
     Fit,
     FitCheckpoint,
     FitContext,
+    FitOutput,
     GenerationRecord,
     GenerationStore,
     LoopResult,
@@ -25,13 +36,14 @@ from genfair.loops._simulate import (
     simulate,
 )
 from genfair.loops._store import RunStore
-from genfair.loops._training_set import draw_labels, training_set
+from genfair.loops._training_set import draw_labels, training_set, training_set_size
 
 __all__ = [
     "LOOP_KINDS",
     "Fit",
     "FitCheckpoint",
     "FitContext",
+    "FitOutput",
     "GenerationRecord",
     "GenerationStore",
     "LoopConfig",
@@ -44,4 +56,5 @@ __all__ = [
     "fit_closed_form",
     "simulate",
     "training_set",
+    "training_set_size",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "Fit",
     "FitCheckpoint",
     "FitContext",
+    "FitOutput",
     "GenerationRecord",
     "GenerationStore",
     "LoopResult",
@@ -69,7 +70,17 @@ class Measurement:
     intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
-Fit = Callable[[nn.Module, Batch, torch.Generator, FitContext], nn.Module]
+@dataclass(frozen=True)
+class FitOutput:
+    """What a fit may return instead of the bare model: the fitted model and diagnostics of the
+    fit itself (``{"metric/group": (replicates,)}``, e.g. the PLE penalty's share of the loss),
+    which the loop adds to the generation's record beside what ``measure`` returns."""
+
+    model: nn.Module
+    values: Mapping[str, torch.Tensor] = field(default_factory=dict)
+
+
+Fit = Callable[[nn.Module, Batch, torch.Generator, FitContext], "nn.Module | FitOutput"]
 Measure = Callable[[nn.Module, Batch, torch.Generator], "Mapping[str, torch.Tensor] | Measurement"]
 Labeller = Callable[[torch.Tensor], torch.Tensor]
 LostClasses = Callable[[int, tuple[str, ...]], None]
@@ -152,6 +163,7 @@ def simulate(
     on_generation: Callable[[list[GenerationRecord]], None] | None = None,
     label_synthetic: Labeller | None = None,
     on_lost_classes: LostClasses | None = None,
+    replicate: int = 0,
 ) -> LoopResult:
     """Run a self-consuming loop (Alemohammad et al. 2024, Algorithm 1) over ``config.generations``.
 
@@ -176,6 +188,10 @@ def simulate(
             shares of the generation's training set, which suits class-conditional models;
             an unconditional model ignores those, and its samples need a labeller (e.g. a
             classifier) for their classes to mean anything.
+        replicate: which chain of a replicated run this is: every random stream (real draws,
+            fit, measure, synthetic samples) comes from ``genfair.seeding`` children keyed by
+            ``(g, stream, replicate)``, so chain r is the same whatever number of chains a run
+            holds (replicate 0 is the chain of a one-replicate run).
         on_lost_classes: called as ``(g, names)`` when the synthetic samples drawn at generation
             g (what generation g + 1 trains on) hold no sample of the classes ``names`` in any
             replicate, though the real data had them. The loop goes on (such a run is degraded,
@@ -203,7 +219,7 @@ def simulate(
             f"{type(model).__name__} has none (use loop.sampling_bias=1.0)"
         )
     device = module_device(model)  # training sets live where the model computes; generators stay on the CPU
-    real = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real")), device)
+    real = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real", replicate=replicate)), device)
     _check_classes_present(real.class_counts(num_classes), data.group_names)
     records, synthetic = store.resume(model, limit=config.generations) if store is not None else ([], [])
     synthetic = [_to(batch, device) for batch in synthetic]
@@ -216,20 +232,22 @@ def simulate(
         else:
             fresh = None
             if config.kind == "fresh":
-                fresh = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, g, "real")), device)
+                fresh = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, g, "real", replicate=replicate)), device)
             train = training_set(config.kind, real=real, fresh=fresh, synthetic=synthetic)
         # 2. Fit the model on it (a killed run's fit may restart from its in-generation checkpoint).
         checkpoint = None
         if store is not None and config.checkpoint_every is not None:
             checkpoint = store.fit_checkpoint(g, every=config.checkpoint_every)
-        model = fit(model, train, torch_generator(seed, g, "fit"), FitContext(g, reference, checkpoint))
+        fitted = fit(model, train, torch_generator(seed, g, "fit", replicate=replicate), FitContext(g, reference, checkpoint))
+        model, diagnostics = (fitted.model, fitted.values) if isinstance(fitted, FitOutput) else (fitted, {})
         if g == 0:
             reference = {name: value.detach().clone() for name, value in model.state_dict().items()}
         # 3. Measure the fitted model.
-        values, intervals = _as_arrays(measure(model, train, torch_generator(seed, g, "measure")))
+        values, intervals = _as_arrays(measure(model, train, torch_generator(seed, g, "measure", replicate=replicate)))
+        values.update(_as_arrays(Measurement(diagnostics))[0])
         # 4. Draw the synthetic samples that generation g + 1 trains on; their classes follow
         #    the class shares of this generation's training set (or the labeller's verdict).
-        sampler = torch_generator(seed, g, "sample")
+        sampler = torch_generator(seed, g, "sample", replicate=replicate)
         labels = draw_labels(train.class_counts(num_classes), config.n_synthetic, generator=sampler)
         if config.sampling_bias == 1.0:
             x = model.sample(config.n_synthetic, labels=labels, generator=sampler)

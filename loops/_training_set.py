@@ -6,7 +6,7 @@ import torch
 
 from genfair.data import Batch
 
-__all__ = ["draw_labels", "training_set"]
+__all__ = ["draw_labels", "training_set", "training_set_size"]
 
 
 def training_set(kind: str, *, real: Batch, fresh: Batch | None, synthetic: list[Batch]) -> Batch:
@@ -29,6 +29,18 @@ def training_set(kind: str, *, real: Batch, fresh: Batch | None, synthetic: list
     if kind == "accumulate":
         return Batch.concat([real, *synthetic])
     raise ValueError(f"kind must be one of ['fully_synthetic', 'augment', 'fresh', 'accumulate'], got {kind!r}")
+
+
+def training_set_size(config, generation: int) -> int:
+    """Samples per replicate in generation ``generation``'s training set under ``config``
+    (a :class:`~genfair.loops.LoopConfig`), as :func:`training_set` builds it."""
+    n, m = config.n_real, config.n_synthetic
+    if generation == 0:
+        return n
+    sizes = {"fully_synthetic": m, "augment": n + m, "fresh": n + m, "accumulate": n + generation * m}
+    if config.kind not in sizes:
+        raise ValueError(f"kind must be one of {list(sizes)}, got {config.kind!r}")
+    return sizes[config.kind]
 
 
 def draw_labels(counts: torch.Tensor, n: int, *, generator: torch.Generator) -> torch.Tensor:

@@ -124,7 +124,6 @@ def test_image_summary_records_the_classifier_and_the_minority(runs):
     assert summary["minority"] == "6"
     assert summary["classifier"]["heldout_accuracy"] >= 0.95
     assert sum(map(sum, summary["classifier"]["confusion"])) == len(DATA.heldout().y[0])
-    assert "input_sensitivity" in summary["arms"]["ple"]
 
 
 def test_unconditional_model_synthetic_labels_come_from_the_classifier(runs):
@@ -146,28 +145,74 @@ def test_a_resumed_image_run_ends_where_an_uninterrupted_one_does(tmp_path):
     assert (tmp_path / "whole" / "metrics.csv").read_bytes() == (tmp_path / "resumed" / "metrics.csv").read_bytes()
 
 
-def test_a_restarted_finished_run_keeps_its_hypernetwork_probe(tmp_path):
-    """A restart finds every generation done and trains no hypernetwork: the probe measured by
-    the first run stays in summary.json."""
-    arm = Arm("ple", DATA, TINY_VAE, LoopConfig(generations=1, n_real=40, n_synthetic=40, replicates=1),
-              _estimator("ple"), TINY_EVAL)
-    first = run_experiment([arm], seed=0, run_dir=tmp_path).summary["arms"]["ple"]["input_sensitivity"]
-    again = run_experiment([arm], seed=0, run_dir=tmp_path).summary["arms"]["ple"]["input_sensitivity"]
-    assert again == first and first["disjoint"] >= 0
+def _replicated(replicates: int, name: str = "mle") -> Arm:
+    loop = LoopConfig(generations=2, n_real=40, n_synthetic=40, replicates=replicates)
+    return Arm(name, DATA, TINY_VAE, loop, STEPS, TINY_EVAL)
+
+
+def _values(result, key: str):
+    return [record.values[key] for record in result.records["mle"]]
+
+
+def test_a_replicate_chain_does_not_depend_on_how_many_chains_run(tmp_path):
+    """Chain r draws from streams keyed by (seed, r) only: replicate 0 of an R = 3 run is the
+    one-replicate run, and replicates 0 and 1 are the same in R = 2 and R = 3 (same process, so
+    bitwise), while the chains differ from each other."""
+    one = run_experiment([_replicated(1)], seed=5, run_dir=tmp_path / "one")
+    two = run_experiment([_replicated(2)], seed=5, run_dir=tmp_path / "two")
+    three = run_experiment([_replicated(3)], seed=5, run_dir=tmp_path / "three")
+    for key in ("coverage/6", "recall/3", "train_share/6"):
+        for a, b, c in zip(_values(one, key), _values(two, key), _values(three, key)):
+            assert a[0] == c[0] and list(b) == list(c[:2]), key
+    assert len({float(v) for v in _values(three, "fd/all")[1]}) == 3  # three different chains
+    assert (tmp_path / "three" / "arms" / "mle" / "replicate_02" / "generation_0001").is_dir()
+
+
+def test_replicated_deep_runs_report_across_replicate_t_intervals(tmp_path):
+    """metrics.csv: mean and se across chains and the 95 % t-interval (within [0, 1] for a
+    bounded metric); bootstrap.csv: each chain's own bootstrap interval."""
+    from scipy import stats
+
+    from genfair._outputs import read_metrics_csv
+
+    result = run_experiment([_replicated(3)], seed=2, run_dir=tmp_path)
+    rows = {(r["generation"], r["metric"], r["group"]): r for r in read_metrics_csv(tmp_path / "metrics.csv")}
+    for metric, group, bounded in (("fd", "all", False), ("recall", "3", True)):
+        values = result.records["mle"][1].values[f"{metric}/{group}"]
+        row = rows[(1, metric, group)]
+        half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / 3**0.5
+        lo, hi = values.mean() - half, values.mean() + half
+        if bounded:
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
+        assert row["n"] == 3 and row["mean"] == pytest.approx(values.mean(), rel=1e-12)
+        assert (row["lo"], row["hi"]) == (pytest.approx(lo, rel=1e-9, abs=1e-12), pytest.approx(hi, rel=1e-9, abs=1e-12))
+    with open(tmp_path / "bootstrap.csv", newline="") as handle:
+        chains = [r for r in csv.DictReader(handle) if r["metric"] == "coverage" and r["group"] == "6"]
+    assert sorted({int(r["replicate"]) for r in chains}) == [0, 1, 2]
+    assert all(float(r["boot_lo"]) <= float(r["value"]) <= float(r["boot_hi"]) for r in chains)
+
+
+@pytest.mark.slow
+def test_chains_in_worker_processes_equal_chains_run_here(tmp_path):
+    """workers=2 runs the chains in spawned processes: the same results, byte for byte."""
+    run_experiment([_replicated(3)], seed=1, run_dir=tmp_path / "here", workers=1)
+    run_experiment([_replicated(3)], seed=1, run_dir=tmp_path / "pool", workers=2)
+    assert (tmp_path / "here" / "metrics.csv").read_bytes() == (tmp_path / "pool" / "metrics.csv").read_bytes()
+    assert (tmp_path / "here" / "bootstrap.csv").read_bytes() == (tmp_path / "pool" / "bootstrap.csv").read_bytes()
 
 
 @pytest.mark.parametrize(
     "arm, words",
     [
         (Arm("a", DATA, AnalyticModelConfig(), TINY_LOOP), ["model=class_mixture", "model=vae"]),
-        (Arm("a", DigitsData(), TINY_VAE, LoopConfig(replicates=4)), ["loop.replicates", "got 4"]),
+        (Arm("a", DigitsData(), TINY_VAE, LoopConfig(sampling_bias=0.7)), ["loop.sampling_bias=0.7", "biased sampling"]),
         (Arm("a", DigitsData(), TINY_CONV, TINY_LOOP, STEPS, EvaluationConfig(synthetic_labels="model")),
          ["synthetic_labels=model", "conditional"]),
     ],
-    ids=["analytic-model-on-images", "replicates", "model-labels-unconditional"],
+    ids=["analytic-model-on-images", "sampling-bias", "model-labels-unconditional"],
 )
 def test_bad_image_arms_fail_before_any_work(arm, words, tmp_path):
     with pytest.raises(ConfigError) as raised:
         run_experiment([arm], seed=0, run_dir=tmp_path / "run")
     assert all(word in str(raised.value) for word in words), str(raised.value)
-    assert not (tmp_path / "run" / "arms").exists()
+    assert not (tmp_path / "run").exists()  # nothing written

@@ -1,0 +1,40 @@
+"""The across-replicate summary of metrics.csv: the t-interval of the mean, kept in [0, 1] for
+metrics that lie there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from genfair.metrics import in_unit_interval, mean_interval, summarize_replicates
+
+
+def test_the_interval_is_the_t_interval_of_the_mean():
+    values = np.array([0.2, 0.5, 0.9, 0.4])
+    half = stats.t.ppf(0.975, 3) * values.std(ddof=1) / 2
+    lo, hi = mean_interval(summarize_replicates(values))
+    assert (lo, hi) == (pytest.approx(values.mean() - half), pytest.approx(values.mean() + half))
+
+
+def test_a_bounded_metric_keeps_its_interval_in_the_unit_interval():
+    """The t-interval of (0, 0, 0.1) starts below 0; intersected with [0, 1] it starts at 0 and
+    keeps its upper end."""
+    summary = summarize_replicates(np.array([0.0, 0.0, 0.1]))
+    raw = mean_interval(summary)
+    assert raw[0] < 0
+    assert mean_interval(summary, bounded=True) == (0.0, pytest.approx(raw[1]))
+    assert mean_interval(summarize_replicates(np.array([1.0, 1.0, 0.9])), bounded=True)[1] == 1.0
+
+
+def test_one_replicate_has_no_interval():
+    assert all(np.isnan(mean_interval(summarize_replicates(np.array([0.3])))))
+
+
+@pytest.mark.parametrize(
+    "metric, bounded",
+    [("coverage", True), ("share", True), ("recall", True), ("down_fpr@0.5", True),
+     ("density", False), ("fd", False), ("down_fpr_gap@0.5", False), ("ple_penalty_ratio", False)],
+)
+def test_which_metrics_lie_in_the_unit_interval(metric, bounded):
+    assert in_unit_interval(metric) is bounded
