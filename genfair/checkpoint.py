@@ -2,10 +2,12 @@
 
 Every file is written to a temporary name in the same directory and moved into place with
 ``os.replace``, so a killed process leaves either the old file or the new one, never half of
-one (at most a stale ``.<name>.*.tmp`` beside it, which no reader looks at). A write that
+one (at most a stale ``.<name>.*.tmp`` beside it, which no reader looks at). A file gets the
+mode that a plain ``open`` would give it, ``0o666`` less the umask, so that other users and
+tools can read the results where the umask allows. A write that
 fails (a read-only folder, a full disk) removes its temporary file, leaves the old file as it
 was and raises an ``OSError`` naming the file it was writing. Tensor files are safetensors;
-everything else is JSON. A reader that finds a truncated or altered file raises
+everything else is strict JSON (a NaN or infinite number is written ``null``). A reader that finds a truncated or altered file raises
 :class:`~genfair.errors.ConfigError` naming the file.
 """
 
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +38,22 @@ def write_bytes_atomic(path: Path, payload: bytes) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+    """Write ``obj`` as indented strict JSON (RFC 8259), atomically: a NaN or infinite float,
+    which the ``json`` module would write as the non-standard ``NaN`` / ``Infinity``, becomes
+    ``null``; other objects that JSON lacks are written as their ``str``."""
+    text = json.dumps(_finite_or_null(obj), indent=2, sort_keys=False, default=str, allow_nan=False)
+    write_bytes_atomic(path, (text + "\n").encode())
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (NumPy's float64 is a ``float``) replaced by ``None``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite_or_null(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(value) for value in obj]
+    return obj
 
 
 def read_json(path: Path) -> Any:
@@ -95,6 +113,7 @@ def _write_atomic(path: Path, fill: Callable[[Path], object]) -> None:
     tmp = Path(name)
     try:
         _fill(tmp, fill)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0o600 whatever the umask (after fill: it may remake the file)
         os.replace(tmp, path)
     except OSError as error:
         tmp.unlink(missing_ok=True)
@@ -102,6 +121,21 @@ def _write_atomic(path: Path, fill: Callable[[Path], object]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (``/proc/self/status``,
+    since 4.7): ``os.umask`` reads it only by setting it, which for that moment would give the
+    files that another thread creates the wrong mode."""
+    try:
+        found = re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.MULTILINE)
+    except OSError:
+        found = None
+    if found:
+        return int(found.group(1), 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fill(tmp: Path, fill: Callable[[Path], object]) -> None:
