@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["UNIT_INTERVAL_METRICS", "ReplicateSummary", "in_unit_interval", "mean_interval", "summarize_replicates"]
 
@@ -57,6 +56,8 @@ def mean_interval(summary: ReplicateSummary, *, level: float = 0.95, bounded: bo
     (the same coverage, without impossible values)."""
     if summary.n < 2:
         return float("nan"), float("nan")
+    from scipy import stats  # here, not at the top: scipy.stats takes ~1 s, which every CLI start would pay
+
     half = float(stats.t.ppf(0.5 + level / 2, summary.n - 1)) * summary.se
     lo, hi = summary.mean - half, summary.mean + half
     return (max(lo, 0.0), min(hi, 1.0)) if bounded else (lo, hi)
