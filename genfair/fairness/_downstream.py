@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,7 @@ from torch import nn
 from genfair.errors import ConfigError
 from genfair.fairness._downstream_config import DownstreamConfig
 from genfair.fairness._mmd import mmd2
+from genfair.metrics._array_like import as_tensor
 
 __all__ = [
     "DownstreamClassifier",
@@ -111,10 +113,11 @@ class TrainedDownstream:
     final_penalty: float
 
 
-def binary_target(classes: torch.Tensor, class_names: Sequence[str], positive: Sequence[str]) -> torch.Tensor:
-    """``(n,)`` int64: 1 where ``class_names[classes[i]]`` is in ``positive``, else 0."""
+def binary_target(classes: Any, class_names: Sequence[str], positive: Sequence[str]) -> torch.Tensor:
+    """``(n,)`` int64: 1 where ``class_names[classes[i]]`` is in ``positive``, else 0
+    (``classes (n,)``: integer codes, a tensor, array or list)."""
     codes = torch.tensor([name in set(positive) for name in class_names], dtype=torch.int64)
-    return codes[classes]
+    return codes[as_tensor("classes", classes).long()]
 
 
 def resolve_slices(config: DownstreamConfig, class_names: Sequence[str], minority: int) -> tuple[tuple[str, ...], str]:

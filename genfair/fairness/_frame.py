@@ -38,12 +38,13 @@ import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.metrics import percentile_interval, stratified_resample
+from genfair.metrics._array_like import as_tensor
 
 __all__ = ["INTERVALS", "Interval", "MetricFrame"]
 
@@ -64,8 +65,9 @@ class MetricFrame:
 
     Args:
         metrics: ``{name: metric(y_true, y_pred) -> float}``.
-        y_true, y_pred: ``(n,)`` tensors (labels, scores or predictions: whatever the metrics take).
-        groups: ``(n,)`` integer group codes in ``[0, len(group_names))``.
+        y_true, y_pred: ``(n,)`` labels, scores or predictions (whatever the metrics take): tensors,
+            NumPy arrays or lists; the metrics get them as tensors.
+        groups: ``(n,)`` integer group codes in ``[0, len(group_names))`` (a tensor, array or list).
         group_names: one name per group code, in order.
         bootstrap: resamples for the ``_ci`` intervals of ``interval="bootstrap"`` (0: no
             intervals; they are then NaN).
@@ -89,9 +91,9 @@ class MetricFrame:
         self,
         metrics: Mapping[str, Metric],
         *,
-        y_true: torch.Tensor,
-        y_pred: torch.Tensor,
-        groups: torch.Tensor,
+        y_true: Any,
+        y_pred: Any,
+        groups: Any,
         group_names: Sequence[str],
         bootstrap: int = 0,
         level: float = 0.95,
@@ -104,6 +106,7 @@ class MetricFrame:
         names = [str(g) for g in group_names]
         if not names or len(set(names)) != len(names):
             raise ConfigError(f"group_names must be unique names, got {list(group_names)}")
+        y_true, y_pred, groups = as_tensor("y_true", y_true), as_tensor("y_pred", y_pred), as_tensor("groups", groups)
         n = len(groups)
         if len(y_true) != n or len(y_pred) != n or n == 0:
             raise ConfigError(f"y_true, y_pred and groups must have one entry per sample, got {len(y_true)}, {len(y_pred)}, {n}")
@@ -218,12 +221,12 @@ class MetricFrame:
         return Interval(point - half, point + half)
 
 
-def jackknife_buckets(
-    groups: torch.Tensor, num_groups: int, buckets: int, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def jackknife_buckets(groups: Any, num_groups: int, buckets: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """``(n,)`` int64 bucket of each sample in ``[0, buckets)``: each group's samples dealt
     round-robin, in a random order drawn from ``generator`` (data order if ``None``), so every
-    bucket holds ``floor`` or ``ceil`` of ``n_g / buckets`` of every group g."""
+    bucket holds ``floor`` or ``ceil`` of ``n_g / buckets`` of every group g. ``groups (n,)``:
+    integer codes in ``[0, num_groups)``, a tensor, array or list."""
+    groups = as_tensor("groups", groups)
     bucket = torch.empty(len(groups), dtype=torch.int64)
     for k in range(num_groups):
         members = (groups == k).nonzero().flatten()
@@ -233,9 +236,11 @@ def jackknife_buckets(
     return bucket
 
 
-def jackknife_se(replicates: torch.Tensor) -> float:
-    """The delete-one jackknife standard error of ``B`` leave-one-out values ``(B,)``:
-    ``sqrt((B - 1) / B * sum_b (theta_b - mean)^2)`` (Efron & Tibshirani 1993, eq. 11.5)."""
+def jackknife_se(replicates: Any) -> float:
+    """The delete-one jackknife standard error of ``B`` leave-one-out values ``(B,)`` (a tensor,
+    array or list): ``sqrt((B - 1) / B * sum_b (theta_b - mean)^2)`` (Efron & Tibshirani 1993, eq. 11.5)."""
+    replicates = as_tensor("replicates", replicates)
+    replicates = replicates if replicates.is_floating_point() else replicates.double()
     b = len(replicates)
     return float(((b - 1) / b * (replicates - replicates.mean()).square().sum()).sqrt())
 

@@ -13,22 +13,21 @@ samples, never negative (a squared norm in the kernel's feature space), and diff
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from genfair.errors import ConfigError, check_choice, check_number
+from genfair.metrics._array_like import as_tensor
 
 __all__ = ["KERNELS", "mmd2"]
 
 KERNELS: tuple[str, ...] = ("gaussian", "laplacian")
 
 
-def mmd2(
-    x: torch.Tensor, y: torch.Tensor, *, kernel: Literal["gaussian", "laplacian"] = "gaussian", length: float = 0.1
-) -> torch.Tensor:
-    """Biased MMD² between ``x (n, d)`` and ``y (m, d)`` (see the module docstring); a scalar
-    tensor, differentiable in both. 1-D inputs ``(n,)`` are read as ``(n, 1)`` (one prediction each).
+def mmd2(x: Any, y: Any, *, kernel: Literal["gaussian", "laplacian"] = "gaussian", length: float = 0.1) -> torch.Tensor:
+    """Biased MMD² between ``x (n, d)`` and ``y (m, d)`` (tensors, NumPy arrays or lists; see the
+    module docstring); a scalar tensor, differentiable in both. 1-D inputs ``(n,)`` are read as ``(n, 1)`` (one prediction each).
 
     Example:
         >>> x = torch.tensor([[0.1], [0.2]]); y = torch.tensor([[0.8], [0.9]])
@@ -40,6 +39,8 @@ def mmd2(
     x, y = _as_matrix("x", x), _as_matrix("y", y)
     if x.shape[1] != y.shape[1]:
         raise ConfigError(f"x and y must have the same number of columns, got x {tuple(x.shape)} and y {tuple(y.shape)}")
+    dtype = torch.promote_types(x.dtype, y.dtype)  # a float64 NumPy array against float32 predictions
+    x, y = x.to(dtype), y.to(dtype)
     return _kernel(x, x, kernel, length).mean() + _kernel(y, y, kernel, length).mean() - 2 * _kernel(x, y, kernel, length).mean()
 
 
@@ -54,9 +55,8 @@ def _kernel(a: torch.Tensor, b: torch.Tensor, kernel: str, length: float) -> tor
     raise ConfigError(f"kernel must be one of {list(KERNELS)}, got {kernel!r}")
 
 
-def _as_matrix(name: str, value: torch.Tensor) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise ConfigError(f"{name} must be a torch.Tensor of shape (n, d), got {type(value).__name__}")
+def _as_matrix(name: str, value: Any) -> torch.Tensor:
+    value = as_tensor(name, value)
     if value.dim() == 1:
         value = value[:, None]
     if value.dim() != 2 or value.shape[0] == 0:

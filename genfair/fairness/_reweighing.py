@@ -9,16 +9,19 @@ makes no sense; use inverse class frequency there (``remedy=reweight``, issue 5)
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from genfair.errors import ConfigError
+from genfair.metrics._array_like import as_tensor
 
 __all__ = ["reweighing_factors"]
 
 
-def reweighing_factors(groups: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def reweighing_factors(groups: Any, labels: Any) -> torch.Tensor:
     """One float64 weight per sample, ``P(g) P(y) / P(g, y)`` from the empirical frequencies of
-    ``groups (n,)`` and ``labels (n,)`` (integer codes). The weights sum to n times the
+    ``groups (n,)`` and ``labels (n,)`` (integer codes; tensors, NumPy arrays or lists). The weights sum to n times the
     probability mass of the (group, label) cells that occur: n when every group has every label.
 
     Example:
@@ -39,10 +42,10 @@ def reweighing_factors(groups: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return p_g * p_y / p_gy
 
 
-def _codes(name: str, value: torch.Tensor) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor) or value.dim() != 1 or value.numel() == 0:
-        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ConfigError(f"{name} must be a non-empty 1-D tensor of integer codes, got {shape}")
+def _codes(name: str, value: Any) -> torch.Tensor:
+    value = as_tensor(name, value)
+    if value.dim() != 1 or value.numel() == 0:
+        raise ConfigError(f"{name} must be a non-empty 1-D array of integer codes, got shape {tuple(value.shape)}")
     if value.dtype.is_floating_point or value.dtype == torch.bool:
         raise ConfigError(f"{name} must hold integer codes, got dtype {value.dtype}")
     return value

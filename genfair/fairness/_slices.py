@@ -23,11 +23,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 
 from genfair.errors import ConfigError
 from genfair.fairness._frame import Interval, MetricFrame
+from genfair.metrics._array_like import as_tensor
 
 __all__ = [
     "SLICE_METRICS",
@@ -40,26 +42,30 @@ __all__ = [
 ]
 
 
-def accuracy_at(y_true: torch.Tensor, scores: torch.Tensor, *, threshold: float) -> float:
-    """Share of ``(scores >= threshold) == y_true``; NaN without examples."""
+def accuracy_at(y_true: Any, scores: Any, *, threshold: float) -> float:
+    """Share of ``(scores >= threshold) == y_true``; NaN without examples. ``y_true (n,)`` binary
+    labels and ``scores (n,)``: tensors, NumPy arrays or lists, as are the rates' below."""
+    y_true, scores = as_tensor("y_true", y_true), as_tensor("scores", scores)
     if len(y_true) == 0:
         return math.nan
     return float(((scores >= threshold).long() == y_true).double().mean())
 
 
-def false_positive_rate(y_true: torch.Tensor, scores: torch.Tensor, *, threshold: float) -> float:
+def false_positive_rate(y_true: Any, scores: Any, *, threshold: float) -> float:
     """FP / (FP + TN): the share of negatives scored ``>= threshold``; NaN without negatives."""
+    y_true, scores = as_tensor("y_true", y_true), as_tensor("scores", scores)
     negatives = y_true == 0
     return float((scores[negatives] >= threshold).double().mean()) if bool(negatives.any()) else math.nan
 
 
-def true_positive_rate(y_true: torch.Tensor, scores: torch.Tensor, *, threshold: float) -> float:
+def true_positive_rate(y_true: Any, scores: Any, *, threshold: float) -> float:
     """TP / (TP + FN): the share of positives scored ``>= threshold``; NaN without positives."""
+    y_true, scores = as_tensor("y_true", y_true), as_tensor("scores", scores)
     positives = y_true == 1
     return float((scores[positives] >= threshold).double().mean()) if bool(positives.any()) else math.nan
 
 
-def false_negative_rate(y_true: torch.Tensor, scores: torch.Tensor, *, threshold: float) -> float:
+def false_negative_rate(y_true: Any, scores: Any, *, threshold: float) -> float:
     """FN / (FN + TP) = 1 - TPR; NaN without positives."""
     return 1.0 - true_positive_rate(y_true, scores, threshold=threshold)
 
@@ -119,9 +125,9 @@ class SliceReport:
 
 
 def evaluate_slices(
-    scores: torch.Tensor,
-    y_true: torch.Tensor,
-    groups: torch.Tensor,
+    scores: Any,
+    y_true: Any,
+    groups: Any,
     *,
     group_names: Sequence[str],
     thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
@@ -134,14 +140,14 @@ def evaluate_slices(
     generator: torch.Generator | None = None,
 ) -> SliceReport:
     """Sliced metrics of ``scores (n,)`` in [0, 1] against binary labels ``y_true (n,)``, slices
-    ``groups (n,)`` in ``[0, len(group_names))`` (see the module docstring). ``bootstrap = 0``
-    with ``interval = "bootstrap"`` gives NaN intervals."""
+    ``groups (n,)`` in ``[0, len(group_names))`` (see the module docstring); tensors, NumPy arrays
+    or lists. ``bootstrap = 0`` with ``interval = "bootstrap"`` gives NaN intervals."""
     for name in metrics:
         if name not in SLICE_METRICS:
             raise ConfigError(f"metrics must be among {list(SLICE_METRICS)}, got {name!r}")
     if not len(thresholds) or not all(0 < t < 1 for t in thresholds):
         raise ConfigError(f"thresholds must be a non-empty list of numbers in (0, 1), got {list(thresholds)}")
-    y_true = torch.as_tensor(y_true).long()
+    y_true = as_tensor("y_true", y_true).long()
     functions = {
         f"{name}@{t:g}": partial(SLICE_METRICS[name][0], threshold=float(t)) for t in thresholds for name in metrics
     }

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from genfair.errors import ConfigError, check_number, check_positive_int
+from genfair.metrics._array_like import as_tensor
 from genfair.metrics._class_shares import as_confusion, as_labels
 
 __all__ = ["percentile_interval", "resample_confusion", "stratified_resample"]
@@ -73,14 +74,15 @@ def resample_confusion(confusion: Any, *, generator: torch.Generator, replicates
     return out
 
 
-def percentile_interval(replicates: torch.Tensor, *, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
-    """(lo, hi): the percentile interval at ``level`` of ``replicates (B, ...)``, each ``(...)``.
+def percentile_interval(replicates: Any, *, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lo, hi): the percentile interval at ``level`` of ``replicates (B, ...)`` (a tensor or
+    array-like), each a float64 tensor ``(...)``.
 
     A NaN among a statistic's replicates makes its interval NaN (the statistic was undefined in some
     resample, so no honest interval exists).
     """
     level = check_level(level)
-    replicates = torch.as_tensor(replicates, dtype=torch.float64)
+    replicates = as_tensor("replicates", replicates).to(torch.float64)
     if replicates.dim() == 0 or len(replicates) == 0:
         raise ConfigError(f"replicates must have shape (B, ...) with B >= 1, got shape {tuple(replicates.shape)}")
     alpha = 1 - level

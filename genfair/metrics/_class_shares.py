@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.metrics._array_like import as_tensor
 
 __all__ = ["as_labels", "corrected_shares", "fairness_discrepancy", "raw_shares", "representation_ratio"]
 
@@ -39,14 +39,9 @@ Norm = Literal["l2", "l1", "tv"]
 
 
 def as_labels(name: str, labels: Any, num_classes: int) -> torch.Tensor:
-    """``labels`` (tensor or array ``(n,)`` of integers in [0, num_classes)) as an int64 CPU tensor,
-    or a :class:`ConfigError` naming ``name``."""
-    if isinstance(labels, np.ndarray):
-        if labels.dtype == object:
-            raise ConfigError(f"{name} must hold numbers, got a numpy array of dtype object")
-        labels = torch.from_numpy(labels)
-    if not isinstance(labels, torch.Tensor):
-        raise ConfigError(f"{name} must be a torch tensor or numpy array (n,), got {type(labels).__name__}")
+    """``labels`` (a tensor or array-like ``(n,)`` of integers in [0, num_classes)) as an int64 CPU
+    tensor, or a :class:`ConfigError` naming ``name``."""
+    labels = as_tensor(name, labels)
     if labels.dim() != 1:
         raise ConfigError(f"{name} must have shape (n,), got shape {tuple(labels.shape)}")
     if labels.dtype.is_floating_point or labels.is_complex() or labels.dtype == torch.bool:
@@ -83,7 +78,7 @@ def corrected_shares(predicted: Any, confusion: Any) -> torch.Tensor:
 
 def as_confusion(confusion: Any) -> torch.Tensor:
     """``confusion`` as a float64 ``(K, K)`` tensor of nonnegative counts with no empty row."""
-    confusion = torch.as_tensor(np.asarray(confusion) if not isinstance(confusion, torch.Tensor) else confusion)
+    confusion = as_tensor("confusion", confusion)
     if confusion.dim() != 2 or confusion.shape[0] != confusion.shape[1] or confusion.shape[0] == 0:
         raise ConfigError(f"confusion must have shape (K, K), got shape {tuple(confusion.shape)}")
     confusion = confusion.detach().to(device="cpu", dtype=torch.float64)
@@ -131,8 +126,8 @@ def fairness_discrepancy(shares: Any, target_shares: Any, *, norm: Norm = "l2") 
 
 
 def _share_pair(shares: Any, target_shares: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    shares = torch.as_tensor(shares, dtype=torch.float64)
-    target = torch.as_tensor(target_shares, dtype=torch.float64)
+    shares = as_tensor("shares", shares).to(torch.float64)
+    target = as_tensor("target_shares", target_shares).to(torch.float64)
     if shares.dim() != 1 or target.shape != shares.shape:
         raise ConfigError(
             f"shares and target_shares must both have shape (K,), got {tuple(shares.shape)} and {tuple(target.shape)}"

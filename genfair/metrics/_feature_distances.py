@@ -44,22 +44,18 @@ import numpy as np
 import torch
 
 from genfair.errors import ConfigError, check_positive_int
+from genfair.metrics._array_like import as_tensor
 
 __all__ = ["as_features", "frechet_distance", "kid"]
 
 
 def as_features(name: str, x: Any, *, dim: int | None = None) -> torch.Tensor:
-    """``x`` (a torch tensor or numpy array ``(n, d)`` of real numbers) as a float64 tensor on the CPU.
+    """``x`` (a tensor or array-like ``(n, d)`` of real numbers) as a float64 tensor on the CPU.
 
     Raises :class:`ConfigError` naming ``name`` for another shape, a non-numeric or complex dtype,
     non-finite values, or ``d != dim`` when ``dim`` is given.
     """
-    if isinstance(x, np.ndarray):
-        if x.dtype == object:
-            raise ConfigError(f"{name} must hold numbers, got a numpy array of dtype object")
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise ConfigError(f"{name} must be a torch tensor or numpy array (n, d), got {type(x).__name__}")
+    x = as_tensor(name, x)
     if x.dim() != 2:
         raise ConfigError(f"{name} must have shape (n, d), got shape {tuple(x.shape)}")
     if x.dtype == torch.bool or x.is_complex():

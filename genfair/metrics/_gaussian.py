@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import torch
 
+from genfair.metrics._array_like import as_tensor
 from genfair.models._class_gaussian import ClassGaussianModel, psd_sqrt
 
 __all__ = ["gaussian_w2_sq", "class_gaussian_metrics"]
 
 
-def gaussian_w2_sq(
-    mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor, cov2: torch.Tensor
-) -> torch.Tensor:
+def gaussian_w2_sq(mean1: Any, cov1: Any, mean2: Any, cov2: Any) -> torch.Tensor:
     """Squared 2-Wasserstein distance between N(mean1, cov1) and N(mean2, cov2), batched.
 
     W2^2 = ||m1 - m2||^2 + tr(S1) + tr(S2) - 2 tr((S2^1/2 S1 S2^1/2)^1/2)   (Dowson & Landau 1982).
 
-    Args: means ``(..., d)``, covariances ``(..., d, d)``, broadcastable. Returns ``(...)``.
+    Args: means ``(..., d)``, covariances ``(..., d, d)``, broadcastable (tensors or array-likes).
+    Returns ``(...)``.
     """
+    given = [as_tensor(name, v) for name, v in (("mean1", mean1), ("cov1", cov1), ("mean2", mean2), ("cov2", cov2))]
+    floating = [t.dtype for t in given if t.is_floating_point()]
+    dtype = functools.reduce(torch.promote_types, floating) if floating else torch.float64  # integer lists: float64
+    mean1, cov1, mean2, cov2 = (t.to(dtype) for t in given)
     root2 = psd_sqrt(cov2)
     cross = psd_sqrt(root2 @ cov1 @ root2)
     trace = torch.diagonal(cov1 + cov2 - 2 * cross, dim1=-2, dim2=-1).sum(-1)
