@@ -5,6 +5,10 @@ run time (a NaN or infinite loss or parameter).
 Messages follow one pattern: name the argument (or config key), show the value and say what
 is allowed, e.g. ``n_real must be a positive integer, got 0``. The CLI prefixes the config
 group (``loop.n_real must be ...``) and prints the message as a single line.
+
+The hypernetwork package stands alone and raises its own
+:class:`genfair.hypernets.HyperNetworkError` (same message pattern); :data:`USER_ERRORS` holds
+both, for the places that turn bad input into a one-line message.
 """
 
 from __future__ import annotations
@@ -13,11 +17,17 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["ConfigError", "GenerationFailed", "check_choice", "check_number", "check_positive_int", "check_unit_interval"]
+from genfair.hypernets import HyperNetworkError
+
+__all__ = ["USER_ERRORS", "ConfigError", "GenerationFailed", "check_choice", "check_number", "check_positive_int", "check_unit_interval"]
 
 
 class ConfigError(ValueError):
     """Bad user input: a config value, a data file or a checkpoint."""
+
+
+USER_ERRORS: tuple[type[ValueError], ...] = (ConfigError, HyperNetworkError)
+"""Bad input from genfair or from the hypernetwork package (``except USER_ERRORS``)."""
 
 
 class GenerationFailed(RuntimeError):

@@ -1,6 +1,13 @@
 """Hypernetworks that predict a generative model's weights from its training data, and the
 weight-discrepancy (PLE) regularizer (Mayer et al., arXiv 2405.13977).
 
+Import name: ``genfair.hypernets``. The code lives in the repository's top-level folder
+``hypernets/`` (the design card's layout) and installs inside genfair; the bare name
+``hypernets`` is not importable. The package stands alone: it imports only torch and the
+standard library, never the rest of genfair (``tests/test_packaging.py`` checks), and within
+itself only relatively, so it works under any install name. Bad arguments raise
+:class:`HyperNetworkError` (a ``ValueError``) with a one-line message naming the argument.
+
 Example:
     >>> import torch
     >>> from torch import nn
@@ -12,14 +19,16 @@ Example:
     True
 """
 
-from genfair.hypernets._heads import ChunkedHead, DenseHead, auto_chunk_size
-from genfair.hypernets._hypernetwork import BUFFER_POLICIES, HEADS, BoundModel, BufferPolicy, Head, HyperNetwork, SizeReport
-from genfair.hypernets._targets import POSITIVITY, Positivity, TargetLayout, TensorSlot
-from genfair.hypernets._discrepancy import NORMALIZATIONS, Normalize, expected_discrepancy, weight_discrepancy
-from genfair.hypernets._encoder import SetEncoder
-from genfair.hypernets._functional import call_method
-from genfair.hypernets._ple import PLEConfig, PLEObjective, PLETerms, predict_weights
-from genfair.hypernets._probe import input_sensitivity
+from ._heads import ChunkedHead, DenseHead, auto_chunk_size
+from ._hypernetwork import BUFFER_POLICIES, HEADS, BoundModel, BufferPolicy, Head, HyperNetwork, SizeReport
+from ._targets import POSITIVITY, Positivity, TargetLayout, TensorSlot
+from ._discrepancy import NORMALIZATIONS, Normalize, expected_discrepancy, weight_discrepancy
+from ._encoder import SetEncoder
+from ._errors import HyperNetworkError
+from ._functional import call_method
+from ._ple import PLEConfig, PLEObjective, PLETerms, predict_weights
+from ._probe import input_sensitivity
+from ._protocols import ReparameterizedSampler
 
 __all__ = [
     "BUFFER_POLICIES",
@@ -32,11 +41,13 @@ __all__ = [
     "DenseHead",
     "Head",
     "HyperNetwork",
+    "HyperNetworkError",
     "Normalize",
     "PLEConfig",
     "PLEObjective",
     "PLETerms",
     "Positivity",
+    "ReparameterizedSampler",
     "SetEncoder",
     "SizeReport",
     "TargetLayout",

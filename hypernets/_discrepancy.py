@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from genfair.errors import ConfigError, check_choice
+from ._errors import HyperNetworkError, check_choice
 
 __all__ = ["NORMALIZATIONS", "Normalize", "expected_discrepancy", "weight_discrepancy"]
 
@@ -60,7 +60,7 @@ def _inner(
 ) -> torch.Tensor:
     check_choice("normalize", normalize, NORMALIZATIONS)
     if set(reference) != set(first) or set(reference) != set(second):
-        raise ConfigError(f"weight sets must have the same keys, got {sorted(reference)} and {sorted(first)}")
+        raise HyperNetworkError(f"weight sets must have the same keys, got {sorted(reference)} and {sorted(first)}")
     products = {name: ((first[name] - ref) * (second[name] - ref)).sum() for name, ref in reference.items()}
     if normalize == "parameter":
         return torch.stack(list(products.values())).sum() / sum(ref.numel() for ref in reference.values())

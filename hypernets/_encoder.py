@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.functional import one_hot
 
-from genfair.errors import ConfigError, check_positive_int
+from ._errors import HyperNetworkError, check_positive_int
 
 __all__ = ["SetEncoder"]
 
@@ -39,7 +39,7 @@ class SetEncoder(nn.Module):
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
         if not self.sample_shape or any(s < 1 for s in self.sample_shape):
-            raise ConfigError(f"sample_shape must be a non-empty tuple of positive sizes, got {sample_shape!r}")
+            raise HyperNetworkError(f"sample_shape must be a non-empty tuple of positive sizes, got {sample_shape!r}")
         self.num_classes = None if num_classes is None else check_positive_int("num_classes", num_classes)
         inputs = math.prod(self.sample_shape) + (self.num_classes or 0)
         self.h1 = nn.Sequential(nn.Linear(inputs, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
@@ -52,14 +52,14 @@ class SetEncoder(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         k = len(self.sample_shape)
         if x.dim() < k + 1 or tuple(x.shape[-k:]) != self.sample_shape:
-            raise ConfigError(
+            raise HyperNetworkError(
                 f"x has shape {tuple(x.shape)}; this hypernetwork takes sets of samples of shape "
                 f"{self.sample_shape}: (n, *sample_shape) or (sets, n, *sample_shape)"
             )
         features = x.reshape(*x.shape[: x.dim() - k], -1)  # (*B, n, prod(sample_shape))
         if self.num_classes is not None:
             if labels is None or labels.shape != features.shape[:-1]:
-                raise ConfigError(
+                raise HyperNetworkError(
                     f"labels must have shape {tuple(features.shape[:-1])} for this class-aware hypernetwork, "
                     f"got {None if labels is None else tuple(labels.shape)}"
                 )

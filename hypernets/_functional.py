@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from genfair.errors import ConfigError
+from ._errors import HyperNetworkError
 
 __all__ = ["call_method"]
 
@@ -33,7 +33,7 @@ def call_method(
         [1.0, 1.0, 1.0]
     """
     if not callable(getattr(module, method, None)):
-        raise ConfigError(f"{type(module).__name__} has no method {method!r}")
+        raise HyperNetworkError(f"{type(module).__name__} has no method {method!r}")
     caller = _MethodCaller(module)
     return functional_call(caller, {f"target.{name}": value for name, value in tensors.items()}, (method, *args), kwargs)
 

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from genfair.errors import check_positive_int
+from ._errors import check_positive_int
 
 __all__ = ["ChunkedHead", "DenseHead", "auto_chunk_size"]
 

@@ -15,11 +15,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from genfair.errors import ConfigError, check_choice
-from genfair.hypernets._encoder import SetEncoder
-from genfair.hypernets._functional import call_method
-from genfair.hypernets._heads import ChunkedHead, DenseHead
-from genfair.hypernets._targets import Positivity, TargetLayout
+from ._encoder import SetEncoder
+from ._errors import HyperNetworkError, check_choice
+from ._functional import call_method
+from ._heads import ChunkedHead, DenseHead
+from ._targets import Positivity, TargetLayout
 
 __all__ = ["BUFFER_POLICIES", "HEADS", "BufferPolicy", "Head", "HyperNetwork", "SizeReport"]
 
@@ -110,7 +110,7 @@ class HyperNetwork(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(target, nn.Module):
-            raise ConfigError(f"target must be a torch.nn.Module, got {type(target).__name__}")
+            raise HyperNetworkError(f"target must be a torch.nn.Module, got {type(target).__name__}")
         self.head_kind = check_choice("head", head, HEADS)
         self.buffers_policy = check_choice("buffers", buffers, BUFFER_POLICIES)
         self.residual = bool(residual)
@@ -157,7 +157,7 @@ class HyperNetwork(nn.Module):
         ``(*B, *shape)``; for a ``per_replicate`` target, ``x (R, n, ...)`` gives every
         parameter's own ``(R, ...)`` shape."""
         if self.layout.per_replicate and x.dim() != len(self.encoder.sample_shape) + 2:
-            raise ConfigError(
+            raise HyperNetworkError(
                 f"x has shape {tuple(x.shape)}; a per_replicate hypernetwork takes one set per replicate, "
                 f"(R, n, *sample_shape) with sample_shape {self.encoder.sample_shape}"
             )
@@ -193,7 +193,7 @@ class HyperNetwork(nn.Module):
         params = dict(self._target.named_parameters())
         for name, value in weights.items():
             if value.shape != params[name].shape:
-                raise ConfigError(f"weights[{name!r}] has shape {tuple(value.shape)}, the target's is {tuple(params[name].shape)}")
+                raise HyperNetworkError(f"weights[{name!r}] has shape {tuple(value.shape)}, the target's is {tuple(params[name].shape)}")
             params[name].copy_(value)
         return self._target
 

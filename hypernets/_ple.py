@@ -73,10 +73,10 @@ from typing import Literal
 
 import torch
 
-from genfair.errors import ConfigError, check_choice, check_number
-from genfair.models import ReparameterizedSampler
-from genfair.hypernets._discrepancy import NORMALIZATIONS, expected_discrepancy, weight_discrepancy
-from genfair.hypernets._hypernetwork import HyperNetwork
+from ._discrepancy import NORMALIZATIONS, expected_discrepancy, weight_discrepancy
+from ._errors import HyperNetworkError, check_choice, check_number
+from ._hypernetwork import HyperNetwork
+from ._protocols import ReparameterizedSampler
 
 __all__ = ["PLEConfig", "PLEObjective", "PLETerms", "predict_weights"]
 
@@ -139,7 +139,7 @@ def predict_weights(hnet: HyperNetwork, x: torch.Tensor, labels: torch.Tensor | 
     if hnet.per_replicate:
         return hnet(x, labels)
     if x.shape[0] != 1:
-        raise ConfigError(
+        raise HyperNetworkError(
             f"x has {x.shape[0]} replicates; a hypernetwork without per_replicate takes one set, (1, n, ...)"
         )
     return hnet(x[0], None if labels is None else labels[0])

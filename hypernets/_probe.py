@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from genfair.errors import ConfigError
-from genfair.hypernets._hypernetwork import HyperNetwork
-from genfair.hypernets._ple import predict_weights
+from ._errors import HyperNetworkError
+from ._hypernetwork import HyperNetwork
+from ._ple import predict_weights
 
 __all__ = ["input_sensitivity"]
 
@@ -38,7 +38,7 @@ def input_sensitivity(
         hypernetwork sees each batch with its own labels).
     """
     if x.dim() < 3 or x.shape[1] < 2:
-        raise ConfigError(f"x must have shape (R, n >= 2, *sample_shape), got {tuple(x.shape)}")
+        raise HyperNetworkError(f"x must have shape (R, n >= 2, *sample_shape), got {tuple(x.shape)}")
     order = torch.randperm(x.shape[1], generator=generator).to(x.device)
     half = x.shape[1] // 2
     parts = [order[:half], order[half : 2 * half]]

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
-from genfair.errors import ConfigError, check_choice
+from ._errors import HyperNetworkError, check_choice
 
 __all__ = ["POSITIVITY", "Positivity", "TargetLayout", "TensorSlot"]
 
@@ -74,7 +74,7 @@ class TargetLayout:
         """
         named = list(target.named_parameters())
         if not named:
-            raise ConfigError(f"target {type(target).__name__} has no parameters to generate")
+            raise HyperNetworkError(f"target {type(target).__name__} has no parameters to generate")
         positive = dict(positive or {})
         for pattern, transform in positive.items():
             check_choice(f"positive[{pattern!r}]", transform, POSITIVITY)
@@ -84,18 +84,18 @@ class TargetLayout:
             if _matches(name, include) and not _matches(name, exclude)
         ]
         if not chosen:
-            raise ConfigError(
+            raise HyperNetworkError(
                 f"include={list(include)} exclude={list(exclude)} match none of the target's parameters; "
                 f"they are: {[name for name, _ in named][:12]}{' ...' if len(named) > 12 else ''}"
             )
         for what, patterns in (("include", include), ("positive", list(positive))):
             for pattern in patterns:
                 if not any(fnmatch.fnmatchcase(name, pattern) for name, _ in named):
-                    raise ConfigError(f"{what} pattern {pattern!r} matches no parameter of {type(target).__name__}")
+                    raise HyperNetworkError(f"{what} pattern {pattern!r} matches no parameter of {type(target).__name__}")
         if per_replicate:
             leading = {p.shape[0] if p.dim() else None for _, p in chosen}
             if len(leading) != 1 or None in leading:
-                raise ConfigError(
+                raise HyperNetworkError(
                     "per_replicate=True needs every generated parameter to share a leading replicate "
                     f"dimension; got first dimensions {sorted(map(str, leading))}"
                 )
@@ -158,7 +158,7 @@ def _forward(slot: TensorSlot, value: torch.Tensor) -> torch.Tensor:
         return value.exp()
     if slot.positivity == "psd":  # A A^T + eps I: positive definite even where A is singular
         return value @ value.mT + _PSD_JITTER * torch.eye(value.shape[-1], dtype=value.dtype, device=value.device)
-    raise ConfigError(f"positivity must be one of {list(POSITIVITY)}, got {slot.positivity!r}")
+    raise HyperNetworkError(f"positivity must be one of {list(POSITIVITY)}, got {slot.positivity!r}")
 
 
 def _inverse(slot: TensorSlot, value: torch.Tensor) -> torch.Tensor:
@@ -173,10 +173,10 @@ def _inverse(slot: TensorSlot, value: torch.Tensor) -> torch.Tensor:
             factor = torch.where(failed[..., None, None], fallback, factor)
             info = torch.where(failed, info, 0)
         if bool(info.any()):
-            raise ConfigError(f"positive[{slot.name!r}]='psd' needs the target's {slot.name} to be positive definite")
+            raise HyperNetworkError(f"positive[{slot.name!r}]='psd' needs the target's {slot.name} to be positive definite")
         return factor
     if not bool((value > 0).all()) and slot.positivity != "softmax":
-        raise ConfigError(
+        raise HyperNetworkError(
             f"positive[{slot.name!r}]={slot.positivity!r} needs the target's {slot.name} to be > 0, "
             f"its smallest value is {value.min().item():.3g}"
         )
@@ -184,4 +184,4 @@ def _inverse(slot: TensorSlot, value: torch.Tensor) -> torch.Tensor:
         return value + torch.log(-torch.expm1(-value))
     if slot.positivity in ("softmax", "exp"):
         return value.clamp(min=1e-30).log()  # a share of exactly 0 (an extinct class) stays finite
-    raise ConfigError(f"positivity must be one of {list(POSITIVITY)}, got {slot.positivity!r}")
+    raise HyperNetworkError(f"positivity must be one of {list(POSITIVITY)}, got {slot.positivity!r}")

@@ -25,9 +25,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.parametrizations import orthogonal, weight_norm
 
-from genfair.errors import ConfigError
 from genfair.models import VAE, ClassGaussianModel
-from genfair.hypernets import ChunkedHead, HyperNetwork, PLEConfig, input_sensitivity, weight_discrepancy
+from genfair.hypernets import ChunkedHead, HyperNetwork, HyperNetworkError, PLEConfig, input_sensitivity, weight_discrepancy
 
 
 @dataclass
@@ -384,7 +383,7 @@ def test_positivity_of_a_nonpositive_tensor_is_refused():
     target = Positive()
     with torch.no_grad():
         target.scale[0] = -1.0
-    with pytest.raises(ConfigError, match=r"positive\['scale'\]='softplus' needs the target's scale to be > 0"):
+    with pytest.raises(HyperNetworkError, match=r"positive\['scale'\]='softplus' needs the target's scale to be > 0"):
         HyperNetwork(target, sample_shape=(3,), positive=POSITIVE)
 
 
@@ -466,7 +465,7 @@ def test_bound_model_runs_the_targets_methods_and_only_those():
     assert bound.rsample(4, generator=_seeded(12)).requires_grad  # rsample differentiates
     assert not hasattr(bound, "sample_biased")  # the VAE has none: protocol checks stay honest
     assert not hasattr(bound, "fit")  # would overwrite generated weights in place
-    with pytest.raises(ConfigError, match="has no method 'sample_biased'"):
+    with pytest.raises(HyperNetworkError, match="has no method 'sample_biased'"):
         hnet.run(bound.weights, "sample_biased", 4, bias=0.5)
 
 
@@ -482,33 +481,33 @@ def test_run_leaves_the_target_unchanged():
 
 
 def test_target_without_parameters_is_refused():
-    with pytest.raises(ConfigError, match="target ReLU has no parameters to generate"):
+    with pytest.raises(HyperNetworkError, match="target ReLU has no parameters to generate"):
         HyperNetwork(nn.ReLU(), sample_shape=(3,))
 
 
 def test_include_matching_nothing_is_refused():
-    with pytest.raises(ConfigError, match=r"match none of the target's parameters; they are: \['0.weight'"):
+    with pytest.raises(HyperNetworkError, match=r"match none of the target's parameters; they are: \['0.weight'"):
         HyperNetwork(nn.Sequential(nn.Linear(3, 3)), sample_shape=(3,), include=["decoder.*"])
-    with pytest.raises(ConfigError, match=r"include pattern 'decoder.\*' matches no parameter of Sequential"):
+    with pytest.raises(HyperNetworkError, match=r"include pattern 'decoder.\*' matches no parameter of Sequential"):
         HyperNetwork(nn.Sequential(nn.Linear(3, 3)), sample_shape=(3,), include=["*.bias", "decoder.*"])
 
 
 def test_data_of_the_wrong_shape_is_refused():
     hnet = HyperNetwork(nn.Linear(4, 4), sample_shape=(4,))
-    with pytest.raises(ConfigError, match=r"x has shape \(10, 5\); this hypernetwork takes sets of samples of shape \(4,\)"):
+    with pytest.raises(HyperNetworkError, match=r"x has shape \(10, 5\); this hypernetwork takes sets of samples of shape \(4,\)"):
         hnet(torch.randn(10, 5))
-    with pytest.raises(ConfigError, match=r"x has shape \(4,\)"):
+    with pytest.raises(HyperNetworkError, match=r"x has shape \(4,\)"):
         hnet(torch.randn(4))
     replicated = HyperNetwork(ClassGaussianModel(1, 2, replicates=3), sample_shape=(2,), per_replicate=True)
-    with pytest.raises(ConfigError, match=r"a per_replicate hypernetwork takes one set per replicate, \(R, n, \*sample_shape\)"):
+    with pytest.raises(HyperNetworkError, match=r"a per_replicate hypernetwork takes one set per replicate, \(R, n, \*sample_shape\)"):
         replicated(torch.randn(10, 2, dtype=torch.float64))
 
 
 def test_labels_of_the_wrong_shape_are_refused():
     hnet = HyperNetwork(nn.Linear(4, 4), sample_shape=(4,), num_classes=3)
-    with pytest.raises(ConfigError, match=r"labels must have shape \(10,\) for this class-aware hypernetwork, got \(1, 10\)"):
+    with pytest.raises(HyperNetworkError, match=r"labels must have shape \(10,\) for this class-aware hypernetwork, got \(1, 10\)"):
         hnet(torch.randn(10, 4), torch.zeros(1, 10, dtype=torch.int64))
-    with pytest.raises(ConfigError, match=r"labels must have shape \(10,\) for this class-aware hypernetwork, got None"):
+    with pytest.raises(HyperNetworkError, match=r"labels must have shape \(10,\) for this class-aware hypernetwork, got None"):
         hnet(torch.randn(10, 4))
 
 
@@ -576,7 +575,7 @@ def test_chunked_readout_matches_its_composed_definition(batch, with_base):
 )
 def test_bad_hypernetwork_options_are_refused(options, message):
     target = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(HyperNetworkError, match=message):
         HyperNetwork(target, **{"sample_shape": (3,), **options})
 
 
@@ -592,16 +591,16 @@ def test_bad_hypernetwork_options_are_refused(options, message):
     ],
 )
 def test_bad_ple_options_are_refused(options, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(HyperNetworkError, match=message):
         PLEConfig(**options)
 
 
 def test_discrepancy_and_probe_refuse_bad_input():
     weights = {"w": torch.zeros(2)}
-    with pytest.raises(ConfigError, match="normalize must be one of"):
+    with pytest.raises(HyperNetworkError, match="normalize must be one of"):
         weight_discrepancy(weights, weights, normalize="global")
-    with pytest.raises(ConfigError, match="weight sets must have the same keys"):
+    with pytest.raises(HyperNetworkError, match="weight sets must have the same keys"):
         weight_discrepancy(weights, {"v": torch.zeros(2)})
     hnet = HyperNetwork(nn.Linear(3, 2), sample_shape=(3,))
-    with pytest.raises(ConfigError, match=r"x must have shape \(R, n >= 2, \*sample_shape\), got \(1, 1, 3\)"):
+    with pytest.raises(HyperNetworkError, match=r"x must have shape \(R, n >= 2, \*sample_shape\), got \(1, 1, 3\)"):
         input_sensitivity(hnet, torch.zeros(1, 1, 3))

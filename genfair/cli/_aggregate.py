@@ -38,7 +38,7 @@ from scipy import stats
 
 from genfair._outputs import read_metrics_csv, write_metrics_csv
 from genfair.checkpoint import read_json, write_json
-from genfair.errors import ConfigError
+from genfair.errors import USER_ERRORS, ConfigError
 from genfair.plots import save_fidelity_figure, save_metric_figure
 
 __all__ = ["AGGREGATE_COLUMNS", "Aggregate", "aggregate", "aggregate_main", "aggregate_rows", "paired_rows"]
@@ -71,7 +71,7 @@ def aggregate_main(argv: list[str] | None = None) -> None:
         result = aggregate(
             args.sweep_dir, out=args.out, baseline=args.baseline, warn=lambda line: print(line, file=sys.stderr)
         )
-    except ConfigError as error:
+    except USER_ERRORS as error:
         print(f"genfair-aggregate: error: {error}", file=sys.stderr)
         sys.exit(2)
     seeds = [seed for _, seed in result.runs]

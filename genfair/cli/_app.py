@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from genfair.checkpoint import check_writable_dir
 from genfair.cli._config import register_configs
 from genfair.devices import resolve_device
-from genfair.errors import ConfigError, GenerationFailed, check_choice, check_positive_int
+from genfair.errors import USER_ERRORS, ConfigError, GenerationFailed, check_choice, check_positive_int
 from genfair.experiment import Arm, run_experiment
 from genfair.studies import STUDIES
 
@@ -51,7 +51,7 @@ def arms_from_config(cfg: DictConfig) -> list[Arm]:
         for group in ("data", "model", "loop", "estimator", "evaluation", "remedy"):
             try:
                 groups[group] = OmegaConf.to_object(merged[group])
-            except ConfigError as error:
+            except USER_ERRORS as error:
                 # Name the arm only when its own overrides touch the group: a bad value that every
                 # arm shares is not the first arm's fault.
                 touched = any(item.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == group for item in dotlist)
@@ -69,7 +69,7 @@ def study_config(cfg: DictConfig) -> object:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(STUDIES[name].config), cfg[name] or {})
         return OmegaConf.to_object(merged)
-    except ConfigError as error:
+    except USER_ERRORS as error:
         raise ConfigError(f"{name}.{error}") from None
     except OmegaConfBaseException as error:
         raise ConfigError(f"{name}: {_first_line(error)}") from None
@@ -94,7 +94,7 @@ def _run(cfg: DictConfig) -> None:
 def _hydra_main(cfg: DictConfig) -> None:
     try:
         _run(cfg)
-    except (ConfigError, GenerationFailed, OSError) as error:
+    except (*USER_ERRORS, GenerationFailed, OSError) as error:
         if os.environ.get("GENFAIR_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"):
             raise
         print(f"genfair: error: {_one_line(error)}", file=sys.stderr)
@@ -116,7 +116,7 @@ class RunDirCheck(Callback):
 def _check_writable(directory: Path, key: str) -> None:
     try:
         check_writable_dir(directory, key=key)
-    except ConfigError as error:
+    except USER_ERRORS as error:
         print(f"genfair: error: {error}", file=sys.stderr)
         sys.exit(2)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from genfair._outputs import read_metrics_csv
 from genfair.checkpoint import read_json
-from genfair.errors import ConfigError
+from genfair.errors import USER_ERRORS, ConfigError
 from genfair.plots import save_metric_figure
 
 __all__ = ["plot_main"]
@@ -23,7 +23,7 @@ def plot_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         paths = overlay(args.run_dirs, metrics=args.metric, out=args.out)
-    except ConfigError as error:
+    except USER_ERRORS as error:
         print(f"genfair-plot: error: {error}", file=sys.stderr)
         sys.exit(2)
     for path in paths:

@@ -3,6 +3,7 @@
 A generative model is an ``nn.Module`` with a per-sample ``loss`` and a ``sample`` method.
 Extra abilities are separate protocols that a model declares by subclassing them, so that
 procedures (the loop, a trainer) can ask ``isinstance(model, ClosedFormFit)``.
+``ReparameterizedSampler`` is ``genfair.hypernets.ReparameterizedSampler``, the same class.
 
 All tensors carry a leading ``replicates`` dimension for models that hold many independent
 chains at once (the analytic models); a single deep model has ``replicates == 1``.
@@ -13,6 +14,10 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import torch
+
+# Defined in the hypernetwork package, which stands alone (the PLE objective asks a target for
+# it); re-exported here so genfair's models declare it beside their other abilities.
+from genfair.hypernets import ReparameterizedSampler
 
 __all__ = ["GenerativeModel", "ClosedFormFit", "BiasedSampler", "ReparameterizedSampler"]
 
@@ -49,14 +54,4 @@ class BiasedSampler(Protocol):
     ) -> torch.Tensor:
         """Samples with sampling bias ``bias`` in (0, 1] (Alemohammad et al. 2024, §2): 1 is
         unbiased, smaller values trade diversity for typicality (for a Gaussian, N(mu, bias * Sigma))."""
-        ...
-
-
-@runtime_checkable
-class ReparameterizedSampler(Protocol):
-    def rsample(
-        self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Like ``sample``, but differentiable in the model's parameters (the reparameterisation
-        trick), so a penalty on the samples can send gradients back into the weights."""
         ...

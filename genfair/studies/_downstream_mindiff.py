@@ -49,7 +49,7 @@ import torch
 
 from genfair.checkpoint import write_bytes_atomic, write_json
 from genfair.data import DigitsData
-from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
+from genfair.errors import USER_ERRORS, ConfigError, check_choice, check_number, check_positive_int
 from genfair.fairness import (
     CLASSIFIER_REMEDIES,
     DownstreamConfig,
@@ -151,7 +151,7 @@ class DownstreamMindiffConfig:
             try:
                 check_choice("remedy", arm.remedy, CLASSIFIER_REMEDIES)
                 self.classifier_for(arm)
-            except ConfigError as error:
+            except USER_ERRORS as error:
                 raise ConfigError(f"arms.{name}.{error}") from None
 
     @property

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from genfair.checkpoint import write_bytes_atomic, write_json
-from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
+from genfair.errors import USER_ERRORS, ConfigError, check_choice, check_number, check_positive_int
 from genfair.models import ClassGaussianModel, psd_sqrt
 from genfair.seeding import torch_generator
 from genfair.studies._variance_bias_figure import save_relative_bias_figure
@@ -141,7 +141,7 @@ class VarianceBiasConfig:
         for name, arm in self.arms.items():
             try:
                 arm.ple_config()
-            except ConfigError as error:
+            except USER_ERRORS as error:
                 raise ConfigError(f"arms.{name}.{error}") from None
         for name in self.only:
             check_choice("only", name, list(self.arms))
