@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install experiment test test-slow benchmark clean
+.PHONY: install experiment test test-slow benchmark docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ benchmark: $(STAMP)  ## the benchmarks whose results the README reports
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/loop_speed.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/hypernet_size.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/hypernet_speed.py
+
+docs: $(STAMP)  ## build the documentation site into site/ (offline; any broken link fails the build)
+	OMP_NUM_THREADS=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) outputs multirun
