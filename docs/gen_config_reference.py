@@ -148,7 +148,10 @@ def _code(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text for one table cell: one line, ``|`` escaped outside code spans (Python-Markdown's
+    tables leave a pipe inside backticks alone, and would show an escaped one as ``\\|``)."""
+    parts = text.replace("\n", " ").split("`")
+    return "`".join(part if i % 2 else part.replace("|", "\\|") for i, part in enumerate(parts))
 
 
 def _default_value(f: dataclasses.Field) -> Any:
@@ -237,7 +240,7 @@ class _Page:
                 shown = _code(_format(default))
             description = _markdown(docs.get(f.name, "*(not documented in the docstring)*"))
             key = f"`{_join(path, f.name)}`"
-            self.add(f"| {key} | `{_cell(str(f.type))}` | {_cell(shown)} | {_cell(description)} |")
+            self.add(f"| {key} | {_cell(_code(str(f.type)))} | {_cell(shown)} | {_cell(description)} |")
         self.add("")
         for name, (kind, inner) in nested.items() if recurse else ():
             child = _join(path, name)
