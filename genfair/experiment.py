@@ -465,7 +465,7 @@ def _arm_failed(name: str, generation: int, reason: str, summary: dict, outputs:
 
 def _warn_lost(where: str, generation: int, lost: tuple[str, ...]) -> None:
     log.warning(
-        "arm %s · generation %d: the synthetic samples hold no %s (degraded run)",
+        "arm %s · generation %d: the synthetic samples hold no %s (degraded run); counted in the labels drawn for the next training set, not in the classifier-corrected share of metrics.csv",
         where, generation, ", ".join(f"class {name!r}" for name in lost),
     )
 
