@@ -74,10 +74,12 @@ def _read_csv(path: Path) -> dict[tuple, dict]:
 
 
 def _three_seeds(sweep: Path) -> None:
-    share, w2 = ("mle", 0, "minority", "share"), ("mle", 0, "minority", "w2_sq")
-    _write_run(sweep / "0", seed=0, values={share: 1.0, w2: 0.5})
-    _write_run(sweep / "1", seed=1, values={share: 2.0, w2: float("nan")})  # an extinct class: NaN
-    _write_run(sweep / "nested" / "2", seed=2, values={share: 4.0, w2: 1.5, ("mle", 1, "minority", "share"): 3.0})
+    # trace_cov, not share: values 1, 2, 4 are no share, and a share's interval is the bounded
+    # one (test_bounded_metrics_get_logit_scale_intervals_inside_0_1).
+    trace, w2 = ("mle", 0, "minority", "trace_cov"), ("mle", 0, "minority", "w2_sq")
+    _write_run(sweep / "0", seed=0, values={trace: 1.0, w2: 0.5})
+    _write_run(sweep / "1", seed=1, values={trace: 2.0, w2: float("nan")})  # an extinct class: NaN
+    _write_run(sweep / "nested" / "2", seed=2, values={trace: 4.0, w2: 1.5, ("mle", 1, "minority", "trace_cov"): 3.0})
 
 
 def test_mean_se_and_t_interval_across_seeds(tmp_path):
@@ -87,8 +89,8 @@ def test_mean_se_and_t_interval_across_seeds(tmp_path):
     assert [seed for _, seed in result.runs] == [0, 1, 2] and result.skipped == ()
     assert (tmp_path / "aggregate" / "metrics.csv").read_text().splitlines()[0] == AGGREGATE_HEADER
     rows = _read_csv(tmp_path / "aggregate" / "metrics.csv")
-    # share over seeds: 1, 2, 4 -> mean 7/3, sample variance 7/3, se sqrt(7/9).
-    share = rows[("mle", 0, "minority", "share")]
+    # trace_cov over seeds: 1, 2, 4 -> mean 7/3, sample variance 7/3, se sqrt(7/9).
+    share = rows[("mle", 0, "minority", "trace_cov")]
     mean, se = 7 / 3, math.sqrt(7) / 3
     assert float(share["mean"]) == pytest.approx(mean, rel=1e-12)
     assert float(share["se"]) == pytest.approx(se, rel=1e-12)
@@ -100,14 +102,14 @@ def test_mean_se_and_t_interval_across_seeds(tmp_path):
     assert (int(w2["n_seeds"]), float(w2["mean"]), float(w2["se"])) == (2, 1.0, 0.5)
     assert float(w2["hi"]) == pytest.approx(1.0 + 12.706204736174707 * 0.5, rel=1e-9)
     # A row that only one seed has: its value, no interval.
-    once = rows[("mle", 1, "minority", "share")]
+    once = rows[("mle", 1, "minority", "trace_cov")]
     assert (int(once["n_seeds"]), float(once["mean"])) == (1, 3.0)
     assert all(math.isnan(float(once[column])) for column in ("se", "lo", "hi"))
     summary = json.loads((tmp_path / "aggregate" / "summary.json").read_text())
     assert summary["seeds"] == [0, 1, 2]
     assert [run["dir"] for run in summary["runs"]] == ["0", "1", str(Path("nested") / "2")]
     assert "seed" not in summary["fingerprint"] and summary["fingerprint"]["arms"]["mle"]["data"]["dim"] == 2
-    for metric in ("share", "w2_sq"):
+    for metric in ("trace_cov", "w2_sq"):
         assert (tmp_path / "aggregate" / "figures" / f"{metric}.png").read_bytes()[:8] == PNG_SIGNATURE
     assert not (tmp_path / "aggregate" / "figures" / "minority_fidelity.png").exists()
     # Aggregating again passes over the earlier output instead of counting it as a run.
@@ -115,15 +117,17 @@ def test_mean_se_and_t_interval_across_seeds(tmp_path):
 
 
 def test_unfinished_runs_are_skipped_with_a_warning_and_degraded_ones_count(tmp_path, capsys):
-    _write_run(tmp_path / "0", seed=0, values={("mle", 0, "minority", "share"): 1.0})
-    _write_run(tmp_path / "1", seed=1, values={("mle", 0, "minority", "share"): 3.0}, status="degraded")
+    # Shares in [0, 1] (a share of 3 is now refused as a bounded metric out of range); the
+    # skipped runs' values are never read.
+    _write_run(tmp_path / "0", seed=0, values={("mle", 0, "minority", "share"): 0.1})
+    _write_run(tmp_path / "1", seed=1, values={("mle", 0, "minority", "share"): 0.3}, status="degraded")
     _write_run(tmp_path / "2", seed=2, values={("mle", 0, "minority", "share"): 100.0}, status="running")
     _write_run(tmp_path / "3", seed=3, values={("mle", 0, "minority", "share"): 100.0}, status="failed", dim=3)
     aggregate_main([str(tmp_path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert f"genfair-aggregate: warning: skipping {tmp_path / '2'} (status 'running'" in err
     assert f"skipping {tmp_path / '3'} (status 'failed'" in err
-    assert float(_read_csv(tmp_path / "out" / "metrics.csv")[("mle", 0, "minority", "share")]["mean"]) == 2.0
+    assert float(_read_csv(tmp_path / "out" / "metrics.csv")[("mle", 0, "minority", "share")]["mean"]) == pytest.approx(0.2)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["seeds"] == [0, 1] and summary["degraded"] == ["1"]
     assert summary["skipped"] == [{"dir": "2", "status": "running"}, {"dir": "3", "status": "failed"}]
@@ -219,21 +223,22 @@ def test_submitit_local_sweep_then_aggregate(tmp_path):
 
 
 def test_paired_differences_to_a_baseline_arm_by_hand(tmp_path):
-    """Two arms sharing each seed's noise: their own intervals are wide, the paired one is not."""
+    """Two arms sharing each seed's noise: their own intervals are wide, the paired one is not.
+    (An unbounded metric, trace_cov: values up to 7.25 are no share.)"""
     arm_values = {0: (1.0, 1.5), 1: (4.0, 4.75), 2: (7.0, 7.25), 3: (2.0, float("nan"))}
     for seed, (mle, ple) in arm_values.items():
         _write_run(tmp_path / str(seed), seed=seed,
-                   values={("mle", 0, "minority", "share"): mle, ("ple", 0, "minority", "share"): ple})
+                   values={("mle", 0, "minority", "trace_cov"): mle, ("ple", 0, "minority", "trace_cov"): ple})
     aggregate(tmp_path, baseline="mle")
     paired = _read_csv(tmp_path / "aggregate" / "paired_vs_mle.csv")
-    assert set(paired) == {("ple", 0, "minority", "share")}  # no row for the baseline itself
-    row = paired[("ple", 0, "minority", "share")]
+    assert set(paired) == {("ple", 0, "minority", "trace_cov")}  # no row for the baseline itself
+    row = paired[("ple", 0, "minority", "trace_cov")]
     diffs = np.array([0.5, 0.75, 0.25])  # seed 3's ple value is NaN: it leaves the pair out
     half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
     assert int(row["n_seeds"]) == 3
     assert float(row["mean"]) == pytest.approx(0.5)
     assert (float(row["lo"]), float(row["hi"])) == pytest.approx((0.5 - half, 0.5 + half))
-    own = _read_csv(tmp_path / "aggregate" / "metrics.csv")[("ple", 0, "minority", "share")]
+    own = _read_csv(tmp_path / "aggregate" / "metrics.csv")[("ple", 0, "minority", "trace_cov")]
     assert float(own["hi"]) - float(own["lo"]) > 10 * 2 * half
 
 
@@ -241,4 +246,114 @@ def test_an_unknown_baseline_arm_is_refused(tmp_path, capsys):
     _write_run(tmp_path / "0", seed=0, values={("mle", 0, "minority", "share"): 1.0})
     err = _refusal([str(tmp_path), "--baseline", "none"], capsys)
     assert "--baseline must be one of the runs' arms ['mle'], got 'none'" in err
+    assert not (tmp_path / "aggregate").exists()
+
+
+def test_bounded_metrics_get_logit_scale_intervals_inside_0_1(tmp_path, capsys):
+    """Coverage 0.01, 0.02, 0.2 over 3 seeds: the plain t-interval reaches below 0; the logit-scale
+    one, expit(logit(m) -+ t se / (m (1 - m))), stays inside (0, 1) around the mean."""
+    coverage = (0.01, 0.02, 0.2)
+    for seed, value in enumerate(coverage):
+        values = {("mle", 0, "minority", "coverage"): value, ("mle", 0, "minority", "density"): value,
+                  ("mle", 0, "minority", "extinct"): 0.0}  # fmt: skip
+        _write_run(tmp_path / str(seed), seed=seed, values=values)
+    aggregate(tmp_path)
+    rows = _read_csv(tmp_path / "aggregate" / "metrics.csv")
+    m = sum(coverage) / 3
+    se = float(np.std(coverage, ddof=1)) / math.sqrt(3)
+    half = T_975_2 * se / (m * (1 - m))
+    logit, expit = math.log(m / (1 - m)), lambda z: 1 / (1 + math.exp(-z))
+    row = rows[("mle", 0, "minority", "coverage")]
+    assert float(row["mean"]) == pytest.approx(m, rel=1e-12) and float(row["se"]) == pytest.approx(se, rel=1e-12)
+    assert (float(row["lo"]), float(row["hi"])) == pytest.approx((expit(logit - half), expit(logit + half)), rel=1e-9)
+    assert 0 < float(row["lo"]) < m < float(row["hi"]) < 1
+    # density is not bounded: the plain t-interval, which here leaves [0, 1].
+    density = rows[("mle", 0, "minority", "density")]
+    assert float(density["lo"]) == pytest.approx(m - T_975_2 * se, rel=1e-9) and float(density["lo"]) < 0
+    # Every seed at the bound: [0, 0].
+    extinct = rows[("mle", 0, "minority", "extinct")]
+    assert (float(extinct["mean"]), float(extinct["lo"]), float(extinct["hi"])) == (0.0, 0.0, 0.0)
+    # A bounded metric outside [0, 1] is refused, naming the file.
+    _write_run(tmp_path / "bad" / "0", seed=0, values={("mle", 0, "minority", "coverage"): 1.5})
+    err = _refusal([str(tmp_path / "bad")], capsys)
+    assert f"{tmp_path / 'bad' / '0' / 'metrics.csv'}: coverage must lie in [0, 1] (a bounded metric), got 1.5" in err
+
+
+def _two_arm_sweep(sweep: Path, seeds: int = 4) -> dict:
+    """Arms mle and ple over ``seeds`` seeds, generations 0-2, coverage and recall of classes 3
+    (the minority) and 6; ple's minority coverage is higher by 0.01 (1 + seed) (1 + generation)."""
+    values = {}
+    for seed in range(seeds):
+        run = {}
+        for generation in range(3):
+            for group in ("3", "6"):
+                for metric in ("coverage", "recall"):
+                    base = 0.2 + 0.1 * seed + 0.05 * generation + (0.3 if group == "6" else 0.0)
+                    lift = 0.01 * (1 + seed) * (1 + generation) if (metric, group) == ("coverage", "3") else 0.0
+                    run[("mle", generation, group, metric)] = base
+                    run[("ple", generation, group, metric)] = base + lift + 0.001 * (seed % 2)
+        _write_run(sweep / str(seed), seed=seed, values=run, groups=("6", "3"), proportions=(0.9, 0.1))
+        values[seed] = run
+    return values
+
+
+def test_baseline_writes_comparisons_csv_across_seeds(tmp_path, capsys):
+    from genfair.comparisons import COMPARISON_COLUMNS, holm
+
+    values = _two_arm_sweep(tmp_path)
+    result = aggregate(tmp_path, baseline="mle")
+    out = tmp_path / "aggregate"
+    assert {out / "paired_vs_mle.csv", out / "comparisons.csv", out / "figures" / "paired_vs_mle.png"} <= set(result.paths)
+    assert (out / "figures" / "paired_vs_mle.png").read_bytes()[:8] == PNG_SIGNATURE
+    with open(out / "comparisons.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == COMPARISON_COLUMNS
+    # The primary endpoint first: the minority's (class 3) coverage averaged over generations 1-2
+    # per seed, then paired across the 4 seeds.
+    primary, exploratory = rows[0], rows[1:]
+    assert (primary["endpoint"], primary["arm"], primary["metric"], primary["group"]) == ("primary", "ple", "coverage", "3")
+    assert (primary["generation"], primary["n"]) == ("1-2", "4")
+    per_seed = {arm: [np.mean([values[s][(arm, g, "3", "coverage")] for g in (1, 2)]) for s in range(4)] for arm in ("mle", "ple")}
+    d = np.subtract(per_seed["ple"], per_seed["mle"])
+    assert float(primary["mean_diff"]) == pytest.approx(d.mean(), rel=1e-9)
+    assert float(primary["p_t"]) == pytest.approx(stats.ttest_rel(per_seed["ple"], per_seed["mle"]).pvalue, rel=1e-6)
+    assert float(primary["p_signflip"]) == 0.125  # 4 positive differences: 2 of 16 flips
+    # Exploratory: 1 arm x 2 metrics x 2 groups x 3 generations, Holm over all 12.
+    assert [row["endpoint"] for row in exploratory] == ["exploratory"] * 12
+    adjusted = holm([float(row["p_signflip"]) for row in exploratory])
+    np.testing.assert_allclose([float(row["p_signflip_holm"]) for row in exploratory], adjusted, equal_nan=True)
+    # The same cells as paired_vs_mle.csv, with the same means and t-intervals.
+    paired = _read_csv(out / "paired_vs_mle.csv")
+    for row in exploratory:
+        same = paired[("ple", int(row["generation"]), row["group"], row["metric"])]
+        for a, b in (("mean_diff", "mean"), ("lo", "lo"), ("hi", "hi")):
+            assert float(row[a]) == pytest.approx(float(same[b]), rel=1e-9, abs=1e-12)
+    record = json.loads((out / "summary.json").read_text())["comparisons"]
+    assert record["baseline"] == "mle" and record["primary_source"] == "default, not declared before the runs"
+    # A primary endpoint chosen on the command line is used and recorded as such.
+    aggregate_main([str(tmp_path), "--baseline", "mle", "--primary-metric", "recall", "--primary-group", "6"])
+    first = next(csv.DictReader(open(out / "comparisons.csv", newline="")))
+    assert (first["metric"], first["group"], float(first["mean_diff"])) == ("recall", "6", pytest.approx(0.0005))
+    assert json.loads((out / "summary.json").read_text())["comparisons"]["primary_source"].startswith("command line")
+    # A primary endpoint declared in the runs' config (a compare section) is used.
+    for seed in range(4):
+        summary = json.loads((tmp_path / str(seed) / "summary.json").read_text())
+        summary["config"]["compare"] = {"primary_metric": "recall", "primary_group": "minority", "primary_first": 2}
+        (tmp_path / str(seed) / "summary.json").write_text(json.dumps(summary))
+    aggregate(tmp_path, baseline="mle")
+    first = next(csv.DictReader(open(out / "comparisons.csv", newline="")))
+    assert (first["metric"], first["group"], first["generation"]) == ("recall", "3", "2-2")
+    assert json.loads((out / "summary.json").read_text())["comparisons"]["primary_source"].startswith("declared")
+    capsys.readouterr()
+    # Refusals, before anything is written.
+    err = _refusal([str(tmp_path), "--baseline", "mle", "--primary-metric", "fd", "--out", str(tmp_path / "x")], capsys)
+    assert "compare.primary_metric must be one of the measured metrics ['coverage', 'recall'], got 'fd'" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_comparisons_need_two_seeds(tmp_path, capsys):
+    _two_arm_sweep(tmp_path, seeds=1)
+    err = _refusal([str(tmp_path), "--baseline", "mle"], capsys)
+    assert err.endswith("the number of finished runs (seeds) must be an integer >= 2 for paired inference (compare), got 1")
     assert not (tmp_path / "aggregate").exists()

@@ -1,5 +1,5 @@
-"""``genfair-aggregate SWEEP_DIR [--out DIR]``: one experiment run over several seeds (a Hydra
-multirun such as ``genfair -m seed=0,1,2,3``), summarized across seeds.
+"""``genfair-aggregate SWEEP_DIR [--out DIR] [--baseline ARM]``: one experiment run over several
+seeds (a Hydra multirun such as ``genfair -m seed=0,1,2,3``), summarized across seeds.
 
 Every run directory under ``SWEEP_DIR`` (a folder holding ``summary.json`` and ``metrics.csv``,
 at any depth) is one seed. Finished runs count, ``complete`` and ``degraded`` alike (a run whose
@@ -14,19 +14,36 @@ equal once ``seed`` is removed) and must have distinct seeds. Written into ``--o
   :data:`AGGREGATE_COLUMNS`. Each run contributes one number, its ``mean`` (the mean across its
   replicates, or the value of a one-replicate deep run); ``mean`` and ``se`` are the mean and
   standard error of those numbers across seeds, ``n_seeds`` how many were finite, and
-  ``lo`` / ``hi`` the 95 % t-interval ``mean -+ t_{0.975, n_seeds - 1} se`` (NaN with one seed).
+  ``lo`` / ``hi`` a 95 % interval (NaN with one seed): the t-interval
+  ``mean -+ t_{0.975, n_seeds - 1} se``, except for the metrics in [0, 1]
+  (:func:`genfair.metrics.in_unit_interval`: shares, precision, recall, coverage, fractions of
+  chains, downstream rates; not density), whose interval is that t-interval on the logit scale,
+  mapped back (:func:`bounded_interval`), so it stays in [0, 1].
 - ``paired_vs_<arm>.csv`` (with ``--baseline ARM``): the same columns for the paired
-  differences ``arm - ARM`` of every other arm, seed by seed. The arms of one run share their
-  random numbers (common random numbers), so the paired interval is far narrower than the two
-  arms' own intervals suggest; a seed enters where both values are finite.
+  differences ``arm - ARM`` of every other arm, seed by seed (plain t-intervals: a difference
+  of bounded metrics lies in [-1, 1], and its mean's interval is left unbounded). The arms of one
+  run share their random numbers (common random numbers), so the paired interval is far
+  narrower than the two arms' own intervals suggest; a seed enters where both values are finite.
+- ``comparisons.csv`` (with ``--baseline ARM``): :func:`genfair.comparisons.paired_comparisons`
+  with one value per seed (each run's ``mean``), seeds paired: the primary endpoint first, then
+  every (arm, metric, group, generation) cell with its paired t-test, sign-flip test and Holm /
+  Benjamini–Hochberg adjusted p-values (see :data:`genfair.comparisons.COMPARISON_COLUMNS`).
+  The primary endpoint is ``--primary-metric`` / ``--primary-group`` when given (chosen after
+  the runs: ``summary.json`` says so), else the runs' declared ``compare`` config when their
+  ``config`` has one, else ``coverage`` of the minority (the first
+  headline metric when the runs have no coverage) over generations 1 .. G-1 (generation 0 when
+  the runs have no other); ``summary.json`` says which and where it came from.
+  ``figures/paired_vs_<arm>.png``: the minority's paired differences across generations.
 - ``summary.json``: the runs and seeds used, the runs skipped, the common fingerprint.
 - ``figures/<metric>.png`` for each headline metric, and ``figures/minority_fidelity.png`` for
-  deep image runs: the runs' figures, but the mean across seeds with its t-interval as the band.
+  deep image runs: the runs' figures, but the mean across seeds with its interval as the band
+  (logit-scale t-interval for bounded metrics, as in ``metrics.csv``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from dataclasses import dataclass
@@ -34,17 +51,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from genfair._outputs import read_metrics_csv, write_metrics_csv
 from genfair.checkpoint import read_json, write_json
+from genfair.comparisons import CompareConfig, PairedComparisons, check_compare, paired_comparisons, write_comparisons_csv
 from genfair.errors import USER_ERRORS, ConfigError
-from genfair.plots import save_fidelity_figure, save_metric_figure
+from genfair.metrics import in_unit_interval
+from genfair.plots import save_fidelity_figure, save_metric_figure, save_paired_figure
 
-__all__ = ["AGGREGATE_COLUMNS", "Aggregate", "aggregate", "aggregate_main", "aggregate_rows", "paired_rows"]
+__all__ = [
+    "AGGREGATE_COLUMNS",
+    "Aggregate",
+    "aggregate",
+    "aggregate_main",
+    "aggregate_rows",
+    "bounded_interval",
+    "paired_rows",
+]
 
 AGGREGATE_COLUMNS = ("arm", "generation", "group", "metric", "mean", "se", "n_seeds", "lo", "hi")
 CONFIDENCE = 0.95
+_BOUND_TOLERANCE = 1e-9  # a bounded value this far outside [0, 1] is rounding, clipped back
 FINISHED = ("complete", "degraded")
 _KIND = "aggregate"  # summary.json's "kind" in an output folder, which later scans pass over
 
@@ -65,12 +93,23 @@ def aggregate_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="genfair-aggregate", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder (e.g. multirun/<date>/<time>)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: SWEEP_DIR/aggregate)")
-    parser.add_argument("--baseline", default=None, help="an arm: also write paired differences of every arm to it")
+    parser.add_argument(
+        "--baseline", default=None, help="an arm: also write paired differences of every arm to it and comparisons.csv"
+    )
+    parser.add_argument("--primary-metric", default=None, help="comparisons.csv's primary metric (default: see docs)")
+    parser.add_argument("--primary-group", default=None, help="its group, or 'minority' (the default)")
     args = parser.parse_args(argv)
+    if args.baseline is None and (args.primary_metric is not None or args.primary_group is not None):
+        parser.error("--primary-metric and --primary-group need --baseline ARM")
     try:
+        compare = None
+        if args.primary_metric is not None or args.primary_group is not None:
+            chosen = {"primary_metric": args.primary_metric, "primary_group": args.primary_group}
+            compare = CompareConfig(**{key: value for key, value in chosen.items() if value is not None})
         result = aggregate(
-            args.sweep_dir, out=args.out, baseline=args.baseline, warn=lambda line: print(line, file=sys.stderr)
-        )
+            args.sweep_dir, out=args.out, baseline=args.baseline, compare=compare,
+            warn=lambda line: print(line, file=sys.stderr),
+        )  # fmt: skip
     except USER_ERRORS as error:
         print(f"genfair-aggregate: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -80,15 +119,29 @@ def aggregate_main(argv: list[str] | None = None) -> None:
         print(path)
 
 
-def aggregate(sweep_dir: Path, *, out: Path | None = None, baseline: str | None = None, warn=None) -> Aggregate:
+def aggregate(
+    sweep_dir: Path,
+    *,
+    out: Path | None = None,
+    baseline: str | None = None,
+    compare: CompareConfig | None = None,
+    warn=None,
+) -> Aggregate:
     """Summarize the runs under ``sweep_dir`` across seeds into ``out`` (see the module docstring).
 
     Args:
-        baseline: an arm of the runs; also write ``paired_vs_<baseline>.csv``.
+        baseline: an arm of the runs; also write ``paired_vs_<baseline>.csv``, ``comparisons.csv``
+            and ``figures/paired_vs_<baseline>.png``.
+        compare: the primary endpoint and test settings of ``comparisons.csv`` (its ``baseline``
+            is replaced by ``baseline``); ``None``: the runs' declared ``compare`` config, else
+            coverage of the minority (see the module docstring).
         warn: called with one line per skipped run (default: nothing).
 
     Raises:
-        ConfigError: no runs, no complete run, runs of different experiments or with equal seeds.
+        ConfigError: before anything is written: no runs, no complete run, runs of different
+            experiments or with equal seeds, a bounded metric outside [0, 1]; with ``baseline``:
+            an unknown arm, one arm only, fewer than 2 seeds, a primary metric or group the runs
+            did not measure.
     """
     sweep_dir = Path(sweep_dir)
     out = Path(out) if out is not None else sweep_dir / "aggregate"
@@ -111,11 +164,18 @@ def aggregate(sweep_dir: Path, *, out: Path | None = None, baseline: str | None 
     fingerprint = _common_fingerprint(runs)
     runs.sort(key=lambda pair: pair[1]["seed"])
     per_seed = [read_metrics_csv(run_dir / "metrics.csv") for run_dir, _ in runs]
+    for (run_dir, _), rows in zip(runs, per_seed):
+        _check_bounded(rows, run_dir / "metrics.csv")
     rows = aggregate_rows(per_seed)
     arms = list(dict.fromkeys(row["arm"] for row in rows))
-    if baseline is not None and baseline not in arms:
-        raise ConfigError(f"--baseline must be one of the runs' arms {arms}, got {baseline!r}")
     first = runs[0][1]
+    comparisons, declared = None, None
+    if baseline is not None:
+        if baseline not in arms:
+            raise ConfigError(f"--baseline must be one of the runs' arms {arms}, got {baseline!r}")
+        compare, declared = _compare_config(compare, baseline, first, per_seed)
+        check_compare(compare, arms, len(runs), replicates_key="the number of finished runs (seeds)")
+        comparisons = _paired_across_seeds(per_seed, compare, arms=arms, minority=first.get("minority"))
     record = {
         "kind": _KIND,
         "sweep_dir": str(sweep_dir),
@@ -123,16 +183,26 @@ def aggregate(sweep_dir: Path, *, out: Path | None = None, baseline: str | None 
         "seeds": [summary["seed"] for _, summary in runs],
         "degraded": [_relative(run_dir, sweep_dir) for run_dir, summary in runs if summary["status"] == "degraded"],
         "skipped": [{"dir": _relative(run_dir, sweep_dir), "status": status} for run_dir, status in skipped],
-        "interval": f"{CONFIDENCE * 100:.0f} % t-interval across seeds (scipy.stats.t, n_seeds - 1 degrees of freedom)",
+        "interval": (
+            f"{CONFIDENCE * 100:.0f} % t-interval across seeds (scipy.stats.t, n_seeds - 1 degrees of freedom); "
+            "for metrics in [0, 1] (genfair.metrics.in_unit_interval): that t-interval on the logit scale, "
+            "mapped back (delta method: expit(logit(mean) -+ t se / (mean (1 - mean))))"
+        ),
         "fingerprint": fingerprint,
         **{key: first.get(key) for key in ("family", "headline_metrics", "groups", "minority")},
         "config": first.get("config"),
     }
     paths = [_write_csv(out / "metrics.csv", rows), out / "summary.json"]
-    if baseline is not None:
-        paths.insert(1, _write_csv(out / f"paired_vs_{baseline}.csv", paired_rows(per_seed, baseline)))
+    if comparisons is not None:
+        record["comparisons"] = _comparisons_record(comparisons, declared)
+        paths[1:1] = [
+            _write_csv(out / f"paired_vs_{baseline}.csv", paired_rows(per_seed, baseline)),
+            write_comparisons_csv(out / "comparisons.csv", comparisons),
+        ]
     write_json(out / "summary.json", record)
     paths += _figures(out / "figures", rows, first, n_seeds=len(runs))
+    if comparisons is not None:
+        paths += _paired_figure(out / "figures" / f"paired_vs_{baseline}.png", comparisons, first)
     return Aggregate(
         out,
         tuple((run_dir, summary["seed"]) for run_dir, summary in runs),
@@ -148,19 +218,21 @@ def aggregate_rows(runs: list[list[dict]]) -> list[dict]:
     Across the finite ``mean`` values x_1..x_n of the seeds: ``mean`` = x̄, ``se`` = s / sqrt(n)
     with s the sample standard deviation (ddof 1), ``lo``/``hi`` = x̄ -+ t_{0.975, n-1} se;
     ``se``, ``lo`` and ``hi`` are NaN for n < 2 and everything but ``n_seeds`` for n = 0.
+    For the metrics in [0, 1] (:func:`genfair.metrics.in_unit_interval`), ``lo``/``hi`` are
+    :func:`bounded_interval` instead, inside [0, 1].
     """
     values: dict[tuple, list[float]] = {}
     for rows in runs:
         for row in rows:
             key = (row["arm"], row["generation"], row["group"], row["metric"])
             values.setdefault(key, []).append(float(row["mean"]))
-    return [_across_seeds(key, seeds) for key, seeds in values.items()]
+    return [_across_seeds(key, seeds, bounded=in_unit_interval(key[3])) for key, seeds in values.items()]
 
 
 def paired_rows(runs: list[list[dict]], baseline: str) -> list[dict]:
     """Rows of :data:`AGGREGATE_COLUMNS` for the differences ``arm - baseline`` of every other
     arm, per (generation, group, metric): each seed contributes its own difference (where both
-    values are finite), summarized as in :func:`aggregate_rows`."""
+    values are finite), summarized as in :func:`aggregate_rows` with the plain t-interval."""
     values: dict[tuple, list[float]] = {}
     for rows in runs:
         reference = {(r["generation"], r["group"], r["metric"]): float(r["mean"]) for r in rows if r["arm"] == baseline}
@@ -171,16 +243,117 @@ def paired_rows(runs: list[list[dict]], baseline: str) -> list[dict]:
     return [_across_seeds(key, seeds) for key, seeds in values.items()]
 
 
-def _across_seeds(key: tuple, seeds: list[float]) -> dict:
-    """One row: mean, standard error and t-interval of the finite values among ``seeds``."""
+def bounded_interval(mean: float, se: float, quantile: float) -> tuple[float, float]:
+    """The t-interval of a mean in [0, 1] on the logit scale, mapped back (the delta method; the
+    interval Stata's ``proportion`` reports):
+
+        lo, hi = expit(logit(m) -+ q se / (m (1 - m)))
+
+    with m the mean, se its standard error and q the t quantile; se / (m (1 - m)) is the
+    standard error of logit(m) to first order. The interval lies in [0, 1], contains m, is
+    asymmetric near a bound and close to m -+ q se away from the bounds. At m = 0 or 1 (every
+    value at the bound, se = 0) it is [m, m]; NaN when m or se is NaN or m is outside [0, 1].
+    """
+    if not (0.0 <= mean <= 1.0) or math.isnan(se):
+        return math.nan, math.nan
+    if mean in (0.0, 1.0):
+        return mean, mean
+    centre, half = math.log(mean / (1 - mean)), quantile * se / (mean * (1 - mean))
+    return float(special.expit(centre - half)), float(special.expit(centre + half))
+
+
+def _across_seeds(key: tuple, seeds: list[float], *, bounded: bool = False) -> dict:
+    """One row: mean, standard error and interval (:func:`bounded_interval` for a bounded
+    metric, else the t-interval) of the finite values among ``seeds``."""
     arm, generation, group, metric = key
     x = np.asarray([v for v in seeds if math.isfinite(v)])
+    if bounded:
+        x = np.clip(x, 0.0, 1.0)  # _check_bounded let only rounding past the bounds through
     n = len(x)
     mean = float(x.mean()) if n else math.nan
     se = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * se if n > 1 else math.nan
+    quantile = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) if n > 1 else math.nan
+    lo, hi = bounded_interval(mean, se, quantile) if bounded else (mean - quantile * se, mean + quantile * se)
     return {"arm": arm, "generation": generation, "group": group, "metric": metric,
-            "mean": mean, "se": se, "n_seeds": n, "lo": mean - half, "hi": mean + half}  # fmt: skip
+            "mean": mean, "se": se, "n_seeds": n, "lo": lo, "hi": hi}  # fmt: skip
+
+
+def _check_bounded(rows: list[dict], path: Path) -> None:
+    """Refuse a value of a bounded metric outside [0, 1] (beyond rounding) in ``path``'s ``rows``."""
+    for row in rows:
+        value = float(row["mean"])
+        outside = not -_BOUND_TOLERANCE <= value <= 1 + _BOUND_TOLERANCE
+        if in_unit_interval(row["metric"]) and math.isfinite(value) and outside:
+            raise ConfigError(
+                f"{path}: {row['metric']} must lie in [0, 1] (a bounded metric), got {value!r} "
+                f"(arm {row['arm']}, generation {row['generation']}, group {row['group']})"
+            )
+
+
+def _compare_config(
+    given: CompareConfig | None, baseline: str, summary: dict, runs: list[list[dict]]
+) -> tuple[CompareConfig, str]:
+    """The :class:`CompareConfig` of ``comparisons.csv`` and where its primary endpoint came from."""
+    declared = (summary.get("config") or {}).get("compare")
+    if given is not None:
+        note = f" (the runs declared {declared})" if isinstance(declared, dict) else " (the runs declared none)"
+        return dataclasses.replace(given, baseline=baseline), "command line, after the runs" + note
+    if isinstance(declared, dict):
+        names = {f.name for f in dataclasses.fields(CompareConfig)}
+        known = {key: value for key, value in declared.items() if key in names and key != "baseline"}
+        return CompareConfig(**known, baseline=baseline), "declared in the runs' config (compare)"
+    metrics = list(dict.fromkeys(row["metric"] for rows in runs for row in rows))
+    fallback = [m for m in (summary.get("headline_metrics") or []) if m in metrics] + metrics
+    metric = "coverage" if "coverage" in metrics or not fallback else fallback[0]
+    first = 1 if any(row["generation"] >= 1 for rows in runs for row in rows) else 0  # runs of generation 0 only
+    default = CompareConfig(baseline=baseline, primary_metric=metric, primary_first=first)
+    return default, "default, not declared before the runs"
+
+
+def _paired_across_seeds(
+    runs: list[list[dict]], compare: CompareConfig, *, arms: list[str], minority: str | None
+) -> PairedComparisons:
+    """:func:`paired_comparisons` with seed s as replicate s: ``values[arm]["metric/group"]`` is
+    ``(G, S)``, the runs' ``mean`` (NaN where a run has no row)."""
+    generations = sorted({row["generation"] for rows in runs for row in rows})
+    keys = {arm: list(dict.fromkeys(f"{r['metric']}/{r['group']}" for rows in runs for r in rows if r["arm"] == arm))
+            for arm in arms}  # fmt: skip
+    values = {arm: {key: np.full((len(generations), len(runs)), np.nan) for key in keys[arm]} for arm in arms}
+    position = {generation: i for i, generation in enumerate(generations)}
+    for seed, rows in enumerate(runs):
+        for row in rows:
+            values[row["arm"]][f"{row['metric']}/{row['group']}"][position[row["generation"]], seed] = float(row["mean"])
+    return paired_comparisons(values, generations=generations, minority=minority, config=compare, arms=arms)
+
+
+def _comparisons_record(comparisons: PairedComparisons, source: str) -> dict:
+    """``summary.json``'s account of ``comparisons.csv``: baseline, primary endpoint, tests."""
+    config = comparisons.config
+    first = next(iter(comparisons.primary.values()))
+    return {
+        "file": "comparisons.csv",
+        "baseline": comparisons.baseline,
+        "primary": f"{config.primary_metric} of {comparisons.group}, mean over generations {first['generation']}",
+        "primary_source": source,
+        "unit": "seed (each run's mean), paired across arms",
+        "tests": "paired t-test and sign-flip permutation test (exact for n <= 16 pairs); primary tested "
+        f"alone at {1 - config.level:.2g}; exploratory cells: Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) "
+        "over all of them",
+        "interval": f"{config.level * 100:g} % t-interval of the mean paired difference",
+    }
+
+
+def _paired_figure(path: Path, comparisons: PairedComparisons, summary: dict) -> list[Path]:
+    """``figures/paired_vs_<baseline>.png`` for the headline metrics the primary group has."""
+    measured = {row["metric"] for row in comparisons.rows if row["group"] == comparisons.group}
+    metrics = [m for m in (summary.get("headline_metrics") or []) if m in measured] or sorted(measured)
+    if not metrics:
+        return []
+    title = (
+        f"paired difference to {comparisons.baseline} across seeds (group {comparisons.group}; "
+        f"band: {comparisons.config.level * 100:g} % t-interval)"
+    )
+    return [save_paired_figure(path, comparisons, metrics=metrics, group=comparisons.group, title=title)]
 
 
 def _find_runs(sweep_dir: Path) -> list[tuple[Path, dict]]:
@@ -237,7 +410,8 @@ def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int) -> 
     available = {row["metric"] for row in rows}
     for metric in summary.get("headline_metrics") or []:
         if metric in available:
-            title = f"{metric} across generations (mean over {n_seeds} seeds, {CONFIDENCE * 100:.0f} % t-interval)"
+            interval = "logit-scale t-interval" if in_unit_interval(metric) else "t-interval"
+            title = f"{metric} across generations (mean over {n_seeds} seeds, {CONFIDENCE * 100:.0f} % {interval})"
             paths.append(save_metric_figure(folder / f"{metric}.png", [("", rows)], metric=metric, title=title))
     if summary.get("family") == "images":
         groups, minority = list(summary["groups"]), summary["minority"]
@@ -245,7 +419,7 @@ def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int) -> 
         majority = groups[max(range(len(shares)), key=shares.__getitem__)]
         title = (
             f"minority fidelity across generations (class {minority}; mean over {n_seeds} seeds, "
-            f"bands: {CONFIDENCE * 100:.0f} % t-interval across seeds)"
+            f"bands: {CONFIDENCE * 100:.0f} % logit-scale t-interval across seeds)"
         )
         paths.append(
             save_fidelity_figure(

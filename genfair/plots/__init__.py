@@ -2,6 +2,7 @@
 
 from genfair.plots._curves import METRIC_LABELS, plot_curves, save_metric_figure
 from genfair.plots._fidelity import FIDELITY_PANELS, save_fidelity_figure
+from genfair.plots._paired import save_paired_figure
 from genfair.plots._samples import save_sample_grid, save_samples_across_generations
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "plot_curves",
     "save_fidelity_figure",
     "save_metric_figure",
+    "save_paired_figure",
     "save_sample_grid",
     "save_samples_across_generations",
 ]

@@ -1,0 +1,414 @@
+"""Paired comparisons of arms across replicates: differences, t-intervals, sign-flip tests,
+Holm and Benjamini–Hochberg adjustments, and a declared primary endpoint.
+
+Replicate r of every arm shares its random streams (common random numbers), so arms are
+compared by the paired difference d_r = x_r(arm) - x_r(baseline), r = 1..n, per cell (arm,
+metric, group, generation). For n finite pairs, with d̄ the mean and s the sample standard
+deviation (ddof 1):
+
+    se = s / sqrt(n)                                                                        (1)
+    [lo, hi] = d̄ -+ t_{(1+level)/2, n-1} se                   (the t-interval)            (2)
+    p_t = 2 P(T_{n-1} >= |d̄ / se|)        (paired t-test, = scipy.stats.ttest_rel)         (3)
+    p_sf = #{s in S : |mean(s * d)| >= |d̄|} / |S|             (sign-flip permutation test) (4)
+
+where S is all 2^n sign vectors for n <= 16, else the observed signs plus B random ones
+(p_sf = (1 + #extreme among B) / (1 + B), so p_sf > 0). Over the family of every exploratory
+cell, :func:`holm` and :func:`benjamini_hochberg` adjust both p-values (5, 6). The primary
+endpoint, declared in :class:`CompareConfig` before the run, averages the primary metric and
+group over the primary generations per replicate, then applies (1)-(4) once; it is tested alone
+at alpha = 1 - level and is not adjusted (EVIDENCE.md: "a primary endpoint, declared before the
+run").
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> base = rng.normal(size=(3, 8))                      # (generations, replicates)
+    >>> values = {"mle": {"coverage/minority": base}, "ple": {"coverage/minority": base + 0.1}}
+    >>> result = paired_comparisons(values, generations=[0, 1, 2], minority="minority")
+    >>> round(result.primary["ple"]["mean_diff"], 6), result.primary["ple"]["p_signflip"]
+    (0.1, 0.0078125)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from genfair.errors import ConfigError, check_number, check_positive_int
+
+__all__ = [
+    "COMPARISON_COLUMNS",
+    "CompareConfig",
+    "PairedComparisons",
+    "benjamini_hochberg",
+    "check_compare",
+    "holm",
+    "paired_comparisons",
+    "sign_flip_pvalue",
+    "write_comparisons_csv",
+]
+
+EXACT_MAX = 16  # enumerate all 2^n sign flips up to this many pairs (65 536 patterns)
+_TIE_RTOL = 1e-9  # |mean| within this fraction of mean|d| of the observed one counts as a tie
+
+COMPARISON_COLUMNS = (
+    "endpoint", "arm", "baseline", "metric", "group", "generation", "n",
+    "mean_arm", "mean_baseline", "mean_diff", "se", "level", "lo", "hi",
+    "p_t", "p_signflip", "signflip", "p_signflip_holm", "q_signflip_bh", "p_t_holm", "q_t_bh",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """How arms are compared, declared before the run.
+
+    Args:
+        baseline: the arm every other arm is compared with (``None``: the first arm).
+        primary_metric: the primary endpoint's metric (``coverage``).
+        primary_group: its group; the literal ``"minority"`` means the run's minority group
+            (given to :func:`paired_comparisons`), any other value a group name.
+        primary_first, primary_last: the primary endpoint averages generations
+            ``primary_first <= g <= primary_last`` per replicate (``None``: the last
+            generation, so the default is 1 .. G-1: every generation trained on synthetic data).
+        permutations: random sign flips B when a cell has more than 16 pairs.
+        level: confidence level of the t-intervals; the primary endpoint is tested at 1 - level.
+    """
+
+    baseline: str | None = None
+    primary_metric: str = "coverage"
+    primary_group: str = "minority"
+    primary_first: int = 1
+    primary_last: int | None = None
+    permutations: int = 10000
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.baseline is not None:
+            _check_name("compare.baseline", self.baseline, "an arm name or None (the first arm)")
+        _check_name("compare.primary_metric", self.primary_metric, "a metric name")
+        _check_name("compare.primary_group", self.primary_group, "'minority' or a group name")
+        check_positive_int("compare.primary_first", self.primary_first, minimum=0)
+        if self.primary_last is not None:
+            check_positive_int("compare.primary_last", self.primary_last, minimum=self.primary_first)
+        check_positive_int("compare.permutations", self.permutations)
+        check_number("compare.level", self.level, above=0, below=1)
+
+
+def _check_name(key: str, value: object, allowed: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PairedComparisons:
+    """What :func:`paired_comparisons` found.
+
+    Attributes:
+        rows: one dict per exploratory cell (arm, metric, group, generation) with the columns of
+            :data:`COMPARISON_COLUMNS` (``endpoint`` = ``"exploratory"``).
+        primary: ``{arm: row}`` of the primary endpoint for every non-baseline arm (``endpoint``
+            = ``"primary"``, ``generation`` = ``"first-last"``, adjusted columns NaN).
+        baseline: the baseline arm; ``group``: the primary group resolved (the minority's name).
+        config: the :class:`CompareConfig` used.
+    """
+
+    rows: list[dict]
+    primary: dict[str, dict]
+    baseline: str
+    group: str
+    config: CompareConfig = field(default_factory=CompareConfig)
+
+
+def check_compare(
+    config: CompareConfig, arms: Sequence[str], replicates: int, *, replicates_key: str = "loop.replicates"
+) -> str:
+    """Check what can be checked before a run starts; returns the baseline arm.
+
+    Raises :class:`ConfigError` when ``config.baseline`` names no arm, there is no other arm to
+    compare with, or ``replicates`` < 2 (``replicates_key`` names the setting in the message).
+    """
+    arms = list(arms)
+    baseline = config.baseline if config.baseline is not None else (arms[0] if arms else None)
+    if baseline not in arms:
+        raise ConfigError(f"compare.baseline must be one of the arms {arms}, got {config.baseline!r}")
+    if len(arms) < 2:
+        raise ConfigError(f"compare needs at least 2 arms (a baseline and an arm to compare with it), got {arms}")
+    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 2:
+        raise ConfigError(
+            f"{replicates_key} must be an integer >= 2 for paired inference (compare), got {replicates!r}"
+        )
+    return baseline
+
+
+def sign_flip_pvalue(differences: np.ndarray, *, permutations: int = 10000, generator: np.random.Generator) -> float:
+    """Two-sided sign-flip permutation p-value of the mean of ``differences (n,)``, (4).
+
+    Under H0 (each d_r symmetric about 0) every sign vector s is equally likely; the statistic is
+    |mean(s * d)|. For n <= 16 all 2^n vectors are enumerated (exact; the smallest p is
+    2 / 2^n); otherwise ``permutations`` random ones from ``generator``, with the observed
+    signs counted once: p = (1 + #extreme) / (1 + B). "Extreme" is |mean(s * d)| >= |d̄| - tol,
+    tol = 1e-9 mean|d|, so float ties count. Zeros stay zero under any flip; all zeros give p = 1.
+    NaN for n = 0.
+    """
+    d = np.asarray(differences, dtype=float).ravel()
+    if d.size == 0:
+        return math.nan
+    if not np.isfinite(d).all():
+        raise ConfigError("differences must be finite (drop the pairs with a missing value first)")
+    if d.size <= EXACT_MAX:
+        return _extreme_fraction(d, _all_signs(d.size), observed_included=True)
+    check_positive_int("permutations", permutations)
+    return _extreme_fraction(d, _random_signs(generator, permutations, d.size), observed_included=False)
+
+
+@functools.lru_cache(maxsize=EXACT_MAX + 1)
+def _all_signs(n: int) -> np.ndarray:
+    """Every sign vector of length n, ``(2^n, n)`` of -1.0 / +1.0 (read-only, cached)."""
+    bits = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+    signs = 1.0 - 2.0 * bits
+    signs.setflags(write=False)
+    return signs
+
+
+def _random_signs(generator: np.random.Generator, permutations: int, n: int) -> np.ndarray:
+    return 1.0 - 2.0 * generator.integers(0, 2, size=(permutations, n))
+
+
+def _extreme_fraction(d: np.ndarray, signs: np.ndarray, *, observed_included: bool) -> float:
+    observed = abs(d.sum())
+    tol = _TIE_RTOL * np.abs(d).sum()
+    extreme = int(np.count_nonzero(np.abs(signs @ d) >= observed - tol))
+    if observed_included:  # exact enumeration: the observed signs are one of the rows
+        return extreme / len(signs)
+    return (1 + extreme) / (1 + len(signs))
+
+
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error), NaN-aware.
+
+    With the m finite p-values sorted, p_(1) <= ... <= p_(m):
+
+        p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))                                      (5)
+
+    NaN entries stay NaN and do not count in m. Returns an array of the input's shape.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p.ravel()))
+    m = finite.size
+    if m:
+        order = finite[np.argsort(p.ravel()[finite], kind="stable")]
+        scaled = np.minimum(1.0, (m - np.arange(m)) * p.ravel()[order])
+        adjusted.ravel()[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
+def benjamini_hochberg(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg q-values (false discovery rate), NaN-aware.
+
+    With the m finite p-values sorted, p_(1) <= ... <= p_(m):
+
+        q_(i) = min_{j >= i} min(1, m p_(j) / j)                                            (6)
+
+    NaN entries stay NaN and do not count in m. Returns an array of the input's shape.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p.ravel()))
+    m = finite.size
+    if m:
+        order = finite[np.argsort(p.ravel()[finite], kind="stable")]
+        scaled = np.minimum(1.0, m * p.ravel()[order] / np.arange(1, m + 1))
+        adjusted.ravel()[order] = np.minimum.accumulate(scaled[::-1])[::-1]
+    return adjusted
+
+
+def paired_comparisons(
+    values: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    generations: Sequence[int],
+    minority: str | None = None,
+    config: CompareConfig = CompareConfig(),
+    arms: Sequence[str] | None = None,
+    seed: int = 0,
+) -> PairedComparisons:
+    """Every non-baseline arm against the baseline, cell by cell and on the primary endpoint.
+
+    Args:
+        values: ``values[arm]["metric/group"]``: float ``(G, R)``, row i the generation
+            ``generations[i]``, column r replicate r (or seed r) of that arm, paired across arms;
+            NaN where a value is undefined (a pair with a NaN is left out of its cell).
+        generations: the G generation numbers of the rows.
+        minority: the run's minority group, which ``config.primary_group = "minority"`` names.
+        config: baseline, primary endpoint, permutations and level.
+        arms: the arms in order (default: the order of ``values``); the baseline defaults to the first.
+        seed: root of the random sign flips (cells with n > 16 pairs); the flips for n pairs
+            come from ``SeedSequence(seed, spawn_key=(n,))``, so a cell's p-value does not depend
+            on the other cells.
+
+    Returns:
+        :class:`PairedComparisons`, one row per cell the arm and the baseline both measured
+        (keys of the baseline, in its order). Each row has n (finite pairs), the means of both arms over
+        them, mean_diff = d̄, se (1), the t-interval lo/hi (2), p_t (3), p_signflip (4), and over
+        the family of all exploratory rows: ``p_signflip_holm`` and ``q_signflip_bh`` (the
+        sign-flip p adjusted by (5) and (6): the default to report), ``p_t_holm`` and ``q_t_bh``
+        (the t-test p adjusted the same way). Cells with n < 2 pairs have NaN se, interval and
+        p-values; NaN p-values stay out of the family size m. The primary endpoint averages
+        ``primary_metric/primary_group`` over ``primary_first <= g <= primary_last`` per
+        replicate (a replicate enters when all those values are finite in both arms), then
+        (1)-(4); it is tested alone at 1 - level, not adjusted.
+
+    Raises:
+        ConfigError: before any work, when the baseline names no arm, there is one arm, R < 2,
+            the arrays' shapes disagree, or the primary metric, group or generations are not in
+            ``values``.
+    """
+    arms = list(arms) if arms is not None else list(values)
+    unknown = [arm for arm in arms if arm not in values]
+    if unknown:
+        raise ConfigError(f"arms must be arms of values {list(values)}, got {unknown}")
+    shape = _common_shape(values, arms, len(generations))
+    baseline = check_compare(config, arms, shape[1], replicates_key="replicates (columns of values)")
+    keys = list(values[baseline])
+    primary_key, group = _primary_key(config, keys, minority)
+    lacking = [arm for arm in arms if primary_key not in values[arm]]
+    if lacking:
+        raise ConfigError(f"compare.primary_metric {primary_key!r} must be measured in every arm, got none in {lacking}")
+    window = _primary_window(config, generations)
+    signs = _SignCache(seed=seed, permutations=config.permutations)
+
+    rows, primary = [], {}
+    for arm in (a for a in arms if a != baseline):
+        for key in (k for k in keys if k in values[arm]):
+            metric, key_group = key.split("/", 1)
+            x, y = np.asarray(values[arm][key], float), np.asarray(values[baseline][key], float)
+            for i, generation in enumerate(generations):
+                cell = {"endpoint": "exploratory", "arm": arm, "baseline": baseline, "metric": metric,
+                        "group": key_group, "generation": int(generation)}  # fmt: skip
+                rows.append({**cell, **_paired_stats(x[i], y[i], level=config.level, signs=signs)})
+        x = np.asarray(values[arm][primary_key], float)[window].mean(axis=0)  # (R,) NaN if any is NaN
+        y = np.asarray(values[baseline][primary_key], float)[window].mean(axis=0)
+        span = [int(g) for g, inside in zip(generations, window) if inside]
+        primary[arm] = {"endpoint": "primary", "arm": arm, "baseline": baseline, "metric": config.primary_metric,
+                        "group": group, "generation": f"{min(span)}-{max(span)}",
+                        **_paired_stats(x, y, level=config.level, signs=signs),
+                        **dict.fromkeys((column for column, *_ in _ADJUSTED), math.nan)}  # fmt: skip
+    for column, adjust, source in _ADJUSTED:
+        for row, value in zip(rows, adjust([row[source] for row in rows])):
+            row[column] = float(value)
+    return PairedComparisons(rows, primary, baseline, group, config)
+
+
+_ADJUSTED = (  # (column, adjustment, adjusted p-value) over the family of exploratory rows
+    ("p_signflip_holm", holm, "p_signflip"),
+    ("q_signflip_bh", benjamini_hochberg, "p_signflip"),
+    ("p_t_holm", holm, "p_t"),
+    ("q_t_bh", benjamini_hochberg, "p_t"),
+)
+
+
+def _common_shape(values: Mapping[str, Mapping[str, np.ndarray]], arms: list[str], g: int) -> tuple[int, int]:
+    """The ``(G, R)`` every array of ``values`` has; a mismatch raises :class:`ConfigError`."""
+    shape = None
+    for arm in arms:
+        for key, array in values[arm].items():
+            if "/" not in key:
+                raise ConfigError(f"values[{arm!r}] keys must be 'metric/group', got {key!r}")
+            found = np.shape(array)
+            shape = shape or found
+            if len(found) != 2 or found != shape or found[0] != g:
+                raise ConfigError(
+                    f"values[{arm!r}][{key!r}] must have shape (generations, replicates) = ({g}, R) like "
+                    f"the others {shape}, got {found}"
+                )
+    if shape is None:
+        raise ConfigError(f"values must hold at least one 'metric/group' array, got none for the arms {arms}")
+    return shape
+
+
+def _primary_key(config: CompareConfig, keys: list[str], minority: str | None) -> tuple[str, str]:
+    """``("metric/group", group)`` of the primary endpoint; refuses a metric or group not in ``keys``."""
+    metrics = list(dict.fromkeys(key.split("/", 1)[0] for key in keys))
+    if config.primary_metric not in metrics:
+        raise ConfigError(f"compare.primary_metric must be one of the measured metrics {metrics}, got {config.primary_metric!r}")
+    group = minority if config.primary_group == "minority" and minority is not None else config.primary_group
+    groups = [key.split("/", 1)[1] for key in keys if key.split("/", 1)[0] == config.primary_metric]
+    if group not in groups:
+        shown = f"{config.primary_group!r}" + (f" (the minority, {group!r})" if group != config.primary_group else "")
+        raise ConfigError(
+            f"compare.primary_group must be 'minority' or one of the groups {groups} of "
+            f"{config.primary_metric}, got {shown}"
+        )
+    return f"{config.primary_metric}/{group}", group
+
+
+def _primary_window(config: CompareConfig, generations: Sequence[int]) -> np.ndarray:
+    """``(G,)`` bool: the rows averaged by the primary endpoint; refuses an empty window."""
+    generations = np.asarray(generations, dtype=int)
+    last = config.primary_last if config.primary_last is not None else int(generations.max(initial=-1))
+    window = (generations >= config.primary_first) & (generations <= last)
+    if not window.any():
+        raise ConfigError(
+            f"compare.primary_first..primary_last must cover a measured generation {generations.tolist()}, "
+            f"got {config.primary_first}..{config.primary_last}"
+        )
+    return window
+
+
+class _SignCache:
+    """The sign vectors (4) uses for n pairs: all of them for n <= 16, else B random ones drawn
+    from ``SeedSequence(seed, spawn_key=(n,))``, drawn once per n and shared by the cells."""
+
+    def __init__(self, *, seed: int, permutations: int) -> None:
+        self.seed, self.permutations, self._random = seed, permutations, {}
+
+    def pvalue(self, d: np.ndarray) -> float:
+        n = d.size
+        if n == 0:
+            return math.nan
+        if n <= EXACT_MAX:
+            return _extreme_fraction(d, _all_signs(n), observed_included=True)
+        if n not in self._random:
+            generator = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(n,)))
+            self._random[n] = _random_signs(generator, self.permutations, n)
+        return _extreme_fraction(d, self._random[n], observed_included=False)
+
+    def label(self, n: int) -> str:
+        return "exact" if n <= EXACT_MAX else f"{self.permutations} random"
+
+
+def _paired_stats(x: np.ndarray, y: np.ndarray, *, level: float, signs: _SignCache) -> dict:
+    """(1)-(4) for the finite pairs of ``x (R,)`` (the arm) and ``y (R,)`` (the baseline)."""
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    d = x - y
+    n = int(d.size)
+    nan = math.nan
+    mean_diff = float(d.mean()) if n else nan
+    se = t_stat = half = p_t = nan
+    if n >= 2:
+        se = float(d.std(ddof=1) / math.sqrt(n))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_stat = float(np.float64(mean_diff) / np.float64(se))
+        p_t = float(2 * stats.t.sf(abs(t_stat), n - 1)) if not math.isnan(t_stat) else nan
+        half = float(stats.t.ppf((1 + level) / 2, n - 1)) * se
+    return {"n": n, "mean_arm": float(x.mean()) if n else nan, "mean_baseline": float(y.mean()) if n else nan,
+            "mean_diff": mean_diff, "se": se, "level": level, "lo": mean_diff - half, "hi": mean_diff + half,
+            "p_t": p_t, "p_signflip": signs.pvalue(d) if n >= 2 else nan, "signflip": signs.label(n)}  # fmt: skip
+
+
+def write_comparisons_csv(path: Path, result: PairedComparisons) -> Path:
+    """Write ``comparisons.csv`` atomically: the primary rows first, then the exploratory ones,
+    with the columns of :data:`COMPARISON_COLUMNS`."""
+    # Imported here: genfair._outputs and genfair.checkpoint import torch, which the statistics
+    # above do not need (this module stays importable with numpy and scipy alone).
+    from genfair._outputs import write_metrics_csv
+
+    write_metrics_csv(Path(path), [*result.primary.values(), *result.rows], columns=COMPARISON_COLUMNS)
+    return Path(path)
