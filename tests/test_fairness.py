@@ -112,6 +112,8 @@ def test_metric_frame_values_by_hand():
     assert frame.difference()["accuracy"] == pytest.approx(1 / 3)
     assert frame.ratio()["accuracy"] == pytest.approx(0.5)
     assert frame.difference("to_overall")["accuracy"] == pytest.approx(1 / 6)
+    # The smallest ratio of a group's value to the overall one: b's (1/3)/(1/2) = 2/3, not a's (1/2)/(2/3) = 3/4.
+    assert frame.ratio("to_overall") == {"accuracy": pytest.approx(2 / 3), "fpr": pytest.approx(1.0)}
     assert frame.gap_to_best()["accuracy"] == {"a": 0.0, "b": pytest.approx(1 / 3)}
     assert frame.sizes == {"a": 3, "b": 3}
 

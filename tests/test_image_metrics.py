@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.spatial.distance
 import torch
 
 from genfair.errors import ConfigError
@@ -55,8 +56,18 @@ def test_prdc_matches_the_reference_package(m, n, d, k):
     assert set(got) == {"precision", "recall", "density", "coverage"}
     for key, value in got.items():
         assert isinstance(value, float) and value == pytest.approx(float(expected[key]), abs=1e-6), key
+    # float32 features are computed on in float64, so the only change is the inputs' rounding, by at
+    # most 2^-24 of each coordinate: a distance or a radius moves by about 1e-7 of itself. A term
+    # flips only where a real-fake distance lies that close to a radius; the smallest relative gap in
+    # these cases is 2e-5 (checked below), so every value must be the same. (Rounding to bfloat16,
+    # 2^-8, instead flips terms in all four cases.)
+    radii = [np.sort(scipy.spatial.distance.cdist(x, x), axis=1)[:, k] for x in (real, fake)]
+    cross = scipy.spatial.distance.cdist(real, fake)
+    real_gap = (np.abs(cross - radii[0][:, None]) / radii[0][:, None]).min()
+    fake_gap = (np.abs(cross - radii[1][None, :]) / radii[1][None, :]).min()
+    assert min(real_gap, fake_gap) > 100 * 2**-24
     as_float32 = (torch.tensor(real, dtype=torch.float32), torch.tensor(fake, dtype=torch.float32))
-    assert prdc(*as_float32, k=k).keys() == got.keys()
+    assert prdc(*as_float32, k=k) == {key: pytest.approx(value, abs=1e-12) for key, value in got.items()}
 
 
 def test_prdc_of_identical_distributions_has_density_one_and_coverage_one_minus_two_to_minus_k():
@@ -84,12 +95,62 @@ def test_a_mode_collapsed_generator_has_high_precision_and_low_recall():
     assert got["recall"] < 0.26 and got["coverage"] < 0.26  # at most the collapsed mode's quarter
 
 
-def test_prdc_contributions_average_to_prdc_and_have_per_sample_shapes():
+def _brute_force_terms(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """The per-sample terms straight from the definitions, pair by pair (coordinate differences, no
+    matrix-product shortcut): r the k-th smallest distance to the *other* samples of the same set."""
+
+    def radius(x, i):
+        return sorted(np.linalg.norm(x[i] - x[j]) for j in range(len(x)) if j != i)[k - 1]
+
+    real_r = [radius(real, i) for i in range(len(real))]
+    fake_r = [radius(fake, j) for j in range(len(fake))]
+    inside = np.array([[np.linalg.norm(x - y) < r for y in fake] for x, r in zip(real, real_r)])  # [i, j]
+    holds = np.array([[np.linalg.norm(x - y) < r for y, r in zip(fake, fake_r)] for x in real])  # [i, j]
+    return {"precision": inside.any(0), "density": inside.sum(0) / k, "recall": holds.any(1), "coverage": inside.any(1)}
+
+
+def test_prdc_contributions_are_the_per_sample_terms_of_the_definitions():
+    """Each sample's own term, in sample order (what the bootstrap resamples), against a brute-force
+    loop; their means against the reference package."""
     real, fake = randn(30, 4, 0), randn(50, 4, 1, shift=0.5)
     terms = prdc_contributions(real, fake, k=3)
-    assert terms.precision.shape == terms.density.shape == (50,)
-    assert terms.recall.shape == terms.coverage.shape == (30,)
-    assert terms.means() == prdc(real, fake, k=3)
+    expected = _brute_force_terms(real.numpy(), fake.numpy(), k=3)
+    for key, want in expected.items():
+        np.testing.assert_array_equal(getattr(terms, key).numpy(), want.astype(np.float64), err_msg=key)
+    reference = pytest.importorskip("prdc")
+    with contextlib.redirect_stdout(io.StringIO()):
+        package = reference.compute_prdc(real_features=real.numpy(), fake_features=fake.numpy(), nearest_k=3)
+    assert terms.means() == {key: pytest.approx(float(package[key]), abs=1e-12) for key in package}
+
+
+# k = 1 on a line. Real 0, 1, 3, 6 (radii 1, 1, 2, 3); fake: copies of the four real samples (memorised)
+# and 9, at distance 3 = r(6) from 6. Every copy lies at exactly the radius of a neighbour's ball (the
+# copy of 1 from 0, of 0 from 1, of 1 from 3, of 3 from 6) and 9 on 6's: the balls are open, so all
+# of these tied samples are outside. Terms by hand, real first:
+#   precision 4/5 (9 in no ball), density (1 + 1 + 1 + 1 + 0) / 5, recall 1, coverage 1
+#   (closed balls would give precision 1 and density (2 + 3 + 2 + 1 + 1) / 5 = 1.8);
+# swapped (real 0, 1, 3, 6, 9 with radii 1, 1, 2, 3, 3; fake 0, 1, 3, 6):
+#   precision 1, density 4/4, recall 4/5 (9 is on the boundary of 6's fake ball), coverage 4/5
+#   (closed balls: recall 1, coverage 1, density (2 + 3 + 2 + 2) / 4 = 2.25).
+MEMORISED = (np.array([[0.0], [1.0], [3.0], [6.0]]), np.array([[0.0], [1.0], [3.0], [6.0], [9.0]]))
+
+
+@pytest.mark.parametrize(
+    ("swap", "expected"),
+    [
+        (False, {"precision": 4 / 5, "recall": 1.0, "density": 4 / 5, "coverage": 1.0}),
+        (True, {"precision": 1.0, "recall": 4 / 5, "density": 1.0, "coverage": 4 / 5}),
+    ],
+    ids=["real-first", "swapped"],
+)
+def test_prdc_of_memorised_samples_leaves_a_sample_at_the_radius_outside(swap, expected):
+    real, fake = MEMORISED[::-1] if swap else MEMORISED
+    got = prdc(real, fake, k=1)
+    assert got == {key: pytest.approx(value, abs=1e-12) for key, value in expected.items()}
+    reference = pytest.importorskip("prdc")
+    with contextlib.redirect_stdout(io.StringIO()):
+        package = reference.compute_prdc(real_features=real, fake_features=fake, nearest_k=1)
+    assert got == {key: pytest.approx(float(package[key]), abs=1e-12) for key in package}
 
 
 def test_prdc_refuses_k_as_large_as_a_set_and_bad_shapes():
@@ -406,6 +467,31 @@ def test_the_share_interval_has_the_binomial_width_when_the_classifier_assigns_t
     expected = 2 * 1.96 * math.sqrt(p * (1 - p) / n)
     # The percentile width from B = 400 resamples scatters by about 6 % around the binomial one: 0.25 is 4 of those.
     assert width == pytest.approx(expected, rel=0.25)
+
+
+def test_the_share_interval_carries_the_confusion_matrix_uncertainty():
+    """An imperfect classifier (20 % errors, estimated from 100 held-out samples per class): the
+    corrected share p1 = (q1 - a) / (1 - a - b) inherits the spread of the estimated error rates a, b
+    as well as that of the raw share q1. Delta method, with N = 100 held-out samples per class:
+
+        Var(p1) = [q1 (1 - q1) / n + p0^2 a (1 - a) / N + p1^2 b (1 - b) / N] / (1 - a - b)^2.
+
+    Here the classifier's part is about 4/5 of the variance: an interval that ignored the resampled
+    confusion matrices would be 0.45 times as wide (0.100 against 0.223)."""
+    real, real_labels, fake, fake_groups, _, _ = image_case()
+    n = len(fake)
+    predicted = (torch.arange(n) < 380).long()  # raw minority share q1 = 0.38
+    confusion = torch.tensor([[80, 20], [20, 80]])  # a = b = 0.2
+    out = run_case((real, real_labels, fake, fake_groups, predicted, confusion), bootstrap=400)
+    q1, a, b, held_out = 0.38, 0.2, 0.2, 100
+    p1 = (q1 - a) / (1 - a - b)
+    assert out["share/min"].value == pytest.approx(p1, abs=1e-12)
+    classifier = (1 - p1) ** 2 * a * (1 - a) / held_out + p1**2 * b * (1 - b) / held_out
+    variance = (q1 * (1 - q1) / n + classifier) / (1 - a - b) ** 2
+    width = out["share/min"].hi - out["share/min"].lo
+    # B = 400 percentile widths scatter by about 6 %, the delta method is within 4 % here (measured with
+    # B = 4000 over 3 seeds: ratios 1.01-1.04): rel = 0.25 leaves room for both and still fails at 0.45.
+    assert width == pytest.approx(2 * 1.96 * math.sqrt(variance), rel=0.25)
 
 
 def test_a_vanished_minority_gives_nan_fidelity_and_a_zero_share_bounded_by_the_rule_of_three():

@@ -62,7 +62,7 @@ def test_group_dro_lowers_the_worst_class_loss_and_logs_its_weights():
     dro, remedy = fit_location(RemedyConfig(name="group_dro", step_size=0.5))
     assert max(group_losses(dro)) < 0.5 * max(group_losses(erm))
     history = torch.tensor(remedy.dro.history, dtype=torch.float64)
-    assert history.shape == (400, 2) and torch.allclose(history.sum(1), torch.ones(400, dtype=torch.float64))
+    assert history.shape == (400, 2)  # one entry per step (the update itself: test_group_dro_update_compounds_by_hand)
     assert float(history[:, 1].mean()) > 0.3  # the minority (10 % of the data) carries far more than its share
 
 
@@ -73,6 +73,37 @@ def test_group_dro_weight_update_by_hand():
     q = q / q.sum()
     assert dro.history[-1] == pytest.approx(q.tolist())
     assert float(loss) == pytest.approx(float(q[0] * 1.0 + q[1] * 3.0))
+
+
+def test_group_dro_update_compounds_by_hand():
+    """q_g <- q_g exp(eta loss_g), normalised, from the previous step's q (not from uniform); a group
+    absent from a batch keeps its unnormalised weight; the loss weighs the present groups by q."""
+    eta = 0.3
+    dro = GroupDRO(3, step_size=eta)
+    dro(torch.tensor([0.5, 1.5, 2.0, 4.0, 0.0], dtype=torch.float64), torch.tensor([0, 0, 1, 2, 2]))  # means 1, 2, 2
+    q1 = [math.exp(eta * 1.0), math.exp(eta * 2.0), math.exp(eta * 2.0)]
+    q1 = [v / sum(q1) for v in q1]
+    assert dro.history[-1] == pytest.approx(q1, rel=1e-12)
+    loss = dro(torch.tensor([3.0, 1.0], dtype=torch.float64), torch.tensor([0, 2]))  # group 1 absent
+    q2 = [q1[0] * math.exp(eta * 3.0), q1[1], q1[2] * math.exp(eta * 1.0)]
+    q2 = [v / sum(q2) for v in q2]
+    assert dro.history[-1] == pytest.approx(q2, rel=1e-12)
+    assert float(loss) == pytest.approx((q2[0] * 3.0 + q2[2] * 1.0) / (q2[0] + q2[2]), rel=1e-12)
+    assert dro.worst_group() == 0
+
+
+def test_group_dro_size_adjustment_is_c_over_sqrt_n_by_hand():
+    """Sagawa et al.'s adjustment adds C / sqrt(n_g) to group g's loss, n_g its training size:
+    with C = 2 and sizes 100 and 4, +0.2 and +1.0 (C / n_g would give +0.02 and +0.5)."""
+    remedy = Remedy(RemedyConfig(name="group_dro", step_size=0.5, size_adjustment=2.0), num_classes=2, minority=1)
+    labels = torch.tensor([0] * 100 + [1] * 4)
+    remedy.prepare(Batch(torch.zeros(1, 104, 1, dtype=torch.float64), labels[None]), generator=torch.Generator())
+    loss = remedy.loss(torch.tensor([1.0, 1.0, 3.0], dtype=torch.float64), torch.tensor([0, 0, 1]), torch.arange(3))
+    adjusted = [1.0 + 2.0 / math.sqrt(100), 3.0 + 2.0 / math.sqrt(4)]  # 1.2, 4.0
+    q = [math.exp(0.5 * v) for v in adjusted]
+    q = [v / sum(q) for v in q]
+    assert remedy.dro.history[-1] == pytest.approx(q, rel=1e-12)
+    assert float(loss) == pytest.approx(q[0] * adjusted[0] + q[1] * adjusted[1], rel=1e-12)
 
 
 def test_group_dro_stays_finite_when_a_class_is_absent_and_the_losses_are_negative():
@@ -170,6 +201,21 @@ def test_smote_finds_neighbours_in_the_given_space():
     new = out.x[0, 12:, 0]
     assert len(new) == 4
     assert bool(((new >= 1.0) & (new <= 1.1) | (new >= 10.0) & (new <= 10.1)).all())
+
+
+def test_smote_never_pairs_a_sample_with_itself():
+    """k = 1 on distinct minority points 0, 1, 3, 7 (float64, exact distances): each point's only
+    partner is its nearest *other* point, so every new sample lies strictly inside one of the
+    segments (0, 1), (1, 3), (3, 7); a sample counted as its own neighbour (distance 0) would make
+    every new sample a copy of an existing one."""
+    minority = [0.0, 1.0, 3.0, 7.0]
+    x = torch.tensor([[10.0]] * 12 + [[v] for v in minority], dtype=torch.float64)[None]
+    y = torch.tensor([[0] * 12 + [1] * 4])
+    out = smote(Batch(x, y), k=1, target_share=None, generator=torch.Generator().manual_seed(0))
+    new = out.x[0, 16:, 0]
+    assert len(new) == 8 and bool((out.y[0, 16:] == 1).all())
+    inside = [((new > a) & (new < b)) for a, b in ((0.0, 1.0), (1.0, 3.0), (3.0, 7.0))]
+    assert bool((inside[0] | inside[1] | inside[2]).all()), new.tolist()
 
 
 @pytest.mark.parametrize(

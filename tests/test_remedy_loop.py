@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from genfair.estimators import ESTIMATORS, EstimatorConfig, build_fit
 from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
 from genfair.models import AnalyticModelConfig, ClassGaussianModel, DDPMConfig, VAEConfig, build_model
-from genfair.remedies import REMEDIES, RemedyConfig
+from genfair.remedies import REMEDIES, GroupDRO, RemedyConfig
 from genfair.loops import LOOP_KINDS, FitContext, LoopConfig, fit_closed_form, simulate
 
 MIXTURE = ClassMixtureData(proportions=[0.9, 0.1], dim=2)
@@ -39,7 +40,11 @@ def _mixture_loop(fit, *, kind: str = "fully_synthetic", seed: int = 0):
     config = LoopConfig(kind=kind, generations=2, n_real=100, n_synthetic=100, replicates=1)
 
     def measure(fitted, train, generator):
-        return {"share/minority": fitted.shares.detach()[:, 1].clone()}
+        counts = train.class_counts(2).double()
+        return {
+            "share/minority": fitted.shares.detach()[:, 1].clone(),  # what the fit learned
+            "sample_share/minority": counts[:, 1] / counts.sum(1),  # the closed-form fit of the same set
+        }
 
     return simulate(data=MIXTURE, model=model, config=config, seed=seed, measure=measure, fit=fit)
 
@@ -48,15 +53,25 @@ def _mixture_loop(fit, *, kind: str = "fully_synthetic", seed: int = 0):
     "estimator, remedy", [pytest.param(e, r, id=f"{e}-{r}") for e, r in itertools.product(ESTIMATORS, REMEDIES)]
 )
 def test_every_remedy_trains_with_every_estimator(estimator, remedy):
+    """Without a remedy, mle is the closed-form fit (the sample share, exactly), and so is anchor at
+    generation 0 (nothing to anchor to yet); a remedy, a hypernetwork, or anchor from generation 1 on
+    trains by gradient steps, which move the learned share off the sample share."""
     result = _mixture_loop(_analytic_fit(estimator, remedy))
-    shares = result.values("share/minority")
-    assert shares.shape == (2, 1) and ((shares > 0) & (shares < 1)).all()
+    shares, sample = result.values("share/minority"), result.values("sample_share/minority")
+    assert ((shares > 0) & (shares < 1)).all()
+    trained = [remedy != "none" or estimator not in ("mle", "anchor"), remedy != "none" or estimator != "mle"]
+    for g in (0, 1):
+        assert (shares[g] != sample[g]).all() if trained[g] else (shares[g] == sample[g]).all(), g
 
 
 @pytest.mark.parametrize("kind", LOOP_KINDS)
 def test_a_remedy_trains_in_every_loop_kind(kind):
+    """Oversampling to equal shares starts from each generation's closed-form fit (the minority's
+    sample share, about 0.1) and its class-balanced batches pull the learned share up, towards 0.5,
+    in every loop kind and every generation (generation 1 trains on that kind's own training set)."""
     result = _mixture_loop(_analytic_fit("mle", "oversample"), kind=kind)
-    assert result.values("share/minority").shape == (2, 1)
+    lift = result.values("share/minority") - result.values("sample_share/minority")
+    assert (lift > 0).all(), lift
 
 
 def test_no_remedy_keeps_the_closed_form_fit():
@@ -100,25 +115,49 @@ def test_every_remedy_trains_both_deep_models_in_a_loop(model_config, remedy):
         closed_form=False, remedy=RemedyConfig(name=remedy), classes=2, minority=1,
     )
     loop = LoopConfig(generations=2, n_real=20, n_synthetic=20, replicates=1)
+    weights = [torch.cat([p.detach().flatten() for p in model.parameters()])]  # the initialisation
 
-    def measure(fitted, train, generator):
-        return {"train_size/all": torch.tensor([float(train.n)])}
+    def measure(fitted, train, generator):  # how far this generation's steps moved the weights
+        weights.append(torch.cat([p.detach().flatten() for p in fitted.parameters()]))
+        return {"moved/all": (weights[-1] - weights[-2]).abs().max()[None]}
 
     result = simulate(data=DIGITS, model=model, config=loop, seed=0, measure=measure, fit=fit)
-    assert result.values("train_size/all").shape == (2, 1)
+    assert (result.values("moved/all") > 0).all()  # the remedied loss reached the weights in both generations
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
 
 
 @pytest.mark.parametrize("estimator", ["mle", "ple"])
-def test_group_dro_weights_are_logged_for_every_step(estimator):
+def test_group_dro_weights_are_logged_for_every_step(estimator, monkeypatch):
+    """The log holds, after each of the 6 steps, the weights the configured update gives on that
+    step's batch: q_g <- q_g exp(eta * mean loss of g), normalised, eta = 0.5, replayed by hand from
+    the per-sample losses and classes the fit passed to Group DRO."""
+    batches = []
+    update = GroupDRO.__call__
+
+    def recording(self, losses, groups):
+        batches.append((losses.detach().double().tolist(), groups.tolist()))
+        return update(self, losses, groups)
+
+    monkeypatch.setattr(GroupDRO, "__call__", recording)
     fit = _deep_fit(RemedyConfig(name="group_dro", step_size=0.5), estimator=estimator)
     torch.manual_seed(0)
     model = build_model(TINY_VAE, sample_shape=DIGITS.sample_shape, num_classes=2)
     train = DIGITS.draw(1, 40, generator=torch.Generator().manual_seed(0))
     fit(model, train, torch.Generator().manual_seed(1), FitContext(generation=0, reference=None))
-    weights = torch.tensor(fit.remedy.log["group_dro_weights"], dtype=torch.float64)
-    assert weights.shape == (6, 2)
-    assert torch.allclose(weights.sum(1), torch.ones(6, dtype=torch.float64))
+    assert len(batches) == 6
+    q, expected = [0.5, 0.5], []
+    for losses, groups in batches:
+        step = [0.0, 0.0]  # an absent class keeps its unnormalised weight
+        for g in set(groups):
+            step[g] = 0.5 * sum(v for v, c in zip(losses, groups) if c == g) / groups.count(g)
+        q = [v * math.exp(s) for v, s in zip(q, step)]
+        q = [v / sum(q) for v in q]
+        expected.append(q)
+    # The fit averages float32 losses: each class mean is off by up to ~16 * 2^-24 of the largest
+    # |loss| (at most 16 samples a batch), which moves each log-weight by eta times that per step
+    # (slack ~2e-4 here; measured gaps 1e-6 to 5e-6; a wrong eta of 0.01 is off by ~0.1).
+    slack = 6 * 0.5 * 16 * 2**-24 * max(abs(v) for losses, _ in batches for v in losses)
+    assert fit.remedy.log["group_dro_weights"] == [pytest.approx(row, abs=slack) for row in expected]
 
 
 def test_smote_on_images_finds_neighbours_in_the_feature_space():
@@ -160,6 +199,6 @@ def test_a_remedy_with_several_replicates_is_refused_before_any_work(tmp_path):
         "r", MIXTURE, AnalyticModelConfig(name="class_mixture"),
         LoopConfig(generations=2, n_real=50, n_synthetic=50, replicates=100), remedy=RemedyConfig(name="reweight"),
     )
-    with pytest.raises(ConfigError, match=r"remedy=reweight .* loop.replicates=1, got 100"):
+    with pytest.raises(ConfigError, match=r"remedy=reweight .* loop\.replicates=1 .*, got 100"):
         run_experiment([arm], seed=0, run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()

@@ -96,6 +96,23 @@ def test_continued_run_equals_uninterrupted(tmp_path, kind):
             assert after[path] == digest, path
 
 
+def test_resumed_anchor_keeps_generation_zero_as_its_reference(tmp_path):
+    """The anchored fit pulls every generation towards the weights fitted at generation 0; a run
+    resumed after generation 2 must restore those from its store (not the last finished
+    generation's, which equal them only when it resumes right after generation 0)."""
+
+    def arms(generations: int) -> list[Arm]:
+        data = ClassMixtureData(proportions=[0.8, 0.2], dim=2, class_names=["majority", "minority"])
+        loop = LoopConfig(generations=generations, n_real=40, n_synthetic=40, replicates=8)
+        estimator = EstimatorConfig(name="anchor", lam=1.0, steps=10)
+        return [Arm("anchor", data, AnalyticModelConfig(), loop, estimator)]
+
+    run_experiment(arms(4), seed=0, run_dir=tmp_path / "whole")
+    run_experiment(arms(3), seed=0, run_dir=tmp_path / "resumed")  # generations 0-2
+    run_experiment(arms(4), seed=0, run_dir=tmp_path / "resumed")  # resumes after generation 2
+    _assert_same_results(tmp_path / "resumed", tmp_path / "whole")
+
+
 def test_fully_synthetic_chains_lose_the_minority(tmp_path):
     """Guards the test above: the resumed state includes extinct and under-sampled classes."""
     result = run_experiment(_arms("fully_synthetic", 6, estimators=("mle",)), seed=0, run_dir=tmp_path)
