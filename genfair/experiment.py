@@ -52,13 +52,14 @@ from genfair._chains import (
     usable_cores,
 )
 from genfair._outputs import RunOutputs, write_metrics_csv, write_minority_table, write_replicates
+from genfair.comparisons import CompareConfig, check_compare, paired_comparisons, write_comparisons_csv
 from genfair.checkpoint import check_writable_dir, load_tensors, read_json, save_tensors, write_json
 from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
 from genfair.devices import resolve_device
 from genfair.errors import ConfigError, GenerationFailed, check_positive_int
 from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
 from genfair.evaluation import EvaluationConfig, ImageEvaluation
-from genfair.metrics import class_gaussian_metrics
+from genfair.metrics import class_gaussian_metrics, load_or_train_classifier
 from genfair.models import (
     AnalyticModelConfig,
     BiasedSampler,
@@ -69,11 +70,22 @@ from genfair.models import (
     build_model,
     save_model,
 )
-from genfair.plots import save_fidelity_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
+from genfair.plots import save_fidelity_figure, save_paired_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
 from genfair.remedies import RemedyConfig
 from genfair.seeding import torch_generator
 from genfair.hypernets import input_sensitivity
-from genfair.loops import GenerationRecord, LoopConfig, RunStore, simulate, training_set_size
+from genfair.loops import (
+    ClassifierVerifier,
+    GenerationRecord,
+    LoopConfig,
+    RunStore,
+    Verifier,
+    check_curation,
+    check_label_policy,
+    gaussian_verifier,
+    simulate,
+    training_set_size,
+)
 
 __all__ = ["Arm", "ExperimentResult", "run_experiment"]
 
@@ -122,6 +134,7 @@ def run_experiment(
     config: dict | None = None,
     device: str | torch.device = "auto",
     workers: int | None = 1,
+    compare: CompareConfig | None = None,
 ) -> ExperimentResult:
     """Run every arm's loop with the same root ``seed`` (common random numbers) into ``run_dir``.
 
@@ -133,7 +146,16 @@ def run_experiment(
     ``workers``: processes that run a deep experiment's chains (every arm's ``loop.replicates``
     independent chains, see ``genfair._chains``), each with one torch thread; 1 (default) runs
     them here one after another, ``None`` uses every core this process may run on. It does not
-    change the results (each chain's random numbers depend only on the seed and its index). The device is recorded in
+    change the results (each chain's random numbers depend only on the seed and its index).
+
+    ``compare``: how the arms are compared (``genfair.comparisons``): every arm against
+    ``compare.baseline`` (default the first arm), replicate by replicate, written to
+    ``comparisons.csv`` with the declared primary endpoint first, in summary.json
+    (``comparisons.primary``) and ``figures/paired_differences.png``. Done for every deep
+    experiment with two or more arms and ``loop.replicates >= 2``; an analytic one (thousands of
+    replicates, whose across-replicate intervals already answer) when ``compare.baseline`` is
+    set. Naming a baseline with one replicate, or a baseline, metric or group that does not
+    exist, is refused before any work. The device is recorded in
     summary.json but is not part of the fingerprint: a run may be resumed on another device
     (its later generations then round as that device does).
 
@@ -163,6 +185,7 @@ def run_experiment(
         _check_arm(arm)
     if arms[0].family != "images":
         device = torch.device("cpu")
+    compare = _check_comparison(arms, compare)
     models = {arm.name: _build(arm, seed).to(device) for arm in arms if arm.family != "images"}
     workers = usable_cores() if workers is None else check_positive_int("workers", workers)
     run_dir = Path(run_dir)
@@ -209,6 +232,8 @@ def run_experiment(
             write_replicates(run_dir / "replicates.npz", outputs.records)
     degraded_arms = [name for name, arm in summary["arms"].items() if arm.get("degraded")]
     summary["status"] = "failed" if failures else "degraded" if degraded_arms else "complete"
+    if compare is not None and not failures:
+        _write_comparisons(outputs, arms, compare, run_dir, seed)
     rows = outputs.write()
     for metric in summary["headline_metrics"]:
         save_metric_figure(run_dir / "figures" / f"{metric}.png", [("", rows)], metric=metric)
@@ -273,7 +298,7 @@ def _run_arm(
     try:
         result = simulate(
             data=data, model=model, config=arm.loop, seed=seed, measure=measure, fit=fit, store=store,
-            on_generation=on_generation, on_lost_classes=on_lost_classes,
+            on_generation=on_generation, on_lost_classes=on_lost_classes, verifier=_verifier(arm),
         )
     except GenerationFailed:
         # Report the finished generations, also those restored by a resumed run that failed at its
@@ -442,6 +467,7 @@ def _run_chain(
             data=data, model=model, config=dataclasses.replace(arm.loop, replicates=1), seed=job.seed,
             measure=evaluation.measure, fit=fit, store=store, on_generation=after_generation,
             label_synthetic=evaluation.labeller, on_lost_classes=on_lost_classes, replicate=replicate,
+            verifier=_verifier(arm),
         )
     except GenerationFailed as error:
         records = store.resume(model, limit=arm.loop.generations)[0]
@@ -468,6 +494,69 @@ def _warn_lost(where: str, generation: int, lost: tuple[str, ...]) -> None:
         "arm %s · generation %d: the synthetic samples hold no %s (degraded run); counted in the labels drawn for the next training set, not in the classifier-corrected share of metrics.csv",
         where, generation, ", ".join(f"class {name!r}" for name in lost),
     )
+
+
+# What each family's measure reports (the metric part of its "metric/group" keys), for checking a
+# declared primary endpoint before the run.
+MEASURED = {
+    "images": ("share", "share_raw", "precision", "recall", "density", "coverage", "fd", "kid", "train_share",
+               "representation_ratio", "fairness_discrepancy"),
+    "gaussian": ("mean_sq_err", "trace_cov", "w2_sq", "share", "extinct"),
+    "class_mixture": ("mean_sq_err", "trace_cov", "w2_sq", "share", "extinct"),
+}  # fmt: skip
+
+
+def _check_comparison(arms: Sequence[Arm], compare: CompareConfig | None) -> CompareConfig | None:
+    """The comparison this run makes (``None``: none), checked before any work."""
+    requested = compare is not None and compare.baseline is not None
+    compare = compare or CompareConfig()
+    replicates = {arm.loop.replicates for arm in arms}
+    if not requested and (len(arms) < 2 or arms[0].family != "images" or min(replicates) < 2):
+        return None
+    if len(replicates) > 1:
+        raise ConfigError(f"paired comparisons need every arm to run the same loop.replicates, got {sorted(replicates)}")
+    check_compare(compare, [arm.name for arm in arms], replicates.pop())
+    family, data = arms[0].family, arms[0].data
+    if compare.primary_metric not in MEASURED[family]:
+        raise ConfigError(
+            f"compare.primary_metric must be one of {list(MEASURED[family])} (what a {family} run measures), "
+            f"got {compare.primary_metric!r}"
+        )
+    groups = ["minority", "all", *data.group_names]
+    if compare.primary_group not in groups:
+        raise ConfigError(f"compare.primary_group must be one of {groups}, got {compare.primary_group!r}")
+    return compare
+
+
+def _write_comparisons(outputs: RunOutputs, arms: Sequence[Arm], compare: CompareConfig, run_dir: Path, seed: int) -> None:
+    """comparisons.csv, its figure and the primary endpoint in the summary (see :func:`run_experiment`)."""
+    records = outputs.records
+    generations = [record.generation for record in records[arms[0].name]]
+    finished = min(len(records[arm.name]) for arm in arms)
+    values = {
+        arm.name: {key: np.stack([r.values[key] for r in records[arm.name][:finished]]) for key in records[arm.name][0].values}
+        for arm in arms
+    }
+    result = paired_comparisons(
+        values, generations=generations[:finished], minority=outputs.summary["minority"], config=compare,
+        arms=[arm.name for arm in arms], seed=seed,
+    )
+    write_comparisons_csv(run_dir / "comparisons.csv", result)
+    shown = [m for m in ("coverage", "recall", "precision", "share") if f"{m}/{result.group}" in values[arms[0].name]]
+    save_paired_figure(run_dir / "figures" / "paired_differences.png", result, metrics=shown or [compare.primary_metric],
+                       group=result.group, title=f"paired differences to {result.baseline}")
+    outputs.summary["comparisons"] = {
+        "baseline": result.baseline,
+        "primary": {arm: {k: v for k, v in row.items() if k not in ("endpoint",)} for arm, row in result.primary.items()},
+        "adjustment": "Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) over every exploratory cell",
+        "file": "comparisons.csv",
+    }
+    for arm, row in result.primary.items():
+        log.info(
+            "primary endpoint %s/%s over generations %s: %s - %s = %+.3g [%.3g, %.3g], sign-flip p = %.3g (n = %d)",
+            row["metric"], row["group"], row["generation"], arm, result.baseline, row["mean_diff"], row["lo"], row["hi"],
+            row["p_signflip"], row["n"],
+        )
 
 
 def _check_arm(arm: Arm) -> None:
@@ -500,7 +589,39 @@ def _check_arm(arm: Arm) -> None:
             f"loop.sampling_bias={arm.loop.sampling_bias} needs a model with biased sampling; "
             f"model={arm.model.name} ({type(model).__name__}) has none: use loop.sampling_bias=1.0 (in arm {arm.name!r})"
         )
+    # The label policy and the curation (simulate checks them too, but only when the arm starts).
+    relabelled = arm.family == "images" and not (arm.model.conditional and arm.evaluation.synthetic_labels != "classifier")
+    try:
+        check_label_policy(arm.loop, num_classes=len(arm.data.group_names), relabelled=relabelled)
+        check_curation(arm.loop, replicates=1 if arm.family == "images" else arm.loop.replicates,
+                       relabelled=relabelled, has_verifier=True)
+    except ConfigError as error:
+        raise ConfigError(f"{error} (in arm {arm.name!r})") from None
+    if arm.family == "images" and arm.loop.curation.rule != "none" and _verifier_config(arm) == arm.evaluation.classifier:
+        raise ConfigError(
+            f"loop.curation.verifier_seed={arm.loop.curation.verifier_seed} and verifier_width="
+            f"{arm.loop.curation.verifier_width} rebuild the evaluation classifier (evaluation.classifier): the "
+            f"verifier must differ from it in seed or width (in arm {arm.name!r})"
+        )
     _check_memory(arm)
+
+
+def _verifier_config(arm: Arm):
+    """The deep arms' verifier: the evaluation classifier's design with ``loop.curation``'s seed and width."""
+    curation = arm.loop.curation
+    return dataclasses.replace(arm.evaluation.classifier, seed=curation.verifier_seed, width=curation.verifier_width)
+
+
+def _verifier(arm: Arm) -> Verifier | None:
+    """What ``loop.curation`` keeps samples by: ``None`` without curation; the fitted class Gaussians
+    for analytic models; for deep models a classifier trained once on the real training pool,
+    separate from the evaluation classifier (see :func:`_verifier_config`), cached under its own key."""
+    if arm.loop.curation.rule == "none":
+        return None
+    if arm.family != "images":
+        return gaussian_verifier
+    trained = load_or_train_classifier(arm.data, config=_verifier_config(arm), cache_dir=arm.evaluation.cache_dir)
+    return ClassifierVerifier(trained.model.logits)
 
 
 def _check_memory(arm: Arm) -> None:
@@ -602,6 +723,11 @@ def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
         loop = dataclasses.asdict(arm.loop)
         loop.pop("generations")
         loop.pop("checkpoint_every")  # where a generation is checkpointed does not change its results
+        for key, default in (("synthetic_labels", "counts"), ("synthetic_shares", None)):
+            if loop[key] == default:  # absent at their defaults, so runs from before these options still resume
+                loop.pop(key)
+        if arm.loop.curation.rule == "none":
+            loop.pop("curation")
         described[arm.name] = {
             "data": dataclasses.asdict(arm.data),
             "model": dataclasses.asdict(arm.model),

@@ -21,7 +21,16 @@ Example:
     array([0.9 , 0.81, 0.73, 0.66, 0.59])
 """
 
-from genfair.loops._config import LOOP_KINDS, LoopConfig, LoopKind
+from genfair.loops._config import CURATION_RULES, LABEL_POLICIES, LOOP_KINDS, CurationConfig, LoopConfig, LoopKind
+from genfair.loops._curation import (
+    ClassifierVerifier,
+    Curated,
+    Verdict,
+    Verifier,
+    check_curation,
+    curate,
+    gaussian_verifier,
+)
 from genfair.loops._simulate import (
     Fit,
     FitCheckpoint,
@@ -36,10 +45,15 @@ from genfair.loops._simulate import (
     simulate,
 )
 from genfair.loops._store import RunStore
-from genfair.loops._training_set import draw_labels, training_set, training_set_size
+from genfair.loops._training_set import check_label_policy, draw_labels, policy_labels, training_set, training_set_size
 
 __all__ = [
+    "CURATION_RULES",
+    "LABEL_POLICIES",
     "LOOP_KINDS",
+    "ClassifierVerifier",
+    "Curated",
+    "CurationConfig",
     "Fit",
     "FitCheckpoint",
     "FitContext",
@@ -51,9 +65,16 @@ __all__ = [
     "LoopResult",
     "Measurement",
     "RunStore",
+    "Verdict",
+    "Verifier",
+    "check_curation",
     "check_finite_parameters",
+    "check_label_policy",
+    "curate",
     "draw_labels",
     "fit_closed_form",
+    "gaussian_verifier",
+    "policy_labels",
     "simulate",
     "training_set",
     "training_set_size",

@@ -2,15 +2,92 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Literal
 
-from genfair.errors import check_choice, check_positive_int, check_unit_interval
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int, check_unit_interval
 
-__all__ = ["LOOP_KINDS", "LoopConfig", "LoopKind"]
+__all__ = [
+    "CURATION_RULES",
+    "LABEL_POLICIES",
+    "LOOP_KINDS",
+    "CurationConfig",
+    "LoopConfig",
+    "LoopKind",
+]
 
 LoopKind = Literal["fully_synthetic", "augment", "fresh", "accumulate"]
 LOOP_KINDS: tuple[str, ...] = ("fully_synthetic", "augment", "fresh", "accumulate")
+LABEL_POLICIES: tuple[str, ...] = ("counts", "real_shares", "balanced", "shares")
+CURATION_RULES: tuple[str, ...] = ("none", "agreement", "confidence", "top_fraction")
+CAP_ACTIONS: tuple[str, ...] = ("mark", "fail")
+
+
+@dataclass
+class CurationConfig:
+    """A verifier between sampling and retraining (``loop.curation.*``; see ``genfair.loops._curation``).
+
+    The verifier judges each synthetic sample against the class it was drawn for and returns a
+    predicted class and a score in [0, 1] (a classifier: its softmax probability of that class;
+    the analytic models' Gaussian verifier: the chi-square tail probability of the sample's
+    Mahalanobis radius around its class's fitted mean). Rules:
+
+      - ``none``: keep every sample (no verifier);
+      - ``agreement``: keep samples whose predicted class is the class they were drawn for;
+      - ``confidence``: keep samples whose score is >= ``threshold`` (for the Gaussian verifier:
+        samples within radius c of the fitted mean, P(chi2_d >= c^2) = threshold: truncation);
+      - ``top_fraction``: keep the ``fraction`` of each class's samples with the highest scores.
+
+    Attributes:
+        rule: one of :data:`CURATION_RULES`.
+        threshold: the ``confidence`` rule's score threshold, in (0, 1).
+        fraction: the ``top_fraction`` rule's share kept per class, in (0, 1].
+        redraw: draw again for the rejected samples' classes until ``loop.n_synthetic`` are kept
+            (``top_fraction``: draw ceil(1 / fraction) samples per kept one and keep the best),
+            so the class counts are those the label policy chose; ``false``: train on the kept
+            samples only (fewer than ``n_synthetic``; needs a model with one replicate, as the
+            deep models' chains have).
+        max_draws: at most this many draws per synthetic sample (rounds of ``n_synthetic``).
+        on_cap: when ``max_draws`` rounds leave samples unaccepted: ``mark`` keeps their last
+            draw and counts them in ``unverified/all`` of metrics.csv; ``fail`` stops the arm
+            (a failed generation, one line).
+        verifier_seed, verifier_width: the deep models' verifier is the evaluation classifier's
+            design (``evaluation.classifier``) trained on the same real training pool with
+            this seed and first-layer width (a different initialisation, batch order and
+            architecture: the lab never filters and measures with the same network), cached
+            under its own key. Unused by the analytic models.
+    """
+
+    rule: str = "none"
+    threshold: float = 0.5
+    fraction: float = 0.5
+    redraw: bool = True
+    max_draws: int = 10
+    on_cap: str = "mark"
+    verifier_seed: int = 1
+    verifier_width: int = 8
+
+    def __post_init__(self) -> None:
+        check_choice("curation.rule", self.rule, CURATION_RULES)
+        check_number("curation.threshold", self.threshold, above=0, below=1)
+        check_number("curation.fraction", self.fraction, above=0, at_most=1)
+        if not isinstance(self.redraw, bool):
+            raise ConfigError(f"curation.redraw must be true or false, got {self.redraw!r}")
+        check_positive_int("curation.max_draws", self.max_draws)
+        check_choice("curation.on_cap", self.on_cap, CAP_ACTIONS)
+        check_positive_int("curation.verifier_seed", self.verifier_seed, minimum=0)
+        check_positive_int("curation.verifier_width", self.verifier_width)
+        if self.rule == "top_fraction" and self.redraw and self.rounds > self.max_draws:
+            raise ConfigError(
+                f"curation.fraction={self.fraction} with redraw keeps 1 of {self.rounds} draws, more than "
+                f"max_draws={self.max_draws} allows: raise max_draws to {self.rounds} or the fraction"
+            )
+
+    @property
+    def rounds(self) -> int:
+        """Draws per kept sample of ``top_fraction`` with ``redraw``: ceil(1 / fraction)."""
+        return math.ceil(1.0 / self.fraction - 1e-9)
 
 
 @dataclass
@@ -32,6 +109,16 @@ class LoopConfig:
         sampling_bias: lambda in (0, 1]; 1 samples the model as it is (for a Gaussian,
             samples come from N(mu, lambda * Sigma)).
         replicates: independent chains run together.
+        synthetic_labels: the classes of the synthetic samples of each generation (the label
+            policy): ``counts`` draws them from the class shares of the generation's training
+            set (Wright-Fisher drift: a minority fades and is lost); ``real_shares`` gives each
+            class exactly ``stratified_counts(n_synthetic, shares of generation 0's real set)``
+            samples; ``balanced`` equal shares (stratified); ``shares`` the shares of
+            ``synthetic_shares`` (stratified). Only ``counts`` suits an unconditional model,
+            whose samples carry no class until a labeller assigns one.
+        synthetic_shares: with ``synthetic_labels=shares``, one share per class in (0, 1],
+            summing to 1 (a YAML list, ``loop.synthetic_shares=[0.5,0.5]``); else ``None``.
+        curation: the verifier step between sampling and retraining (:class:`CurationConfig`).
         checkpoint_every: a fit trained by gradient steps (the deep models', the hypernetworks')
             saves the generation in progress every this many steps into the run directory
             (``arms/<arm>/in_progress/``), and a killed run restarts the generation from there,
@@ -46,6 +133,9 @@ class LoopConfig:
     sampling_bias: float = 1.0
     replicates: int = 100
     checkpoint_every: int | None = None
+    synthetic_labels: str = "counts"
+    synthetic_shares: list[float] | None = None
+    curation: CurationConfig = field(default_factory=CurationConfig)
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, LOOP_KINDS)
@@ -56,3 +146,35 @@ class LoopConfig:
         check_positive_int("replicates", self.replicates)
         if self.checkpoint_every is not None:
             check_positive_int("checkpoint_every", self.checkpoint_every)
+        check_choice("synthetic_labels", self.synthetic_labels, LABEL_POLICIES)
+        if self.synthetic_labels == "shares":
+            shares = self.synthetic_shares
+            if not isinstance(shares, (list, tuple)) or not shares or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in shares
+            ) or not math.isclose(sum(shares), 1.0, abs_tol=1e-6):
+                raise ConfigError(
+                    f"synthetic_shares must be one share in (0, 1] per class, summing to 1 "
+                    f"(synthetic_labels=shares), got {_shown(shares)}"
+                )
+            self.synthetic_shares = [float(v) for v in shares]
+        elif self.synthetic_shares is not None:
+            raise ConfigError(
+                f"synthetic_shares={_shown(self.synthetic_shares)} is used only with synthetic_labels=shares, "
+                f"got synthetic_labels={self.synthetic_labels!r}"
+            )
+        if isinstance(self.curation, dict):  # a notebook may pass the node as a mapping
+            self.curation = CurationConfig(**self.curation)
+
+    def check_classes(self, num_classes: int) -> None:
+        """Refuse ``synthetic_shares`` that do not give one share to each of ``num_classes``
+        classes (the data's), before any work."""
+        if self.synthetic_labels == "shares" and len(self.synthetic_shares) != num_classes:
+            raise ConfigError(
+                f"loop.synthetic_shares must give one share to each of the data's {num_classes} classes, "
+                f"got {len(self.synthetic_shares)}: {self.synthetic_shares}"
+            )
+
+
+def _shown(value: object) -> object:
+    """A config list as a plain list (an OmegaConf ListConfig prints as one too)."""
+    return list(value) if isinstance(value, (list, tuple)) else value

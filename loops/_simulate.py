@@ -18,7 +18,8 @@ from genfair.errors import ConfigError, GenerationFailed
 from genfair.models import BiasedSampler, ClosedFormFit
 from genfair.seeding import torch_generator
 from genfair.loops._config import LoopConfig
-from genfair.loops._training_set import draw_labels, training_set
+from genfair.loops._curation import Verifier, check_curation, curate
+from genfair.loops._training_set import check_label_policy, policy_labels, training_set
 
 __all__ = [
     "Fit",
@@ -164,6 +165,7 @@ def simulate(
     label_synthetic: Labeller | None = None,
     on_lost_classes: LostClasses | None = None,
     replicate: int = 0,
+    verifier: Verifier | None = None,
 ) -> LoopResult:
     """Run a self-consuming loop (Alemohammad et al. 2024, Algorithm 1) over ``config.generations``.
 
@@ -197,6 +199,11 @@ def simulate(
             replicate, though the real data had them. The loop goes on (such a run is degraded,
             not broken). A class lost in only some replicates is not reported: that is the
             drift a replicated analytic loop studies (with one replicate, any loss counts).
+        verifier: ``(model, x, labels) -> Verdict``, what ``config.curation`` keeps samples by
+            (see ``genfair.loops._curation``); needed when ``config.curation.rule`` is not
+            ``none``. The curation's acceptance rate per class and its draws join generation
+            g's record (``accept_rate/<class>``, ``accept_rate/all``, ``draws/all``,
+            ``unverified/all``): they describe the samples drawn at g, which g + 1 trains on.
 
     Raises:
         GenerationFailed: a fit met a NaN or infinite loss or parameter, or the synthetic samples
@@ -213,6 +220,9 @@ def simulate(
         (3, 1000)
     """
     num_classes = len(data.group_names)
+    check_label_policy(config, num_classes=num_classes, relabelled=label_synthetic is not None)
+    check_curation(config, replicates=config.replicates, relabelled=label_synthetic is not None,
+                   has_verifier=verifier is not None)
     if config.sampling_bias != 1.0 and not isinstance(model, BiasedSampler):
         raise ConfigError(
             f"loop.sampling_bias={config.sampling_bias} needs a model with biased sampling; "
@@ -245,16 +255,31 @@ def simulate(
         # 3. Measure the fitted model.
         values, intervals = _as_arrays(measure(model, train, torch_generator(seed, g, "measure", replicate=replicate)))
         values.update(_as_arrays(Measurement(diagnostics))[0])
-        # 4. Draw the synthetic samples that generation g + 1 trains on; their classes follow
-        #    the class shares of this generation's training set (or the labeller's verdict).
+        # 4. Draw the synthetic samples that generation g + 1 trains on: their classes by the
+        #    label policy (by default the class shares of this generation's training set), kept
+        #    or redrawn by the verifier (loop.curation); an unconditional model's samples take
+        #    the labeller's classes.
         sampler = torch_generator(seed, g, "sample", replicate=replicate)
-        labels = draw_labels(train.class_counts(num_classes), config.n_synthetic, generator=sampler)
-        if config.sampling_bias == 1.0:
-            x = model.sample(config.n_synthetic, labels=labels, generator=sampler)
+        labels = policy_labels(
+            config.synthetic_labels, train_counts=train.class_counts(num_classes), real_counts=real.class_counts(num_classes),
+            shares=config.synthetic_shares, n=config.n_synthetic, generator=sampler,
+        )
+
+        def draw(classes: torch.Tensor) -> torch.Tensor:
+            if config.sampling_bias == 1.0:
+                drawn = model.sample(classes.shape[1], labels=classes, generator=sampler)
+            else:
+                drawn = model.sample_biased(classes.shape[1], bias=config.sampling_bias, labels=classes, generator=sampler)
+            _check_finite_samples(drawn, g)
+            return drawn.detach()
+
+        if config.curation.rule == "none":
+            x = draw(labels)
         else:
-            x = model.sample_biased(config.n_synthetic, bias=config.sampling_bias, labels=labels, generator=sampler)
-        x = x.detach()
-        _check_finite_samples(x, g)
+            curated = curate(draw, labels, model=model, verifier=verifier, config=config.curation,
+                             num_classes=num_classes, generation=g)
+            x, labels = curated.x, curated.labels
+            values.update(_as_arrays(Measurement(curated.values(data.group_names)))[0])
         labels = labels.to(x.device) if label_synthetic is None else label_synthetic(x).to(x.device, torch.int64)
         lost = _lost_classes(labels, data.group_names)
         if lost and on_lost_classes is not None:

@@ -19,7 +19,7 @@ from typing import Literal, get_args
 import numpy as np
 from scipy import special, stats
 
-from genfair.errors import ConfigError, check_choice, check_positive_int, check_unit_interval
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int, check_unit_interval
 from genfair.data import stratified_counts
 from genfair.loops._config import LoopKind
 
@@ -285,3 +285,37 @@ def class_share_chain(
         eventual_loss_prob=1.0 - p,
         mean_loss_time=_mean_loss_time(probs[0, : n + 1], n, m),
     )
+
+
+def truncated_gaussian_variance_factor(radius: float, *, dim: int = 1) -> float:
+    """kappa_d(c): the covariance of N(mu, Sigma) truncated to the ellipsoid
+    (x - mu)^T Sigma^-1 (x - mu) <= c^2 is kappa_d(c) Sigma, with
+
+        kappa_d(c) = P(chi2_{d+2} <= c^2) / P(chi2_d <= c^2)        (d = dim).
+
+    Why: x = mu + Sigma^(1/2) z with z ~ N(0, I_d) given |z| <= c; by symmetry Cov z = E[|z|^2
+    | |z|^2 <= c^2] / d I, and E[R 1{R <= t}] = d P(chi2_{d+2} <= t) for R ~ chi2_d. For d = 1
+    this is the variance of a standard normal truncated to [-c, c]:
+
+        kappa_1(c) = 1 - 2 c phi(c) / (2 Phi(c) - 1).
+
+    In a loop whose verifier keeps, and redraws until it has, the samples within radius c of
+    their class's fitted mean (``loop.curation.rule=confidence`` with threshold
+    P(chi2_d >= c^2), see :func:`confidence_radius`), the kept samples are independent given
+    the model, with mean mu_hat and covariance kappa Sigma_hat: the moments that the recursion
+    of :func:`gaussian_loop_moments` uses, which therefore holds exactly with
+    sampling_bias = kappa_d(c) (MLE: E[sigma2_hat_g] = ((n-1)/n) (kappa (m-1)/m)^g, fully
+    synthetic, d = 1).
+    """
+    c = check_number("radius", radius, above=0)
+    d = _check_int("dim", dim)
+    return float(stats.chi2.cdf(c * c, d + 2) / stats.chi2.cdf(c * c, d))
+
+
+def confidence_radius(threshold: float, *, dim: int = 1) -> float:
+    """The radius c that the Gaussian verifier's ``confidence`` rule keeps at ``threshold``:
+    its score is P(chi2_d >= r^2) for a sample at Mahalanobis radius r, so score >= threshold
+    iff r <= c with P(chi2_d >= c^2) = threshold (for d = 1: c = Phi^-1(1 - threshold / 2))."""
+    t = _check_open_unit("threshold", threshold, closed_right=False)
+    d = _check_int("dim", dim)
+    return float(np.sqrt(stats.chi2.isf(t, d)))

@@ -131,3 +131,40 @@ def test_probability_and_time_to_lose_the_minority():
     assert abs(lost.mean() - p_loss) < Z * np.sqrt(p_loss * (1 - p_loss) / replicates)
     loss_time = extinct[:, lost].argmax(axis=0)  # first generation with no minority samples
     assert abs(loss_time.mean() - chain.mean_loss_time) < Z * loss_time.std(ddof=1) / np.sqrt(lost.sum())
+
+
+@pytest.mark.parametrize("dim, kind, threshold", [(1, "fully_synthetic", 0.1), (2, "augment", 0.15)])
+def test_truncation_by_the_verifier_matches_the_truncated_normal_variance(dim, kind, threshold):
+    """The Gaussian verifier keeps (and redraws until it has) the samples within radius c of their
+    fitted mean: kept samples have covariance kappa_d(c) Sigma_hat, so the loop follows the moment
+    recursion with sampling_bias = kappa_d(c); in 1-D kappa = 1 - 2 c phi(c) / (2 Phi(c) - 1)."""
+    from scipy import stats
+
+    from genfair.loops import CurationConfig, gaussian_verifier
+    from genfair.loops._theory import confidence_radius, truncated_gaussian_variance_factor
+
+    c = confidence_radius(threshold, dim=dim)
+    kappa = truncated_gaussian_variance_factor(c, dim=dim)
+    if dim == 1:
+        assert c == pytest.approx(stats.norm.isf(threshold / 2), rel=1e-12)
+        assert kappa == pytest.approx(1 - 2 * c * stats.norm.pdf(c) / (2 * stats.norm.cdf(c) - 1), rel=1e-12)
+    data, replicates, generations = GaussianData(dim=dim), 20_000, 6
+    model = ClassGaussianModel(1, dim, replicates=replicates)
+    config = LoopConfig(kind=kind, generations=generations, n_real=10, n_synthetic=10, replicates=replicates,
+                        curation=CurationConfig(rule="confidence", threshold=threshold, max_draws=50))
+
+    def measure(fitted, train, generator):
+        return class_gaussian_metrics(fitted, true_means=data.true_means(), true_covariances=data.true_covariances(),
+                                      counts=train.class_counts(1), classes=data.classes)
+
+    result = simulate(data=data, model=model, config=config, seed=0, measure=measure, verifier=gaussian_verifier)
+    assert (result.values("unverified/all") == 0).all()
+    theory = gaussian_loop_moments(kind=kind, generations=generations, n_real=10, n_synthetic=10,
+                                   sampling_bias=kappa, dim=dim)
+    assert_means_match(result.values("trace_cov/all"), theory.trace_cov)
+    assert_means_match(result.values("mean_sq_err/all"), theory.mean_sq_err)
+    untruncated = gaussian_loop_moments(kind=kind, generations=generations, n_real=10, n_synthetic=10, dim=dim)
+    noise = result.values("trace_cov/all")[-1].std() / np.sqrt(replicates)
+    assert untruncated.trace_cov[-1] - theory.trace_cov[-1] > 20 * noise  # the verifier's effect is far above the noise
+    accepted = result.values("accept_rate/all")  # kept / drawn; E[drawn] = n / (1 - threshold) per replicate
+    assert_means_match(10 / accepted, np.full(generations, 10 / (1 - threshold)))
