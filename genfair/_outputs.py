@@ -5,8 +5,8 @@
   ``lo`` / ``hi`` bound a 95 % confidence interval: the one the measure computed where it
   gave one (deep models, one replicate: a bootstrap over samples stratified by class, see
   ``genfair.evaluation``; a deep arm with one chain), else the t-interval of the mean across
-  replicates, ``mean -+ t_{0.975, n-1} se`` (NaN with one replicate), intersected with [0, 1]
-  for metrics that lie there (``genfair.metrics.mean_interval``).
+  replicates, ``mean -+ t_{0.975, n-1} se`` (NaN with one replicate), on the logit scale for
+  metrics that lie in [0, 1] so that it stays there (``genfair.metrics.mean_interval``).
 - ``bootstrap.csv`` (deep models): every chain's own value of every metric with the bootstrap
   interval over its evaluation samples (``boot_lo``, ``boot_hi``), which describes that chain
   only; the across-replicate ``lo`` / ``hi`` of ``metrics.csv`` describe the arm.

@@ -544,7 +544,7 @@ def _write_comparisons(outputs: RunOutputs, arms: Sequence[Arm], compare: Compar
     write_comparisons_csv(run_dir / "comparisons.csv", result)
     shown = [m for m in ("coverage", "recall", "precision", "share") if f"{m}/{result.group}" in values[arms[0].name]]
     save_paired_figure(run_dir / "figures" / "paired_differences.png", result, metrics=shown or [compare.primary_metric],
-                       group=result.group, title=f"paired differences to {result.baseline}")
+                       group=result.group, title=f"class {result.group}: paired differences to {result.baseline}")
     outputs.summary["comparisons"] = {
         "baseline": result.baseline,
         "primary": {arm: {k: v for k, v in row.items() if k not in ("endpoint",)} for arm, row in result.primary.items()},

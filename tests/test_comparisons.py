@@ -220,3 +220,20 @@ def test_paired_figure(tmp_path):
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     message = _one_line_error(lambda: save_paired_figure(tmp_path / "x.png", result, metrics=["fd"], group="minority"))
     assert message == "metrics must be a non-empty list of the compared metrics of group 'minority' ['coverage', 'recall'], got ['fd']"
+
+
+def test_many_pairs_use_the_normal_limit_of_the_sign_flip_distribution():
+    """From 2000 pairs on the sign-flip p-value is the normal limit 2 (1 - Phi(|sum d| / sqrt(sum d^2)));
+    it agrees with 20 000 random flips within their Monte-Carlo error."""
+    import math
+
+    from scipy import stats
+
+    from genfair.comparisons import NORMAL_MIN, _SignCache, sign_flip_pvalue
+
+    d = np.random.default_rng(3).normal(0.03, 1.0, size=NORMAL_MIN)
+    normal = _SignCache(seed=0, permutations=10).pvalue(d)
+    assert normal == pytest.approx(2 * stats.norm.sf(abs(d.sum()) / math.sqrt((d**2).sum())), rel=1e-12)
+    flips = sign_flip_pvalue(d, permutations=20000, generator=np.random.default_rng(1))
+    assert abs(normal - flips) < 4 * math.sqrt(normal * (1 - normal) / 20000) + 1e-3
+    assert _SignCache(seed=0, permutations=10).label(NORMAL_MIN) == "normal limit"

@@ -174,16 +174,17 @@ def test_replicated_deep_runs_report_across_replicate_t_intervals(tmp_path):
     from scipy import stats
 
     from genfair._outputs import read_metrics_csv
+    from genfair.metrics import logit_interval
 
     result = run_experiment([_replicated(3)], seed=2, run_dir=tmp_path)
     rows = {(r["generation"], r["metric"], r["group"]): r for r in read_metrics_csv(tmp_path / "metrics.csv")}
-    for metric, group, bounded in (("fd", "all", False), ("recall", "3", True)):
+    for metric, group, bounded in (("fd", "all", False), ("coverage", "6", True)):
         values = result.records["mle"][1].values[f"{metric}/{group}"]
         row = rows[(1, metric, group)]
-        half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / 3**0.5
-        lo, hi = values.mean() - half, values.mean() + half
+        quantile, se = stats.t.ppf(0.975, 2), values.std(ddof=1) / 3**0.5
+        lo, hi = values.mean() - quantile * se, values.mean() + quantile * se
         if bounded:
-            lo, hi = max(lo, 0.0), min(hi, 1.0)
+            lo, hi = logit_interval(values.mean(), se, quantile)
         assert row["n"] == 3 and row["mean"] == pytest.approx(values.mean(), rel=1e-12)
         assert (row["lo"], row["hi"]) == (pytest.approx(lo, rel=1e-9, abs=1e-12), pytest.approx(hi, rel=1e-9, abs=1e-12))
     with open(tmp_path / "bootstrap.csv", newline="") as handle:

@@ -17,14 +17,20 @@ def test_the_interval_is_the_t_interval_of_the_mean():
     assert (lo, hi) == (pytest.approx(values.mean() - half), pytest.approx(values.mean() + half))
 
 
-def test_a_bounded_metric_keeps_its_interval_in_the_unit_interval():
-    """The t-interval of (0, 0, 0.1) starts below 0; intersected with [0, 1] it starts at 0 and
-    keeps its upper end."""
-    summary = summarize_replicates(np.array([0.0, 0.0, 0.1]))
-    raw = mean_interval(summary)
-    assert raw[0] < 0
-    assert mean_interval(summary, bounded=True) == (0.0, pytest.approx(raw[1]))
-    assert mean_interval(summarize_replicates(np.array([1.0, 1.0, 0.9])), bounded=True)[1] == 1.0
+def test_a_bounded_metric_gets_the_logit_scale_interval():
+    """(0, 0, 0.1): the t-interval starts below 0; the logit-scale one is
+    expit(logit(m) -+ t se / (m (1 - m))), inside (0, 1) and around the mean."""
+    values = np.array([0.0, 0.0, 0.1])
+    summary = summarize_replicates(values)
+    assert mean_interval(summary)[0] < 0
+    m, se = values.mean(), values.std(ddof=1) / np.sqrt(3)
+    half = stats.t.ppf(0.975, 2) * se / (m * (1 - m))
+    expit = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    expected = (expit(np.log(m / (1 - m)) - half), expit(np.log(m / (1 - m)) + half))
+    lo, hi = mean_interval(summary, bounded=True)
+    assert (lo, hi) == (pytest.approx(expected[0]), pytest.approx(expected[1]))
+    assert 0 < lo < m < hi < 1
+    assert mean_interval(summarize_replicates(np.array([1.0, 1.0, 1.0])), bounded=True) == (1.0, 1.0)
 
 
 def test_one_replicate_has_no_interval():

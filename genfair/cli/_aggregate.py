@@ -18,7 +18,7 @@ equal once ``seed`` is removed) and must have distinct seeds. Written into ``--o
   ``mean -+ t_{0.975, n_seeds - 1} se``, except for the metrics in [0, 1]
   (:func:`genfair.metrics.in_unit_interval`: shares, precision, recall, coverage, fractions of
   chains, downstream rates; not density), whose interval is that t-interval on the logit scale,
-  mapped back (:func:`bounded_interval`), so it stays in [0, 1].
+  mapped back (:func:`genfair.metrics.logit_interval`), so it stays in [0, 1].
 - ``paired_vs_<arm>.csv`` (with ``--baseline ARM``): the same columns for the paired
   differences ``arm - ARM`` of every other arm, seed by seed (plain t-intervals: a difference
   of bounded metrics lies in [-1, 1], and its mean's interval is left unbounded). The arms of one
@@ -51,13 +51,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 from genfair._outputs import read_metrics_csv, write_metrics_csv
 from genfair.checkpoint import read_json, write_json
 from genfair.comparisons import CompareConfig, PairedComparisons, check_compare, paired_comparisons, write_comparisons_csv
 from genfair.errors import USER_ERRORS, ConfigError
-from genfair.metrics import in_unit_interval
+from genfair.metrics import in_unit_interval, logit_interval
 from genfair.plots import save_fidelity_figure, save_metric_figure, save_paired_figure
 
 __all__ = [
@@ -66,7 +66,6 @@ __all__ = [
     "aggregate",
     "aggregate_main",
     "aggregate_rows",
-    "bounded_interval",
     "paired_rows",
 ]
 
@@ -219,7 +218,7 @@ def aggregate_rows(runs: list[list[dict]]) -> list[dict]:
     with s the sample standard deviation (ddof 1), ``lo``/``hi`` = x̄ -+ t_{0.975, n-1} se;
     ``se``, ``lo`` and ``hi`` are NaN for n < 2 and everything but ``n_seeds`` for n = 0.
     For the metrics in [0, 1] (:func:`genfair.metrics.in_unit_interval`), ``lo``/``hi`` are
-    :func:`bounded_interval` instead, inside [0, 1].
+    :func:`genfair.metrics.logit_interval` instead, inside [0, 1].
     """
     values: dict[tuple, list[float]] = {}
     for rows in runs:
@@ -243,27 +242,8 @@ def paired_rows(runs: list[list[dict]], baseline: str) -> list[dict]:
     return [_across_seeds(key, seeds) for key, seeds in values.items()]
 
 
-def bounded_interval(mean: float, se: float, quantile: float) -> tuple[float, float]:
-    """The t-interval of a mean in [0, 1] on the logit scale, mapped back (the delta method; the
-    interval Stata's ``proportion`` reports):
-
-        lo, hi = expit(logit(m) -+ q se / (m (1 - m)))
-
-    with m the mean, se its standard error and q the t quantile; se / (m (1 - m)) is the
-    standard error of logit(m) to first order. The interval lies in [0, 1], contains m, is
-    asymmetric near a bound and close to m -+ q se away from the bounds. At m = 0 or 1 (every
-    value at the bound, se = 0) it is [m, m]; NaN when m or se is NaN or m is outside [0, 1].
-    """
-    if not (0.0 <= mean <= 1.0) or math.isnan(se):
-        return math.nan, math.nan
-    if mean in (0.0, 1.0):
-        return mean, mean
-    centre, half = math.log(mean / (1 - mean)), quantile * se / (mean * (1 - mean))
-    return float(special.expit(centre - half)), float(special.expit(centre + half))
-
-
 def _across_seeds(key: tuple, seeds: list[float], *, bounded: bool = False) -> dict:
-    """One row: mean, standard error and interval (:func:`bounded_interval` for a bounded
+    """One row: mean, standard error and interval (:func:`genfair.metrics.logit_interval` for a bounded
     metric, else the t-interval) of the finite values among ``seeds``."""
     arm, generation, group, metric = key
     x = np.asarray([v for v in seeds if math.isfinite(v)])
@@ -273,7 +253,7 @@ def _across_seeds(key: tuple, seeds: list[float], *, bounded: bool = False) -> d
     mean = float(x.mean()) if n else math.nan
     se = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     quantile = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) if n > 1 else math.nan
-    lo, hi = bounded_interval(mean, se, quantile) if bounded else (mean - quantile * se, mean + quantile * se)
+    lo, hi = logit_interval(mean, se, quantile) if bounded else (mean - quantile * se, mean + quantile * se)
     return {"arm": arm, "generation": generation, "group": group, "metric": metric,
             "mean": mean, "se": se, "n_seeds": n, "lo": lo, "hi": hi}  # fmt: skip
 

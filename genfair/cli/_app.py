@@ -83,7 +83,10 @@ def _run(cfg: DictConfig) -> None:
     config["overrides"] = list(HydraConfig.get().overrides.task)
     if cfg.study == "loop":
         device = resolve_device(cfg.device)
-        run_experiment(arms_from_config(cfg), seed=cfg.seed, run_dir=run_dir, config=config, device=device)
+        run_experiment(
+            arms_from_config(cfg), seed=cfg.seed, run_dir=run_dir, config=config, device=device, workers=cfg.workers,
+            compare=OmegaConf.to_object(cfg.compare),
+        )
         return
     study = study_config(cfg)
     record = {key: config[key] for key in ("study", cfg.study, "seed", "threads", "overrides")}

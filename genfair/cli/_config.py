@@ -12,6 +12,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from genfair.comparisons import CompareConfig
 from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
 from genfair.estimators import EstimatorConfig
 from genfair.evaluation import EvaluationConfig
@@ -35,6 +36,11 @@ class GenfairConfig:
         seed: root seed; every generation's randomness derives from it (``genfair.seeding``).
         threads: torch intra-op threads; 1 is fastest for analytic models and right for
             parallel sweep workers.
+        compare: how the arms are compared replicate by replicate (``genfair.comparisons``):
+            the baseline arm, the primary endpoint declared before the run, permutations, level.
+        workers: processes that run a deep experiment's chains (every arm's replicates), one
+            torch thread each; ``null`` (default): every core this process may run on; 1: one
+            after another in the command's own process. It does not change the results.
         arms: ``{name: [dotted overrides]}``, e.g. ``{mle: [model.estimator=mle]}``; every arm
             runs the same loop with the same seed and its overrides applied. Empty: one arm, ``main``.
         study: ``loop`` (the self-consuming loop above) or the name of a study in
@@ -48,9 +54,11 @@ class GenfairConfig:
     estimator: EstimatorConfig = MISSING
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     remedy: RemedyConfig = field(default_factory=RemedyConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     device: str = "auto"
     seed: int = 0
     threads: int = 1
+    workers: int | None = None
     arms: dict[str, list[str]] = field(default_factory=dict)
     study: str = "loop"
     variance_bias: Any = None

@@ -12,6 +12,7 @@ from genfair.metrics._summary import (
     UNIT_INTERVAL_METRICS,
     ReplicateSummary,
     in_unit_interval,
+    logit_interval,
     mean_interval,
     summarize_replicates,
 )
@@ -53,5 +54,6 @@ __all__ = [
     "train_classifier",
     "UNIT_INTERVAL_METRICS",
     "in_unit_interval",
+    "logit_interval",
     "mean_interval",
 ]
