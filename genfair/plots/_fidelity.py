@@ -9,27 +9,39 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from genfair.checkpoint import write_bytes_atomic
 
-__all__ = ["FIDELITY_PANELS", "save_fidelity_figure"]
+__all__ = ["FIDELITY_PANELS", "fidelity_figure", "save_fidelity_figure"]
 
-# (metric, axis label); "share" is the confusion-corrected share of the generated images.
+# (metric, axis label); "share" is the confusion-corrected share of the generated images that
+# are of the minority class ({minority} is filled in).
 FIDELITY_PANELS: tuple[tuple[str, str], ...] = (
-    ("share", "share of generated images\n(classifier, confusion-corrected)"),
+    ("share", "share of generated images of class {minority}\n(classifier, confusion-corrected)"),
     ("precision", "precision (fidelity)"),
     ("recall", "recall (diversity)"),
-    ("coverage", "coverage"),
+    ("coverage", "coverage (diversity)"),
 )
 
 
 def save_fidelity_figure(
     path: Path, rows: Sequence[dict], *, minority: str, majority: str, target_share: float, title: str = ""
 ) -> Path:
+    """Save :func:`fidelity_figure` as a PNG at ``path``."""
+    figure = fidelity_figure(rows, minority=minority, majority=majority, target_share=target_share, title=title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
+
+
+def fidelity_figure(rows: Sequence[dict], *, minority: str, majority: str, target_share: float, title: str = "") -> Figure:
     """"Minority fidelity across generations": one panel per metric of :data:`FIDELITY_PANELS`,
     one colour per arm; the minority as solid lines with their ``lo``-``hi`` confidence bands, the
-    majority as thin dotted lines for reference, and the minority's real share as a grey line;
-    the legend (arms, then line styles) below the panels.
+    majority as thin dotted lines for reference (not in the share panel, whose y-axis spans the
+    minority's shares, bands and real share, drawn as a grey line); the legend (arms, then line
+    styles) below the panels.
 
     Args:
         rows: ``metrics.csv`` rows of a run with one replicate per arm (a deep model).
@@ -44,8 +56,8 @@ def save_fidelity_figure(
             color = f"C{index}"
             for group, style, width in ((minority, "-", 1.8), (majority, ":", 1.0)):
                 curve = _curve(rows, arm, metric, group)
-                if not curve:
-                    continue
+                if not curve or (metric == "share" and group == majority):
+                    continue  # the share panel's y-axis spans the minority's lines, bands and real share
                 x = [r["generation"] for r in curve]
                 ax.plot(x, [r["mean"] for r in curve], style, color=color, linewidth=width)
                 if group == minority:
@@ -54,8 +66,9 @@ def save_fidelity_figure(
                     ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0)
         if metric == "share":
             ax.axhline(target_share, color="0.5", linewidth=1, linestyle="--")
-        ax.set_ylabel(label)
+        ax.set_ylabel(label.format(minority=minority))
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole numbers
     for ax in axes[2:]:
         ax.set_xlabel("generation")
     # One entry per arm (its colour) and one per line style, below the panels: readable for any
@@ -71,10 +84,7 @@ def save_fidelity_figure(
     figure.suptitle(
         title or f"minority fidelity across generations (class {minority}; bands: 95 % bootstrap CI)", fontsize=11
     )
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
+    return figure
 
 
 def _curve(rows: Sequence[dict], arm: str, metric: str, group: str) -> list[dict]:

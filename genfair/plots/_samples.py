@@ -23,12 +23,15 @@ def save_sample_grid(path: Path, images: torch.Tensor, *, row_labels: Sequence[s
 def save_samples_across_generations(
     path: Path, grids: Sequence[torch.Tensor], *, class_names: Sequence[str], per_class: int = 4, title: str = ""
 ) -> Path:
-    """One row per generation, ``per_class`` samples of each class side by side, from the
-    per-generation ``grids`` (each ``(classes, columns, C, H, W)``)."""
+    """One row per generation, ``per_class`` samples of each class side by side (each class's
+    block named below the grid), from the per-generation ``grids`` (each ``(classes, columns, C, H, W)``)."""
+    per_class = min(per_class, grids[0].shape[1])
     rows = [_tile(grid[:, :per_class].reshape(-1, *grid.shape[2:])) for grid in grids]
     labels = [f"gen {g}" for g in range(len(grids))]
     title = title or f"samples across generations ({per_class} each of {', '.join(class_names)}, left to right)"
-    return _save(path, rows, labels, title)
+    block = per_class * (grids[0].shape[-1] + 1)  # pixels of one class's samples, gaps included
+    columns = [((k + 0.5) * block - 0.5, f"class {name}") for k, name in enumerate(class_names)]
+    return _save(path, rows, labels, title, columns=columns)
 
 
 def _tile(images: torch.Tensor) -> torch.Tensor:
@@ -40,7 +43,9 @@ def _tile(images: torch.Tensor) -> torch.Tensor:
     return padded.permute(2, 0, 3, 1).reshape(height, n * (width + 1), channels)
 
 
-def _save(path: Path, rows: list[torch.Tensor], labels: Sequence[str], title: str) -> Path:
+def _save(
+    path: Path, rows: list[torch.Tensor], labels: Sequence[str], title: str, *, columns: Sequence[tuple[float, str]] = ()
+) -> Path:
     height = rows[0].shape[0]
     gap = torch.full((1, rows[0].shape[1], rows[0].shape[2]), 0.35)
     canvas = torch.cat([torch.cat([row, gap]) for row in rows])
@@ -49,7 +54,8 @@ def _save(path: Path, rows: list[torch.Tensor], labels: Sequence[str], title: st
     image = canvas[..., 0] if canvas.shape[-1] == 1 else canvas
     ax.imshow(image.numpy(), cmap="gray_r" if canvas.shape[-1] == 1 else None, vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks([(height + 1) * i + height / 2 - 0.5 for i in range(len(labels))], labels=list(labels), fontsize=7)
-    ax.set_xticks([])
+    ax.set_xticks([x for x, _ in columns], labels=[name for _, name in columns], fontsize=7)
+    ax.tick_params(axis="x", length=0)
     if title:
         ax.set_title(title, fontsize=9)
     buffer = io.BytesIO()
