@@ -313,3 +313,30 @@ def test_the_runner_runs_the_analytic_truncation(tmp_path):
     assert {"accept_rate/class0", "accept_rate/class1", "accept_rate/all", "draws/all", "unverified/all"} <= set(last)
     rows = (tmp_path / "metrics.csv").read_text()
     assert "accept_rate" in rows and "draws" in rows
+
+
+def test_top_fraction_in_the_loop_keeps_each_sample_with_its_class():
+    data = ClassMixtureData(proportions=[0.5, 0.5], dim=1, means=[[0.0], [100.0]])
+    config = LoopConfig(generations=2, n_real=20, n_synthetic=20, replicates=30,
+                        curation=CurationConfig(rule="top_fraction", fraction=0.5))
+
+    def measure(model, train, generator):
+        gap = (train.x[..., 0] - data.true_means()[train.y, 0]).abs()
+        return {"gap/all": gap.amax(dim=1)}
+
+    result = simulate(data=data, model=ClassGaussianModel(2, 1, replicates=30), config=config, seed=0,
+                      measure=measure, verifier=gaussian_verifier)
+    assert (result.values("gap/all") < 10).all()  # a sample paired with the other class would be ~100 away
+    assert (result.values("accept_rate/all") == 0.5).all() and (result.values("draws/all") == 40).all()
+
+
+def test_run_directories_without_the_new_options_keep_their_fingerprint():
+    from genfair.experiment import Arm, _fingerprint
+
+    def loop_fingerprint(**loop):
+        arm = Arm("a", GaussianData(), AnalyticModelConfig(name="gaussian"), LoopConfig(**loop))
+        return _fingerprint([arm], 0)["arms"]["a"]["loop"]
+
+    assert not {"synthetic_labels", "synthetic_shares", "curation"} & set(loop_fingerprint())
+    changed = loop_fingerprint(synthetic_labels="balanced", curation=CurationConfig(rule="agreement"))
+    assert changed["synthetic_labels"] == "balanced" and changed["curation"]["rule"] == "agreement"
