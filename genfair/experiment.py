@@ -63,11 +63,13 @@ from genfair.metrics import class_gaussian_metrics, load_or_train_classifier
 from genfair.models import (
     AnalyticModelConfig,
     BiasedSampler,
-    ClassGaussianModel,
+    ClosedFormFit,
+    CustomModelConfig,
     DDPMConfig,
     VAEConfig,
     build_analytic_model,
     build_model,
+    check_model_protocol,
     save_model,
 )
 from genfair.plots import save_fidelity_figure, save_paired_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
@@ -107,7 +109,7 @@ class Arm:
 
     name: str
     data: GaussianData | ClassMixtureData | DigitsData | ImageFileData
-    model: AnalyticModelConfig | VAEConfig | DDPMConfig
+    model: AnalyticModelConfig | VAEConfig | DDPMConfig | CustomModelConfig
     loop: LoopConfig
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -288,9 +290,9 @@ def _run_arm(
         arm.estimator,
         sample_shape=data.sample_shape,
         num_classes=len(names),
-        positive=ClassGaussianModel.CONSTRAINTS,
-        per_replicate=True,
-        closed_form=True,
+        positive=getattr(model, "CONSTRAINTS", {}),
+        per_replicate=getattr(model, "PER_REPLICATE", False),
+        closed_form=isinstance(model, ClosedFormFit),
         remedy=arm.remedy,
         classes=len(names),
         minority=list(names).index(_minority(data)),
@@ -428,9 +430,9 @@ def _run_chain(
         arm.estimator,
         sample_shape=data.sample_shape,
         num_classes=len(names) if model.num_classes is not None else None,
-        positive={},
-        per_replicate=False,
-        closed_form=False,
+        positive=getattr(model, "CONSTRAINTS", {}),
+        per_replicate=getattr(model, "PER_REPLICATE", False),
+        closed_form=isinstance(model, ClosedFormFit),
         remedy=arm.remedy,
         classes=len(names),
         minority=list(names).index(_minority(data)),
@@ -477,7 +479,7 @@ def _run_chain(
     if on_generation is not None and result.records and not reported and done:
         on_generation(result.records, [])  # a chain finished before a restart runs no generation
     model_dir = directory / "model" if arm.loop.replicates > 1 else job.run_dir / "arms" / arm.name / "model"
-    save_model(model_dir, result.model, arm.model)  # the last generation's model (genfair.models.load_model)
+    save_model(model_dir, result.model, arm.model, sample_shape=data.sample_shape)  # the last generation's model (genfair.models.load_model)
     return ChainResult(arm.name, replicate, result.records, lost)
 
 
@@ -581,7 +583,12 @@ def _check_arm(arm: Arm) -> None:
         )
     if arm.family == "images":  # a real draw larger than the training pools fails here, not mid-run
         arm.data.draw(1, arm.loop.n_real, generator=torch.Generator().manual_seed(0))
-        model = build_model(arm.model, sample_shape=arm.data.sample_shape, num_classes=len(arm.data.group_names))
+        classes = len(arm.data.group_names)
+        model = build_model(arm.model, sample_shape=arm.data.sample_shape, num_classes=classes)
+        check_model_protocol(
+            model, estimator=arm.estimator.name, uses_hypernetwork=arm.estimator.uses_hypernetwork,
+            remedy=arm.remedy.name, num_classes=classes if arm.model.conditional else None, where=f" (in arm {arm.name!r})",
+        )
     else:
         model = _build(arm, 0)
     if arm.loop.sampling_bias != 1.0 and not isinstance(model, BiasedSampler):

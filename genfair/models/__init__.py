@@ -5,12 +5,23 @@ from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, ps
 from genfair.models._ddpm import DDPM
 from genfair.models._deep_config import DDPMConfig, VAEConfig, build_model
 from genfair.models._gaussian_mixture import GaussianMixtureModel
-from genfair.models._protocols import BiasedSampler, ClosedFormFit, GenerativeModel, ReparameterizedSampler
+from genfair.models._custom import CustomModelConfig, check_model_protocol, import_target
+from genfair.models._protocols import (
+    AdversarialTraining,
+    BiasedSampler,
+    ClosedFormFit,
+    GenerativeModel,
+    ReparameterizedSampler,
+)
 from genfair.models._saving import load_model, save_model
 from genfair.models._vae import VAE
 
 __all__ = [
     "DDPM",
+    "AdversarialTraining",
+    "CustomModelConfig",
+    "check_model_protocol",
+    "import_target",
     "AnalyticModelConfig",
     "BiasedSampler",
     "ClassGaussianModel",

@@ -45,6 +45,7 @@ class ClassGaussianModel(nn.Module, GenerativeModel, ClosedFormFit, BiasedSample
     """
 
     CONSTRAINTS: ClassVar[dict[str, str]] = {"shares": "softmax", "covs": "psd"}
+    PER_REPLICATE: ClassVar[bool] = True  # every parameter's first dimension is the replicate
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.models._custom import CustomModelConfig
 from genfair.models._ddpm import BETA_SCHEDULES, DDPM, SAMPLERS
 from genfair.models._vae import ARCHITECTURES, VAE
 
@@ -145,13 +146,15 @@ class DDPMConfig:
         )
 
 
-DEEP_CONFIGS: dict[str, type[VAEConfig] | type[DDPMConfig]] = {"VAEConfig": VAEConfig, "DDPMConfig": DDPMConfig}
+DEEP_CONFIGS: dict[str, type] = {"VAEConfig": VAEConfig, "DDPMConfig": DDPMConfig, "CustomModelConfig": CustomModelConfig}
 
 
-def build_model(config: VAEConfig | DDPMConfig, *, sample_shape: Sequence[int], num_classes: int | None) -> nn.Module:
+def build_model(
+    config: VAEConfig | DDPMConfig | CustomModelConfig, *, sample_shape: Sequence[int], num_classes: int | None
+) -> nn.Module:
     """The untrained model ``config`` describes, for samples of ``sample_shape`` and data with
     ``num_classes`` classes (``None``: unlabelled data)."""
-    if isinstance(config, (VAEConfig, DDPMConfig)):
+    if isinstance(config, (VAEConfig, DDPMConfig, CustomModelConfig)):
         return config.build(sample_shape=sample_shape, num_classes=num_classes)
     raise ConfigError(f"config must be one of {list(DEEP_CONFIGS)}, got {type(config).__name__}")
 

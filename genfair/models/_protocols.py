@@ -1,12 +1,35 @@
-"""The small protocol every generative model follows, and the optional abilities.
+"""The model protocol: what the loop asks of a generative model, in one place.
 
-A generative model is an ``nn.Module`` with a per-sample ``loss`` and a ``sample`` method.
-Extra abilities are separate protocols that a model declares by subclassing them, so that
-procedures (the loop, a trainer) can ask ``isinstance(model, ClosedFormFit)``.
-``ReparameterizedSampler`` is ``genfair.hypernets.ReparameterizedSampler``, the same class.
+Every model (genfair's own, or one from the user's code through ``model=custom``, see
+:mod:`genfair.models._custom`) is an ``nn.Module``. Shapes carry a leading replicates dimension
+R: the analytic models hold R independent chains at once; a deep model holds one (R = 1), and a
+run's replicates are separate chains of it (``genfair._chains``).
 
-All tensors carry a leading ``replicates`` dimension for models that hold many independent
-chains at once (the analytic models); a single deep model has ``replicates == 1``.
+Must provide:
+  - ``sample(n, *, labels=None, generator=None) -> (R, n, *sample_shape)``: the synthetic data of
+    the next generation (``labels (R, n)`` fixes their classes for a class-conditional model);
+  - a way to train: :class:`GenerativeModel`'s per-sample ``loss(x, labels) -> (R, n)`` (a negative
+    log-likelihood or its bound, what every estimator and remedy trains on), or, for a model
+    without a likelihood, :class:`AdversarialTraining`'s ``adversarial_losses`` (trained by
+    ``estimator=mle`` only);
+  - ``num_classes``: the classes it conditions on, ``None`` if unconditional.
+
+May declare, by subclassing the protocol (procedures ask ``isinstance``, never ``hasattr``):
+  - :class:`ClosedFormFit`: ``fit(x, labels)`` sets the parameters in closed form (the analytic
+    models; the loop fits them without gradient steps);
+  - :class:`BiasedSampler`: ``sample_biased(n, bias=...)`` (``loop.sampling_bias`` < 1);
+  - :class:`ReparameterizedSampler`: ``rsample``, differentiable samples, so the PLE penalty sends
+    gradients through the synthetic data (``genfair.hypernets.ReparameterizedSampler``, the same
+    class); without it PLE treats its own samples as data.
+And as attributes:
+  - ``CONSTRAINTS``: ``{parameter pattern: "softplus" | "softmax" | "exp" | "psd"}``, parameters that
+    a hypernetwork or an anchored fit must keep positive or normalised (default: none);
+  - ``PER_REPLICATE``: ``True`` when every parameter carries the leading replicates dimension
+    (the analytic models), so a hypernetwork predicts each replicate's weights from its own data
+    (default ``False``: one weight set).
+
+``check_model_protocol`` (in :mod:`genfair.models._custom`) checks a built model against what an
+arm asks of it before any work, in one line naming the class, the method and what it is for.
 """
 
 from __future__ import annotations
@@ -19,7 +42,7 @@ import torch
 # it); re-exported here so genfair's models declare it beside their other abilities.
 from genfair.hypernets import ReparameterizedSampler
 
-__all__ = ["GenerativeModel", "ClosedFormFit", "BiasedSampler", "ReparameterizedSampler"]
+__all__ = ["AdversarialTraining", "BiasedSampler", "ClosedFormFit", "GenerativeModel", "ReparameterizedSampler"]
 
 
 @runtime_checkable
@@ -54,4 +77,18 @@ class BiasedSampler(Protocol):
     ) -> torch.Tensor:
         """Samples with sampling bias ``bias`` in (0, 1] (Alemohammad et al. 2024, §2): 1 is
         unbiased, smaller values trade diversity for typicality (for a Gaussian, N(mu, bias * Sigma))."""
+        ...
+
+
+@runtime_checkable
+class AdversarialTraining(Protocol):
+    def adversarial_losses(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """For a model without a likelihood (a GAN): one scalar loss per player on the training
+        batch ``x (1, n, *shape)``, keyed by the name of the submodule whose parameters that loss
+        trains (``{"generator": ..., "discriminator": ...}``). The fit takes the gradient of each
+        loss with respect to its submodule's parameters only, then steps every player at once
+        (simultaneous gradient descent), so the model decides what each player sees (e.g. the
+        discriminator's loss on detached samples). Every parameter must belong to one player."""
         ...

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from torch import nn
 
 from genfair.checkpoint import load_tensors, read_json, save_tensors, write_json
 from genfair.errors import ConfigError
+from genfair.models._custom import CustomModelConfig
 from genfair.models._deep_config import DEEP_CONFIGS, DDPMConfig, VAEConfig, build_model
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "load_model", "save_model"]
@@ -41,17 +43,23 @@ _FORMAT = "genfair-model/1"
 _DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
-def save_model(directory: Path, model: nn.Module, config: VAEConfig | DDPMConfig) -> None:
+def save_model(
+    directory: Path, model: nn.Module, config: VAEConfig | DDPMConfig | CustomModelConfig, *,
+    sample_shape: Sequence[int] | None = None,
+) -> None:
     """Write ``model``'s weights and ``config`` to ``directory`` (created if needed).
 
-    The model must be the one ``config`` builds for its ``sample_shape`` and ``num_classes``
-    (checked: same tensor names and shapes), so that :func:`load_model` can rebuild it.
+    The model must be the one ``config`` builds for ``sample_shape`` (default: the model's own
+    ``sample_shape`` attribute) and its ``num_classes`` (checked: same tensor names and shapes),
+    so that :func:`load_model` can rebuild it.
     """
     if not isinstance(config, tuple(DEEP_CONFIGS.values())):
         raise ConfigError(f"config must be one of {list(DEEP_CONFIGS)}, got {type(config).__name__}")
-    sample_shape, num_classes = getattr(model, "sample_shape", None), getattr(model, "num_classes", None)
     if sample_shape is None:
-        raise ConfigError(f"model must be a genfair VAE or DDPM (with a sample_shape), got {type(model).__name__}")
+        sample_shape = getattr(model, "sample_shape", None)
+    num_classes = getattr(model, "num_classes", None)
+    if sample_shape is None:
+        raise ConfigError(f"{type(model).__name__} has no sample_shape attribute: pass sample_shape= (one sample's shape)")
     state = model.state_dict()
     _check_same_layout(state, build_model(config, sample_shape=sample_shape, num_classes=num_classes), config)
     directory = Path(directory)
