@@ -297,3 +297,113 @@ def test_shipped_experiment_runs_end_to_end(cli, name):
         assert all(npz[key].shape == (2, replicates) for key in npz.files)
     for metric in summary["headline_metrics"]:
         assert _is_png(run / "figures" / f"{metric}.png"), metric
+
+
+# ---------------------------------------------------------- answers that load nothing heavy
+HEAVY = ("torch", "matplotlib", "scipy.stats", "sklearn", "diffusers", "genfair.experiment")
+_IN_PROCESS = """
+import sys
+sys.argv = ["genfair", *sys.argv[1:]]
+from genfair.cli import main
+try:
+    main()
+except SystemExit as exit_:
+    code = exit_.code
+else:
+    code = 0
+print("LOADED", sorted(m for m in {heavy!r} if m in sys.modules), "EXIT", code, file=sys.stderr)
+"""
+
+
+def _genfair_loading(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[str], int]:
+    """Run ``genfair ARGS`` in a fresh interpreter: the result, the modules of :data:`HEAVY` it
+    loaded, and its exit status."""
+    result = _run([sys.executable, "-c", _IN_PROCESS.format(heavy=HEAVY), *args], cwd)
+    last = result.stderr.strip().splitlines()[-1]
+    loaded, code = last.removeprefix("LOADED ").split(" EXIT ")
+    return result, eval(loaded), int(code)  # noqa: S307 (a list of names printed just above)
+
+
+def test_help_shows_the_user_options_and_examples_without_loading_torch(tmp_path):
+    result, loaded, code = _genfair_loading(tmp_path, "--help")
+    assert code == 0 and loaded == [], (code, loaded)
+    text = result.stdout
+    assert "_schema" not in text and "Examples" in text
+    for line in ("experiment", "class_mixture_mad", "digits_vae*", "remedy", "group_dro", "genfair experiment="):
+        assert line in text, line
+    assert "+arms." in text and "docs/arms.md" in text
+
+
+def test_version_prints_the_version_without_hydra(tmp_path):
+    import genfair
+
+    result, loaded, code = _genfair_loading(tmp_path, "--version")
+    assert code == 0 and loaded == [], (code, loaded)
+    assert result.stdout.strip() == f"genfair {genfair.__version__}"
+    assert not any(m.startswith("hydra") for m in loaded)
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        pytest.param("loop.n_real=0", ["loop.n_real", "got 0"], id="n-real-zero"),
+        # every arm of the default experiment sets estimator.name: the command line's value is checked too
+        pytest.param("estimator.name=magic", ["estimator.name", "'magic'", "'mle'", "'ple'"], id="estimator-name"),
+    ],
+)
+def test_a_refused_override_loads_no_model_metric_or_figure_module(tmp_path, override, words):
+    result, loaded, code = _genfair_loading(tmp_path, f"hydra.run.dir={tmp_path / 'run'}", *DEEP_TINY, override)
+    error = result.stderr.strip().splitlines()[0]
+    assert code == 2 and error.startswith("genfair: error: "), result.stderr
+    assert all(word in error for word in words), error
+    assert set(loaded) <= {"torch"}, loaded  # the config schemas need torch (genfair.errors, genfair.data)
+
+
+# ------------------------------------------------------------------------- arms (docs/arms.md)
+ARM_COMMANDS = {
+    # two arms added to the experiment's mle and unbiased, in the two forms Hydra parses
+    "add": ["+arms.lam05={loop.sampling_bias:0.5}", '+arms.lam05_list=["loop.sampling_bias=0.5"]'],
+    # the experiment's arms replaced by two others, a mapping and a list
+    "replace": ['arms={fs:{model.estimator:mle},acc:["loop.kind=accumulate","model.estimator=mle"]}'],
+    "none": ["arms={}"],  # one arm, main
+}
+
+
+@pytest.fixture(scope="module")
+def arm_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    cwd = tmp_path_factory.mktemp("arms")
+    jobs = {name: [GENFAIR, ANALYTIC, f"hydra.run.dir={cwd / name}", *TINY, *extra] for name, extra in ARM_COMMANDS.items()}
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        futures = {name: pool.submit(_run, command, cwd) for name, command in jobs.items()}
+    return {name: (future.result(), cwd / name) for name, future in futures.items()}
+
+
+def test_arms_are_added_by_a_mapping_or_a_quoted_list(arm_runs):
+    result, run = arm_runs["add"]
+    _ok(result)
+    summary = json.loads((run / "summary.json").read_text())
+    assert list(summary["arms"]) == ["mle", "unbiased", "lam05", "lam05_list"]
+    with np.load(run / "replicates.npz", allow_pickle=False) as npz:
+        trace = {arm: npz[f"{arm}/trace_cov/majority"][1].mean() for arm in summary["arms"]}
+    assert trace["lam05"] == trace["lam05_list"]  # the same overrides, the same random numbers
+    assert trace["lam05"] < 0.75 * trace["mle"]  # sampling from N(mu, 0.5 Sigma) halves the next fit's spread
+
+
+def test_arms_equal_a_mapping_replaces_the_experiments_arms(arm_runs):
+    result, run = arm_runs["replace"]
+    _ok(result)
+    summary = json.loads((run / "summary.json").read_text())
+    assert list(summary["arms"]) == ["fs", "acc"]
+    assert {r["arm"] for r in _read_csv(run / "metrics.csv")} == {"fs", "acc"}
+    result, run = arm_runs["none"]
+    _ok(result)
+    assert list(json.loads((run / "summary.json").read_text())["arms"]) == ["main"]
+
+
+def test_an_arm_written_key_equals_value_in_brackets_is_refused_with_the_forms_that_work(tmp_path):
+    result = _run([GENFAIR, ANALYTIC, f"hydra.run.dir={tmp_path / 'run'}", *TINY, "+arms.lam05=[loop.sampling_bias=0.5]"], tmp_path)
+    stderr = result.stderr.strip()
+    assert result.returncode == 2 and len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith("genfair: error: +arms.lam05=[loop.sampling_bias=0.5]")
+    assert "+arms.NAME={key:value" in stderr and "docs/arms.md" in stderr
+    assert not (tmp_path / "run").exists()

@@ -6,6 +6,9 @@ written (a read-only folder, a full disk: the run stops there, every file writte
 intact and the same command resumes it once there is room); 3 when an arm's generation failed
 (a NaN or infinite loss: the finished generations are kept, summary.json says ``failed``).
 Every error is one line on stderr, ``genfair: error: ...``, naming the key, value or file.
+
+The config is checked before the experiment's modules (models, metrics, figures) are imported, so
+that a refused override answers without waiting for them.
 """
 
 from __future__ import annotations
@@ -16,55 +19,74 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from genfair.checkpoint import check_writable_dir
+from genfair.cli._arms import arm_changes
 from genfair.cli._config import register_configs
-from genfair.devices import resolve_device
 from genfair.errors import USER_ERRORS, ConfigError, GenerationFailed, check_choice, check_positive_int
-from genfair.experiment import Arm, run_experiment
-from genfair.studies import STUDIES
 
-__all__ = ["RunDirCheck", "arms_from_config", "main", "study_config"]
+if TYPE_CHECKING:
+    from genfair.experiment import Arm
+
+__all__ = ["RunDirCheck", "arms_from_config", "run_app", "study_config"]
 
 log = logging.getLogger("genfair")
 # Errors of writing output (a read-only folder, a full disk or quota), reported as "cannot write".
 _WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
+_GROUPS = ("data", "model", "loop", "estimator", "evaluation", "remedy")
+
+
 def arms_from_config(cfg: DictConfig) -> list[Arm]:
-    """One :class:`Arm` per entry of ``cfg.arms`` (its overrides merged, every key type-checked)."""
-    overrides = dict(cfg.arms) if cfg.arms else {"main": []}
-    arms = []
-    for name, dotlist in overrides.items():
+    """One :class:`Arm` per entry of ``cfg.arms`` (its overrides merged, every key type-checked).
+
+    The experiment's own groups are checked too, before any arm: a bad value on the command line
+    (``estimator.name=magic``) is refused even where every arm sets that key.
+    """
+    _config_groups(cfg, OmegaConf.create(), "")
+    arms = cfg.get("arms") or {"main": []}
+    built = []
+    for name, overrides in arms.items():
+        changes = arm_changes(str(name), overrides)
         try:
-            merged = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(dotlist)))
+            merged = OmegaConf.merge(cfg, changes)
         except OmegaConfBaseException as error:
             raise ConfigError(f"arms.{name}: {_first_line(error)}") from None
-        groups = {}
-        for group in ("data", "model", "loop", "estimator", "evaluation", "remedy"):
-            try:
-                groups[group] = OmegaConf.to_object(merged[group])
-            except USER_ERRORS as error:
-                # Name the arm only when its own overrides touch the group: a bad value that every
-                # arm shares is not the first arm's fault.
-                touched = any(item.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == group for item in dotlist)
-                raise ConfigError(f"{group}.{error}" + (f" (in arm {name!r})" if touched else "")) from None
-            except OmegaConfBaseException as error:
-                raise ConfigError(f"{group}: {_first_line(error)}") from None
-            _reject_unknown_keys(group, merged[group], groups[group])
-        arms.append(Arm(str(name), **groups))
-    return arms
+        built.append((str(name), _config_groups(merged, changes, str(name))))
+    from genfair.experiment import Arm  # after the checks: it imports the models, metrics and figures
+
+    return [Arm(name, **groups) for name, groups in built]
+
+
+def _config_groups(merged: DictConfig, changes: DictConfig, arm: str) -> dict[str, object]:
+    """The config dataclass of every group of ``merged`` (an arm's ``changes`` applied)."""
+    groups = {}
+    for group in _GROUPS:
+        try:
+            groups[group] = OmegaConf.to_object(merged[group])
+        except USER_ERRORS as error:
+            # Name the arm only when its own overrides touch the group: a bad value that every
+            # arm shares is not the first arm's fault.
+            touched = group in changes
+            raise ConfigError(f"{group}.{error}" + (f" (in arm {arm!r})" if touched else "")) from None
+        except OmegaConfBaseException as error:
+            raise ConfigError(f"{group}: {_first_line(error)}") from None
+        _reject_unknown_keys(group, merged[group], groups[group])
+    return groups
 
 
 def study_config(cfg: DictConfig) -> object:
     """The config dataclass of ``cfg.study`` built from its node (unknown keys and bad types refused)."""
+    from genfair.studies import STUDIES
+
     name = check_choice("study", cfg.study, ["loop", *STUDIES])
     try:
         merged = OmegaConf.merge(OmegaConf.structured(STUDIES[name].config), cfg[name] or {})
@@ -76,20 +98,29 @@ def study_config(cfg: DictConfig) -> object:
 
 
 def _run(cfg: DictConfig) -> None:
+    import torch
+
+    from genfair.devices import resolve_device
+
     check_positive_int("seed", cfg.seed, minimum=0)
     torch.set_num_threads(check_positive_int("threads", cfg.threads))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     config["overrides"] = list(HydraConfig.get().overrides.task)
     if cfg.study == "loop":
+        arms = arms_from_config(cfg)
         device = resolve_device(cfg.device)
+        from genfair.experiment import run_experiment
+
         run_experiment(
-            arms_from_config(cfg), seed=cfg.seed, run_dir=run_dir, config=config, device=device, workers=cfg.workers,
+            arms, seed=cfg.seed, run_dir=run_dir, config=config, device=device, workers=cfg.workers,
             compare=OmegaConf.to_object(cfg.compare),
         )
         return
     study = study_config(cfg)
     record = {key: config[key] for key in ("study", cfg.study, "seed", "threads", "overrides")}
+    from genfair.studies import STUDIES
+
     STUDIES[cfg.study].run(study, seed=cfg.seed, run_dir=run_dir, record=record)
 
 
@@ -124,8 +155,9 @@ def _check_writable(directory: Path, key: str) -> None:
         sys.exit(2)
 
 
-def main() -> None:
-    """Entry point of the ``genfair`` command."""
+def run_app() -> None:
+    """The Hydra app behind the ``genfair`` command (``genfair.cli.main`` answers ``--help`` and
+    ``--version`` itself and then calls this)."""
     register_configs()
     _hydra_main()
 

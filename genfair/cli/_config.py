@@ -41,8 +41,11 @@ class GenfairConfig:
         workers: processes that run a deep experiment's chains (every arm's replicates), one
             torch thread each; ``null`` (default): every core this process may run on; 1: one
             after another in the command's own process. It does not change the results.
-        arms: ``{name: [dotted overrides]}``, e.g. ``{mle: [model.estimator=mle]}``; every arm
-            runs the same loop with the same seed and its overrides applied. Empty: one arm, ``main``.
+        arms: ``{name: overrides}``, the overrides a list of ``key=value`` strings
+            (``{mle: [model.estimator=mle]}``) or a mapping of dotted keys to values
+            (``{lam05: {loop.sampling_bias: 0.5}}``, the command line's form); every arm runs the
+            same loop with the same seed and its overrides applied. Empty: one arm, ``main``.
+            Command-line forms: docs/arms.md.
         study: ``loop`` (the self-consuming loop above) or the name of a study in
             ``genfair.studies.STUDIES``, configured by the node of the same name.
         variance_bias, gmm_ple, downstream_mindiff: the studies' configs (see ``genfair.studies``).
@@ -59,7 +62,7 @@ class GenfairConfig:
     seed: int = 0
     threads: int = 1
     workers: int | None = None
-    arms: dict[str, list[str]] = field(default_factory=dict)
+    arms: dict[str, Any] = field(default_factory=dict)
     study: str = "loop"
     variance_bias: Any = None
     gmm_ple: Any = None
