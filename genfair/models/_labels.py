@@ -29,7 +29,14 @@ def check_class_labels(
         if required:
             raise ConfigError(f"labels (1, n) are required: this {model} is conditional on {num_classes} classes")
         return None
-    if labels.dtype.is_floating_point or bool(((labels < 0) | (labels >= num_classes)).any()):
+    if labels.dtype.is_floating_point or (not _batched(labels) and bool(((labels < 0) | (labels >= num_classes)).any())):
         values = labels.unique().tolist()[:10]
         raise ConfigError(f"labels must be integers in [0, {num_classes}), got {labels.dtype} values {values}")
     return labels[0].long().to(device)
+
+
+def _batched(labels: torch.Tensor) -> bool:
+    """Whether ``labels`` is one slice of a ``torch.func.vmap`` batch (a hypernetwork running the
+    model under several weight sets at once): vmap cannot read values, so the range check is
+    skipped there; the shape and dtype checks still run."""
+    return torch._C._functorch.is_batchedtensor(labels)

@@ -39,7 +39,7 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn.functional import one_hot, softplus
+from torch.nn.functional import softplus
 
 from genfair.devices import multinomial, randn
 from genfair.errors import ConfigError, check_choice, check_positive_int
@@ -190,7 +190,8 @@ class VAE(nn.Module, GenerativeModel, ReparameterizedSampler):
         """Append the one-hot label to each row (conditional models)."""
         if self.num_classes is None:
             return features
-        return torch.cat([features, one_hot(labels, self.num_classes).to(features.dtype)], dim=-1)
+        one_hot = labels[:, None] == torch.arange(self.num_classes, device=labels.device)  # vmap-safe, unlike F.one_hot
+        return torch.cat([features, one_hot.to(features.dtype)], dim=-1)
 
 
 def _build_networks(
