@@ -27,6 +27,8 @@ Head = Literal["chunked", "dense"]
 HEADS: tuple[str, ...] = ("chunked", "dense")
 BufferPolicy = Literal["batch", "frozen", "track"]
 BUFFER_POLICIES: tuple[str, ...] = ("batch", "frozen", "track")
+Randomness = Literal["different", "same"]
+RANDOMNESS: tuple[str, ...] = ("different", "same")
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,38 @@ class HyperNetwork(nn.Module):
             tensors.update({name: b.clone() for name, b in self._target.named_buffers() if name not in untouched})
         with _batch_statistics(norms.values()):
             return call_method(self._target, tensors, method, *args, **kwargs)
+
+    def run_each(
+        self, weights: Mapping[str, torch.Tensor], method: str, /, *args: Any, vectorise: bool = True,
+        randomness: Randomness = "different", **kwargs: Any,
+    ) -> torch.Tensor:
+        """:meth:`run` once per weight set: ``weights {name: (B, *shape)}`` (e.g. ``hnet(x)`` for
+        ``x (B, n, *sample_shape)``); every tensor argument, positional or keyword, holds one
+        entry per set along its first dimension, the other arguments (sizes, a generator) are
+        shared. Returns the ``B`` results stacked, ``(B, ...)`` (the method must return a tensor).
+
+        ``vectorise``: one call under ``torch.func.vmap`` (fast; random draws follow
+        ``randomness``: ``"different"``, independent per set, or ``"same"``, one draw shared by
+        every set); ``False``: a Python loop over the sets, for targets vmap cannot run (e.g.
+        GroupNorm in diffusers' UNet), each set drawing after the one before.
+        """
+        sets = weights[self.layout.slots[0].name].shape[0]
+        positions = [i for i, value in enumerate(args) if torch.is_tensor(value)]
+        keys = [key for key, value in kwargs.items() if torch.is_tensor(value)]
+
+        def one(weights_b: dict[str, torch.Tensor], args_b: list[torch.Tensor], kwargs_b: list[torch.Tensor]) -> Any:
+            call_args = list(args)
+            for i, value in zip(positions, args_b):
+                call_args[i] = value
+            return self.run(weights_b, method, *call_args, **{**kwargs, **dict(zip(keys, kwargs_b))})
+
+        per_set = ([args[i] for i in positions], [kwargs[key] for key in keys])
+        if vectorise:
+            return torch.func.vmap(one, randomness=check_choice("randomness", randomness, RANDOMNESS))(dict(weights), *per_set)
+        return torch.stack([
+            one({k: v[b] for k, v in weights.items()}, [a[b] for a in per_set[0]], [a[b] for a in per_set[1]])
+            for b in range(sets)
+        ])
 
     def bind(self, weights: Mapping[str, torch.Tensor]) -> BoundModel:
         """The target under ``weights`` as an object: ``hnet.bind(w).sample(16, generator=g)``."""

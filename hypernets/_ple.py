@@ -63,6 +63,11 @@ bias of -0.034 +- 0.002 on the data, with +0.5 on synthetic-only scales.
 
 Data follow genfair's model protocol, ``x (R, n, *sample_shape)``: a ``per_replicate``
 hypernetwork gives each of the R sets its own weights; otherwise R must be 1.
+
+Amortised training (``PLEObjective.sets``): for a single-set target, B data sets
+``(B, n, *sample_shape)`` in one call, the mean over the sets of each set's terms. Trained on one
+data set, H has nothing to read (a constant fits as well); trained on many, Eq. (5)'s H(X) must
+be an estimator of each set's weights.
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ import torch
 
 from ._discrepancy import NORMALIZATIONS, expected_discrepancy, weight_discrepancy
 from ._errors import HyperNetworkError, check_choice, check_number
-from ._hypernetwork import HyperNetwork
+from ._hypernetwork import HyperNetwork, Randomness
 from ._protocols import ReparameterizedSampler
 
 __all__ = ["PLEConfig", "PLEObjective", "PLETerms", "predict_weights"]
@@ -194,6 +199,68 @@ class PLEObjective:
         total = nll + (self.multiplier * constraint).sum() + 0.5 * config.rho * quadratic
         return PLETerms(total, nll, discrepancy, constraint, weights)
 
+    def sets(
+        self,
+        hnet: HyperNetwork,
+        x: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        vectorise: bool = True,
+        randomness: Randomness = "different",
+    ) -> PLETerms:
+        """Amortised terms over ``B`` data sets of a single-set target (one without
+        ``per_replicate``), ``x (B, n, *sample_shape)`` and ``labels (B, n)``:
+
+            nll = mean_b NLL(X_b; H(X_b)),   D = mean_b D(H(X_b), H(Y_b)),   Y_b ~ p(.; H(X_b)),
+
+        each ``Y_b`` with ``X_b``'s classes; ``total = nll + lam * D`` (Eq. 5 averaged over the
+        sets), or the augmented Lagrangian with ``c`` averaged over the sets and its two halves.
+        H maps the stacked sets to stacked weights in one call, and the target runs under the B
+        weight sets through :meth:`HyperNetwork.run_each` (``vectorise``, ``randomness``: see
+        there; ``randomness="same"`` gives every set the same noise, which makes the result
+        comparable with B single-set calls from one generator state). ``reduce`` turns the
+        per-sample losses ``(B, n)`` into the likelihood term (default: their mean, which is the
+        mean over sets of each set's mean). ``weights`` of the result are ``{name: (B, *shape)}``."""
+        if hnet.per_replicate:
+            raise HyperNetworkError(
+                "sets() takes data sets for a single-set target; a per_replicate hypernetwork's replicates are its sets: "
+                "call the objective itself"
+            )
+        config = self.config
+
+        def run(weights: dict[str, torch.Tensor], method: str, *args, **kwargs) -> torch.Tensor:
+            return hnet.run_each(weights, method, *args, vectorise=vectorise, randomness=randomness, **kwargs)
+
+        weights = hnet(x, labels)  # (B, ...): one set embedding per set
+        model_labels = labels if labels is not None else torch.zeros(x.shape[:2], dtype=torch.int64, device=x.device)
+        losses = run(weights, "loss", x[:, None], model_labels[:, None])[:, 0]  # (B, n)
+        nll = losses.mean() if reduce is None else reduce(losses)
+        if config.lam == 0 and config.constraint == "penalty":
+            return PLETerms(nll, nll, nll.new_zeros(()), None, weights)
+        reference = {k: v.detach() for k, v in weights.items()} if config.detach_target else weights
+        enforce = config.constraint == "augmented_lagrangian"
+        draws = 2 if config.discrepancy == "expectation" or (enforce and x.shape[0] == 1) else 1
+        reparameterised = isinstance(hnet.target, ReparameterizedSampler) and not config.detach_samples
+        estimates = []
+        for _ in range(draws):
+            y = run(weights, "rsample" if reparameterised else "sample", x.shape[1], labels=model_labels[:, None], generator=generator)[:, 0]
+            estimates.append(hnet(y if reparameterised else y.detach(), labels))
+        discrepancy = torch.stack([
+            expected_discrepancy(_set(reference, b), *(_set(e, b) for e in estimates), normalize=config.normalize)
+            if config.discrepancy == "expectation"
+            else weight_discrepancy(_set(reference, b), _set(estimates[0], b), normalize=config.normalize)
+            for b in range(x.shape[0])
+        ]).mean()
+        if not enforce:
+            return PLETerms(nll + config.lam * discrepancy, nll, discrepancy, None, weights)
+        constraint, quadratic = self._constraint(hnet, reference, estimates)
+        if self.multiplier is None:
+            self.multiplier = torch.zeros_like(constraint.detach())
+        total = nll + (self.multiplier * constraint).sum() + 0.5 * config.rho * quadratic
+        return PLETerms(total, nll, discrepancy, constraint, weights)
+
     def update_multiplier(self, terms: PLETerms) -> None:
         """Dual ascent ``mu <- mu + dual_lr * c`` (augmented Lagrangian only)."""
         if terms.constraint is not None and self.multiplier is not None:
@@ -233,3 +300,8 @@ class PLEObjective:
         else:
             first, second = gaps[0, 0], gaps[1, 0]
         return gaps.mean((0, 1)), (first * second).sum()
+
+
+def _set(weights: dict[str, torch.Tensor], b: int) -> dict[str, torch.Tensor]:
+    """Weight set ``b`` of stacked weights ``{name: (B, *shape)}``."""
+    return {name: value[b] for name, value in weights.items()}

@@ -24,6 +24,7 @@ def input_sensitivity(
     labels: torch.Tensor | None = None,
     *,
     generator: torch.Generator | None = None,
+    order: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Relative change of the generated weights, ``rms(H(A) - H(B)) / rms(H(A))``, over all values.
 
@@ -31,6 +32,8 @@ def input_sensitivity(
         x: data in the model layout ``(R, n, *sample_shape)``, n >= 2.
         labels: ``(R, n)`` classes; with them (and R = 1), every pair of classes is compared too.
         generator: draws the random split into halves A and B.
+        order: a permutation of the n samples whose first and second halves are A and B
+            (instead of drawing one), to compare H with another estimator on the same split.
 
     Returns:
         ``{"disjoint": ...}`` for two disjoint random halves of every set, and
@@ -39,7 +42,9 @@ def input_sensitivity(
     """
     if x.dim() < 3 or x.shape[1] < 2:
         raise HyperNetworkError(f"x must have shape (R, n >= 2, *sample_shape), got {tuple(x.shape)}")
-    order = torch.randperm(x.shape[1], generator=generator).to(x.device)
+    if order is None:
+        order = torch.randperm(x.shape[1], generator=generator)
+    order = order.to(x.device)
     half = x.shape[1] // 2
     parts = [order[:half], order[half : 2 * half]]
     taken = [(x[:, idx], None if labels is None else labels[:, idx]) for idx in parts]
