@@ -16,15 +16,18 @@ from genfair.errors import ConfigError
 from genfair.estimators import EstimatorConfig, build_fit
 from genfair.evaluation import EvaluationConfig, ImageEvaluation
 from genfair.fairness import (
+    DownstreamArm,
     DownstreamConfig,
+    DownstreamMindiffConfig,
     evaluate_slices,
     false_positive_rate,
     grad_reverse,
+    run_downstream_mindiff,
     similarity_correlation,
     train_downstream,
 )
 from genfair.models import VAEConfig, build_model
-from genfair.studies import STUDIES, DownstreamArm, DownstreamMindiffConfig, run_downstream_mindiff
+from genfair.studies import STUDIES
 from genfair.loops import LoopConfig, simulate
 
 

@@ -1,7 +1,8 @@
 """Fairness metrics and remedies' building blocks: plain functions, one object that
 disaggregates any metric by group with intervals (:class:`MetricFrame`), and a downstream
 classifier evaluated by slice, Fairness Indicators style (:func:`train_downstream`,
-:func:`evaluate_slices`).
+:func:`evaluate_slices`), and the MinDiff case study built on it (:func:`run_downstream_mindiff`,
+``genfair experiment=downstream_mindiff``).
 
 Example:
     >>> import torch
@@ -23,6 +24,7 @@ from genfair.fairness._downstream import (
 )
 from genfair.fairness._downstream_config import CLASSIFIER_REMEDIES, DownstreamConfig
 from genfair.fairness._frame import INTERVALS, Interval, MetricFrame, jackknife_buckets, jackknife_se
+from genfair.fairness._mindiff_case_study import DownstreamArm, DownstreamMindiffConfig, run_downstream_mindiff
 from genfair.fairness._mmd import KERNELS, mmd2
 from genfair.fairness._reweighing import reweighing_factors
 from genfair.fairness._slices import (
@@ -37,8 +39,10 @@ from genfair.fairness._slices import (
 
 __all__ = [
     "CLASSIFIER_REMEDIES",
+    "DownstreamArm",
     "DownstreamClassifier",
     "DownstreamConfig",
+    "DownstreamMindiffConfig",
     "INTERVALS",
     "Interval",
     "KERNELS",
@@ -57,6 +61,7 @@ __all__ = [
     "mmd2",
     "resolve_slices",
     "reweighing_factors",
+    "run_downstream_mindiff",
     "similarity_correlation",
     "train_downstream",
     "true_positive_rate",

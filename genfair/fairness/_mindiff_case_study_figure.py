@@ -1,4 +1,4 @@
-"""The downstream MinDiff study's figure: FPR per slice and the sensitive slice's FPR gap, with
+"""The MinDiff case study's figure: FPR per slice and the sensitive slice's FPR gap, with
 bootstrap intervals, baseline against the remedies."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The MinDiff case study on real digits (``genfair experiment=downstream_mindiff``).
+"""The MinDiff case study on real digits (``genfair experiment=downstream_mindiff``), a study of a
+downstream classifier rather than of the self-consuming loop (registered in
+``genfair.studies.STUDIES`` as ``downstream_mindiff``).
 
 TensorFlow Model Remediation's case study (``docs/references.md`` §4), rebuilt offline: a binary
 classifier ("is the digit odd?") whose slices are the ten digits, one negative digit (8 by
@@ -50,17 +52,12 @@ import torch
 from genfair.checkpoint import write_bytes_atomic, write_json
 from genfair.data import DigitsData
 from genfair.errors import USER_ERRORS, ConfigError, check_choice, check_number, check_positive_int
-from genfair.fairness import (
-    CLASSIFIER_REMEDIES,
-    DownstreamConfig,
-    MetricFrame,
-    accuracy_at,
-    binary_target,
-    false_positive_rate,
-    train_downstream,
-)
+from genfair.fairness._downstream import binary_target, train_downstream
+from genfair.fairness._downstream_config import CLASSIFIER_REMEDIES, DownstreamConfig
+from genfair.fairness._frame import MetricFrame
+from genfair.fairness._mindiff_case_study_figure import save_fpr_figure
+from genfair.fairness._slices import accuracy_at, false_positive_rate
 from genfair.seeding import torch_generator
-from genfair.studies._downstream_mindiff_figure import save_fpr_figure
 
 __all__ = ["DownstreamArm", "DownstreamMindiffConfig", "run_downstream_mindiff"]
 
