@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import genfair.checkpoint
 import genfair.experiment
-import genfair.loops._simulate
+import genfair.loops._training_set
 from genfair.data import ClassMixtureData, DigitsData, ImageFileData
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators import AnchoredFit, EstimatorConfig
@@ -174,7 +174,7 @@ def test_command_exits_3_with_one_line_when_a_loss_blows_up(tmp_path):
 # ----------------------------------------------------------------------------- lost classes
 def test_deep_run_whose_samples_lose_the_minority_is_degraded(tmp_path, monkeypatch, caplog):
     """The labels of the synthetic set never name class 6 (as if the model stopped drawing it)."""
-    monkeypatch.setattr(genfair.loops._simulate, "draw_labels", lambda counts, n, *, generator: torch.zeros(counts.shape[0], n, dtype=torch.int64))
+    monkeypatch.setattr(genfair.loops._training_set, "draw_labels", lambda counts, n, *, generator: torch.zeros(counts.shape[0], n, dtype=torch.int64))
     loop = LoopConfig(generations=2, n_real=40, n_synthetic=40, replicates=1)
     with caplog.at_level(logging.WARNING, logger="genfair"):
         result = run_experiment([Arm("mle", DIGITS, TINY_VAE, loop, STEPS, TINY_EVAL)], seed=0, run_dir=tmp_path)
