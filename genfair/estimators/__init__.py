@@ -7,17 +7,24 @@ Example:
     ...                 positive={"shares": "softmax", "covs": "psd"}, per_replicate=True)
 """
 
-from genfair.estimators._config import ESTIMATORS, EstimatorConfig, EstimatorName
-from genfair.estimators._fits import AnchoredFit, GradientFit, HypernetworkFit, build_fit
+from genfair.estimators._build import build_fit
+from genfair.estimators._config import BASES, ESTIMATORS, Base, EstimatorConfig, EstimatorName, SubsampleConfig
+from genfair.estimators._evidence import EVIDENCE_KEYS
+from genfair.estimators._fits import AnchoredFit, GradientFit
+from genfair.estimators._hypernetwork_fit import HypernetworkFit
 from genfair.estimators._step_checkpoints import StepCheckpoints
 
 __all__ = [
+    "BASES",
     "ESTIMATORS",
+    "EVIDENCE_KEYS",
     "AnchoredFit",
+    "Base",
     "EstimatorConfig",
     "EstimatorName",
     "GradientFit",
     "HypernetworkFit",
     "StepCheckpoints",
+    "SubsampleConfig",
     "build_fit",
 ]

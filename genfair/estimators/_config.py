@@ -3,16 +3,50 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from genfair.errors import check_choice, check_number, check_positive_int
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.hypernets import HEADS, PLEConfig
 
-__all__ = ["ESTIMATORS", "EstimatorConfig", "EstimatorName"]
+__all__ = ["BASES", "ESTIMATORS", "Base", "EstimatorConfig", "EstimatorName", "SubsampleConfig"]
 
 EstimatorName = Literal["mle", "hyper_mle", "ple", "anchor"]
 ESTIMATORS: tuple[str, ...] = ("mle", "hyper_mle", "ple", "anchor")
+Base = Literal["free", "frozen", "penalised", "none"]
+BASES: tuple[str, ...] = ("free", "frozen", "penalised", "none")
+
+
+@dataclass
+class SubsampleConfig:
+    """The data sets a hypernetwork trains on at each step (``estimator.subsample.*``), drawn
+    from the generation's training set of n samples (see ``genfair.estimators._sets``).
+
+    Attributes:
+        min_fraction, max_fraction: each step draws one size m uniformly from
+            ``round(min_fraction * n) .. round(max_fraction * n)``, shared by the step's sets, in
+            (0, 1] (1: the whole training set; a set never holds a sample twice).
+        concentration: each set's class shares are drawn from ``Dirichlet(concentration *
+            training shares)`` and its samples without replacement in those shares (as far as a
+            class has samples); smaller values vary the composition more (for a 10 % minority,
+            10 gives a minority share of mean 0.1 and standard deviation 0.09, so sets range from
+            none of it to about three times its share).
+    """
+
+    min_fraction: float = 0.25
+    max_fraction: float = 1.0
+    concentration: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_number("subsample.min_fraction", self.min_fraction, above=0, at_most=1,
+                     note="(a share of the training set)")
+        check_number("subsample.max_fraction", self.max_fraction, above=0, at_most=1,
+                     note="(a share of the training set; a subsample is never larger than it)")
+        if self.min_fraction > self.max_fraction:
+            raise ConfigError(
+                f"subsample.min_fraction must be <= subsample.max_fraction = {self.max_fraction:g}, got {self.min_fraction!r}"
+            )
+        check_number("subsample.concentration", self.concentration, above=0)
 
 
 @dataclass
@@ -38,10 +72,36 @@ class EstimatorConfig(PLEConfig):
         lam: weight of the discrepancy (``ple``) or of the anchor (``anchor``); 0.1 by default.
         steps, lr: Adam steps and learning rate of each generation's training.
         batch_size: training samples per step, drawn without replacement from the generation's
-            training set (for a hypernetwork: the set it reads and is scored on); ``None``: the
-            whole set every step.
+            training set (for a hypernetwork on a ``per_replicate`` model: the set it reads and
+            is scored on); ``None``: the whole set every step.
         hypernetwork: whether ``anchor`` trains through a hypernetwork.
         head, hidden, embedding_dim: the hypernetwork (see ``genfair.hypernets.HyperNetwork``).
+
+    How a hypernetwork trains on a single-replicate (deep) model; a ``per_replicate`` model's
+    replicates are already its sets, and it trains as before (these options do not apply):
+
+        sets_per_step: B, the data sets every step trains H on (amortised training: the loss is
+            the mean over the sets of ``NLL(X_b; H(X_b)) + lam * D(H(X_b), H(Y_b))``). The sets
+            replace ``batch_size``, which such a fit ignores.
+        subsample: how the sets are drawn from the training set (:class:`SubsampleConfig`).
+        persistent: keep one H across generations, warm-started from the previous generation's,
+            so ``theta_g = H(X_g)`` is one estimator applied to every generation's data; else a
+            fresh H every generation, whose residual base starts at the model's current weights.
+            A persistent H lives in the fit, not in the run directory: a run resumed after a
+            kill between generations is refused, one killed inside a generation resumes
+            exactly from its in-generation checkpoint (``loop.checkpoint_every``).
+        base: the residual base weights that H's data-dependent delta is added to: ``free``
+            (trained with H), ``frozen`` (never trained), ``penalised`` (trained, paying
+            ``base_penalty / 2 * ||base - start||^2``, the L2-SP penalty of Li et al. 2018,
+            "Explicit inductive bias for transfer learning", towards where it started),
+            ``none`` (no base: H generates the weights outright). ``frozen`` and ``penalised``
+            start at the model's weights when H is built, after a maximum-likelihood fit of them
+            (``steps`` Adam steps, as ``estimator=mle``) when that is generation 0, whose
+            weights are the random initialisation.
+        base_penalty: the weight of ``base=penalised`` (> 0 there, 0 otherwise).
+        reference_steps: full-batch Adam steps of the maximum-likelihood reference that the fit
+            reports beside H's input sensitivity (``mle_sensitivity``, see ``HypernetworkFit``),
+            at most ``steps``; 0 skips the reference.
     """
 
     name: str = "mle"
@@ -52,6 +112,12 @@ class EstimatorConfig(PLEConfig):
     head: str = "chunked"
     hidden: int = 64
     embedding_dim: int = 32
+    sets_per_step: int = 16
+    subsample: SubsampleConfig = field(default_factory=SubsampleConfig)
+    persistent: bool = False
+    base: str = "free"
+    base_penalty: float = 0.0
+    reference_steps: int = 100
 
     def __post_init__(self) -> None:
         check_choice("name", self.name, ESTIMATORS)
@@ -62,6 +128,19 @@ class EstimatorConfig(PLEConfig):
         check_positive_int("hidden", self.hidden)
         check_positive_int("embedding_dim", self.embedding_dim)
         check_number("lr", self.lr, above=0)
+        check_positive_int("sets_per_step", self.sets_per_step)
+        if isinstance(self.subsample, dict):  # a plain mapping from code; Hydra gives the dataclass
+            self.subsample = SubsampleConfig(**self.subsample)
+        if not isinstance(self.persistent, bool):
+            raise ConfigError(f"persistent must be true or false, got {self.persistent!r}")
+        check_choice("base", self.base, BASES)
+        check_number("base_penalty", self.base_penalty, at_least=0)
+        if (self.base == "penalised") != (self.base_penalty > 0):
+            raise ConfigError(
+                f"base_penalty={self.base_penalty:g} with base={self.base!r}: base_penalty must be > 0 with "
+                "base=penalised and 0 with base free, frozen or none"
+            )
+        check_positive_int("reference_steps", self.reference_steps, minimum=0)
         super().__post_init__()  # the PLE options
 
     @property

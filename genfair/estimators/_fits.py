@@ -1,9 +1,7 @@
-"""The fit procedures behind ``estimator=...``, in the form the loop calls them:
-``fit(model, train, generator, context) -> model``, the model holding the new weights.
+"""The fit procedures behind ``estimator=...`` without a hypernetwork, in the form the loop calls
+them: ``fit(model, train, generator, context) -> model``, the model holding the new weights
+(the hypernetwork fits are in ``_hypernetwork_fit.py``, ``build_fit`` picks one).
 
-Hypernetwork fits train a fresh :class:`~genfair.hypernets.HyperNetwork` every generation (its residual
-base starts at the previous generation's weights), so a generation depends only on its training
-set, the model it starts from and its seed: a resumed loop reproduces an uninterrupted one.
 Models without a closed-form fit (the deep ones) are trained by gradient steps, each generation
 starting from the previous generation's weights (fine-tuning; the first from the initialisation).
 Every fit runs under a forked global RNG seeded from its generator, so randomness a model draws
@@ -32,64 +30,21 @@ step is taken.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
 from genfair.data import Batch
-from genfair.devices import module_device
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators._config import EstimatorConfig
 from genfair.estimators._step_checkpoints import StepCheckpoints
 from genfair.models import ClosedFormFit
 from genfair.remedies import Remedy, RemedyConfig
-from genfair.hypernets import (
-    HyperNetwork,
-    PLEObjective,
-    Positivity,
-    TargetLayout,
-    call_method,
-    predict_weights,
-    weight_discrepancy,
-)
-from genfair.loops import Fit, FitContext, check_finite_parameters, fit_closed_form
+from genfair.hypernets import PLEObjective, Positivity, TargetLayout, call_method, weight_discrepancy
+from genfair.loops import FitContext, check_finite_parameters
 
-__all__ = ["AnchoredFit", "GradientFit", "HypernetworkFit", "build_fit"]
-
-
-def build_fit(
-    config: EstimatorConfig,
-    *,
-    sample_shape: Sequence[int],
-    num_classes: int | None,
-    positive: Mapping[str, Positivity],
-    per_replicate: bool,
-    closed_form: bool = True,
-    remedy: RemedyConfig | None = None,
-    classes: int | None = None,
-    minority: int = 0,
-    features: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> Fit:
-    """The loop's fit for ``config`` (``positive``: the model's constrained parameters, e.g.
-    ``{"covs": "psd"}``; ``per_replicate``: the model holds independent replicates;
-    ``closed_form``: the model has a closed-form fit, else ``mle`` and ``anchor`` train by
-    gradient steps).
-
-    ``remedy``: the fairness remedy of every generation's training, for ``classes`` classes
-    whose ``minority`` MinDiff compares with the rest; ``features``: where SMOTE looks for
-    neighbours (``(n, *sample_shape) -> (n, d)``; default: the samples themselves)."""
-    remedial = _Remedial(remedy, classes=classes or num_classes or 1, minority=minority, features=features)
-    if config.uses_hypernetwork:
-        return HypernetworkFit(
-            config, sample_shape=sample_shape, num_classes=num_classes, positive=positive,
-            per_replicate=per_replicate, remedy=remedial,
-        )
-    if not closed_form:
-        return GradientFit(config, remedy=remedial)
-    if config.name == "mle" and not remedial.active:
-        return fit_closed_form
-    return AnchoredFit(config, positive=positive, per_replicate=per_replicate, remedy=remedial)
+__all__ = ["AnchoredFit", "GradientFit"]
 
 
 class _Remedial:
@@ -161,74 +116,6 @@ class GradientFit:
                 checkpoints.step_done(step + 1, self.config.steps, lambda: _remedy_state(remedy))
         self.remedy.finish(remedy)
         model.eval()
-        return model
-
-
-class HypernetworkFit:
-    """``theta_g = H(X_g)`` with H trained on X_g for ``config.steps`` Adam steps on the PLE
-    objective (``lam = 0`` for ``hyper_mle``), plus ``lam * D(H(X_g), theta_0)`` for ``anchor``.
-    After each call, :attr:`hypernetwork` is the trained H (for probes)."""
-
-    def __init__(
-        self,
-        config: EstimatorConfig,
-        *,
-        sample_shape: Sequence[int],
-        num_classes: int | None,
-        positive: Mapping[str, Positivity],
-        per_replicate: bool,
-        remedy: _Remedial | None = None,
-    ) -> None:
-        self.config = config
-        self.remedy = remedy or _Remedial()
-        self.options = dict(
-            sample_shape=tuple(sample_shape),
-            num_classes=num_classes,
-            positive=dict(positive),
-            per_replicate=per_replicate,
-            head=config.head,
-            hidden=config.hidden,
-            embedding_dim=config.embedding_dim,
-        )
-        self.hypernetwork: HyperNetwork | None = None
-
-    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed_from(generator))  # the hypernetwork's initialisation
-            hnet = HyperNetwork(model, **self.options)
-        objective = PLEObjective(self.config.ple_config())
-        anchored = self.config.name == "anchor" and context.reference is not None
-        reference = {name: context.reference[name] for name in hnet.generated} if anchored else None
-        optimiser = torch.optim.Adam(hnet.parameters(), lr=self.config.lr)
-        conditional = bool(self.options["num_classes"])
-        modules = {"model": model, "hypernetwork": hnet}
-        checkpoints = StepCheckpoints(context.checkpoint, modules=modules, optimiser=optimiser, generator=generator)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed_from(generator))  # randomness the model draws without a generator
-            remedy, train = self.remedy.start(train, generator)
-            first, extras = checkpoints.resume()
-            _restore_remedy(remedy, extras)
-            if "multiplier" in extras:
-                objective.multiplier = extras["multiplier"].to(module_device(hnet))
-            for step in range(first, self.config.steps):
-                index = remedy.batch(self.config.batch_size, generator=generator)
-                x, y = _minibatch(train, index)
-                reduce = (lambda losses: remedy.loss(losses[0], y[0], index)) if self.remedy.active else None
-                terms = objective(hnet, x, y if conditional else None, generator=generator, reduce=reduce)
-                loss = terms.total
-                if reference is not None:
-                    loss = loss + self.config.lam * weight_discrepancy(reference, terms.weights, normalize=self.config.normalize)
-                _check_loss(loss, self.config, step, context)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                objective.update_multiplier(terms)
-                checkpoints.step_done(step + 1, self.config.steps, lambda: _fit_extras(remedy, objective))
-        self.remedy.finish(remedy)
-        labels = train.y if conditional else None
-        with torch.no_grad():
-            hnet.load_into_target(predict_weights(hnet, train.x, labels))
-        self.hypernetwork = hnet
         return model
 
 
