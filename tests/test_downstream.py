@@ -1,6 +1,7 @@
 """Downstream fairness: the downstream classifier's config, its sliced evaluation against a hand
 count, each classifier-side remedy on a case built to need it, the loop's ``down_*`` keys, and
-the downstream_mindiff study end to end."""
+the MinDiff case study (``genfair.fairness.run_downstream_mindiff``, study downstream_mindiff)
+end to end."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from genfair.fairness import (
     train_downstream,
 )
 from genfair.models import VAEConfig, build_model
-from genfair.studies import STUDIES
+from genfair.studies import STUDIES, run_study
 from genfair.loops import LoopConfig, simulate
 
 
@@ -321,18 +322,21 @@ def test_downstream_mindiff_study_end_to_end(tmp_path):
         threshold_grid=[0.3, 0.5, 0.7],
     )
     assert STUDIES["downstream_mindiff"].config is DownstreamMindiffConfig
-    summary = run_downstream_mindiff(config, seed=0, run_dir=tmp_path)
-    assert summary["status"] == "complete"
+    assert STUDIES["downstream_mindiff"].run is run_downstream_mindiff
+    summary = run_study(config, seed=0, run_dir=tmp_path)
+    assert summary["status"] == "complete" and summary["study"] == "downstream_mindiff"
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "complete"
+    assert summary["files"] == ["fpr_by_slice.csv", "figures/fpr_by_slice.png"]
+    results = summary["results"]
     assert (tmp_path / "figures" / "fpr_by_slice.png").stat().st_size > 0
     with open(tmp_path / "fpr_by_slice.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["arm"] for r in rows} == {"baseline", "mindiff"} and {r["rule"] for r in rows} == {"decision", "matched"}
     gaps = [r for r in rows if r["metric"] == "fpr_gap_to_rest"]
     assert len(gaps) == 2 * 2 * 2 and all(float(r["lo"]) <= float(r["value"]) + 1e-12 <= float(r["hi"]) + 2e-12 for r in gaps)
-    entry = summary["replicates"][0]["arms"]["mindiff"]["matched"]
+    entry = results["replicates"][0]["arms"]["mindiff"]["matched"]
     assert entry["threshold"] in (0.3, 0.5, 0.7) and set(entry["fpr"]) == {"0", "2", "4", "6", "8"}
-    assert summary["replicates"][0]["arms"]["baseline"]["decision"]["gap_reduction"]["value"] == 0.0
+    assert results["replicates"][0]["arms"]["baseline"]["decision"]["gap_reduction"]["value"] == 0.0
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from genfair.errors import ConfigError
-from genfair.studies import STUDIES, GmmPleConfig, run_gmm_ple
+from genfair.studies import STUDIES, GmmPleConfig, run_gmm_ple, run_study
 from genfair.studies._gmm_estimators import em_estimate, hyper_estimate, match_components, train_hypernetwork
 from genfair.studies._gmm_ple import _truth
 
@@ -40,7 +40,7 @@ TINY = dict(
     generations=2,
     chains=3,
 )
-TINY_OVERRIDES = [f"gmm_ple.{key}={json.dumps(value).replace(' ', '')}" for key, value in TINY.items()]
+TINY_OVERRIDES = [f"study.{key}={json.dumps(value).replace(' ', '')}" for key, value in TINY.items()]
 ARMS = {"hyper_mle", "ple", "em"}
 
 
@@ -129,13 +129,15 @@ def test_hypernetwork_training_is_seeded_and_reads_sets_as_sets():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[dict, Path]:
     run_dir = tmp_path_factory.mktemp("tiny")
-    return run_gmm_ple(GmmPleConfig(**TINY), seed=0, run_dir=run_dir, record={"study": "gmm_ple"}), run_dir
+    return run_study(GmmPleConfig(**TINY), seed=0, run_dir=run_dir), run_dir
 
 
 def test_tiny_study_writes_every_result_file(tiny_run):
     summary, tmp_path = tiny_run
     assert json.loads((tmp_path / "summary.json").read_text()) == json.loads(json.dumps(summary, default=str))
-    assert summary["status"] == "complete" and summary["config"] == {"study": "gmm_ple"}
+    assert summary["status"] == "complete" and summary["config"] == dataclasses.asdict(GmmPleConfig(**TINY))
+    assert summary["files"] == ["estimators.csv", "metrics.csv", "figures/gmm_ple.png"]
+    summary = summary["results"]
     assert set(summary["sizes"]) == ARMS | {"ple_lam1"}
     assert set(summary["sizes"]["ple_lam1"]["kl/all"]) == {"40"}  # ablation arms: loop size only
     assert set(summary["sizes"]["ple"]["kl/all"]) == {"20", "40"}
@@ -162,27 +164,26 @@ def test_tiny_study_writes_every_result_file(tiny_run):
 def test_same_seed_same_numbers(tiny_run, tmp_path):
     """Randomness is an argument: a second run with the same seed agrees exactly; another seed differs."""
     summary, run_dir = tiny_run
-    again = run_gmm_ple(GmmPleConfig(**TINY), seed=0, run_dir=tmp_path / "again", record={"study": "gmm_ple"})
-    other = run_gmm_ple(GmmPleConfig(**{**TINY, "sample_sizes": [40], "ablation_lams": []}), seed=1, run_dir=tmp_path / "other", record=None)
+    summary = summary["results"]
+    again = run_gmm_ple(GmmPleConfig(**TINY), seed=0, run_dir=tmp_path / "again").results
+    other = run_gmm_ple(GmmPleConfig(**{**TINY, "sample_sizes": [40], "ablation_lams": []}), seed=1, run_dir=tmp_path / "other").results
     assert (tmp_path / "again" / "estimators.csv").read_text() == (run_dir / "estimators.csv").read_text()
     assert again["loop"] == summary["loop"] and again["input_sensitivity"] == summary["input_sensitivity"]
     assert other["sizes"]["em"]["kl/all"]["40"] != summary["sizes"]["em"]["kl/all"]["40"]
 
 
 # ------------------------------------------------------------------------------------- CLI
-def test_shipped_experiment_lists_every_key_at_its_default():
-    """configs/experiment/gmm_ple.yaml composes, lists every field (so each can be overridden
-    on the command line) and sets the dataclass's defaults."""
+def test_shipped_experiment_runs_the_study_at_its_defaults():
+    """configs/experiment/gmm_ple.yaml picks study=gmm_ple, whose node has every field (so each
+    can be overridden on the command line) at the dataclass's defaults."""
     from hydra import compose, initialize_config_module
 
-    from genfair.cli import register_configs
-    from genfair.cli._app import study_config
+    from genfair.cli import register_configs, study_config
 
     register_configs()
     with initialize_config_module(config_module="genfair.configs", version_base="1.3"):
         cfg = compose(config_name="config", overrides=["experiment=gmm_ple"])
-    assert cfg.study == "gmm_ple"
-    assert set(cfg.gmm_ple) == {f.name for f in dataclasses.fields(GmmPleConfig)}
+    assert set(cfg.study) == {f.name for f in dataclasses.fields(GmmPleConfig)}
     assert study_config(cfg) == GmmPleConfig()
 
 
@@ -196,7 +197,7 @@ def test_cli_runs_the_experiment_and_refuses_a_bad_value(tmp_path):
     good, bad = tmp_path / "good", tmp_path / "bad"
     commands = [
         ["experiment=gmm_ple", f"hydra.run.dir={good}", *TINY_OVERRIDES],
-        ["experiment=gmm_ple", f"hydra.run.dir={bad}", *TINY_OVERRIDES, "gmm_ple.loop_size=7"],
+        ["experiment=gmm_ple", f"hydra.run.dir={bad}", *TINY_OVERRIDES, "study.loop_size=7"],
     ]
     with ThreadPoolExecutor(max_workers=2) as pool:
         ok, refused = pool.map(lambda arguments: _cli(arguments, tmp_path), commands)
@@ -204,13 +205,13 @@ def test_cli_runs_the_experiment_and_refuses_a_bad_value(tmp_path):
     assert ok.returncode == 0, ok.stderr[-4000:]
     summary = json.loads((good / "summary.json").read_text())
     assert summary["status"] == "complete"
-    assert summary["config"]["study"] == "gmm_ple" and summary["config"]["gmm_ple"]["loop_size"] == 40
-    assert summary["config"]["overrides"] == ["experiment=gmm_ple", *TINY_OVERRIDES]
+    assert summary["study"] == "gmm_ple" and summary["config"]["loop_size"] == 40
+    assert summary["overrides"] == ["experiment=gmm_ple", *TINY_OVERRIDES]
     assert (good / "estimators.csv").is_file() and (good / "metrics.csv").is_file()
 
     stderr = refused.stderr.strip()
     assert refused.returncode == 2, stderr
-    assert stderr.startswith("genfair: error: gmm_ple.loop_size must be one of sample_sizes [20, 40], got 7")
+    assert stderr.startswith("genfair: error: study.loop_size must be one of sample_sizes [20, 40], got 7")
     assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr
     assert not (bad / "summary.json").exists()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from genfair.errors import ConfigError
-from genfair.studies import STUDIES, VarianceBiasConfig, run_variance_bias
+from genfair.studies import STUDIES, VarianceBiasConfig, run_study, run_variance_bias
 from genfair.studies._variance_bias import TABLE_COLUMNS, VarianceBiasArm, default_arms
 from genfair.hypernets import PLEConfig
 
@@ -33,11 +33,11 @@ N = 10
 # A short training that already matches the closed-form MLE closely: ~2 s per arm on one thread.
 SHORT = dict(steps=300, sets_per_step=128, lr=1e-2, test_sets=20_000, probe_sets=500)
 TINY_CLI = [
-    "variance_bias.steps=5",
-    "variance_bias.sets_per_step=16",
-    "variance_bias.test_sets=300",
-    "variance_bias.probe_sets=50",
-    "variance_bias.only=[hyper_mle,ple_constrained]",
+    "study.steps=5",
+    "study.sets_per_step=16",
+    "study.test_sets=300",
+    "study.probe_sets=50",
+    "study.only=[hyper_mle,ple_constrained]",
 ]
 ARM_KEYS = {
     "relative_bias", "se", "minus_mle", "minus_mle_se", "constraint_gap", "constraint_gap_se", "sensitivity",
@@ -55,9 +55,9 @@ def _env() -> dict[str, str]:
 def runs(tmp_path_factory) -> dict[str, tuple]:
     """Everything this file runs, at once (each CLI process spends ~3 s importing torch):
     ``{"run", "bad_n": (CompletedProcess, run dir), "short": (summary, run dir)}``; ``short`` is
-    hyper_mle shortly trained through the Python API, in a thread beside the two processes."""
+    hyper_mle shortly trained through the Python API (its summary), in a thread beside the two processes."""
     cwd = tmp_path_factory.mktemp("variance_bias")
-    commands = {"run": [*TINY_CLI], "bad_n": [*TINY_CLI, "variance_bias.n=1"]}
+    commands = {"run": [*TINY_CLI], "bad_n": [*TINY_CLI, "study.n=1"]}
 
     def cli(name: str) -> tuple[subprocess.CompletedProcess, Path]:
         out = cwd / name
@@ -66,7 +66,7 @@ def runs(tmp_path_factory) -> dict[str, tuple]:
 
     def short() -> tuple[dict, Path]:
         config = VarianceBiasConfig(**SHORT, only=["hyper_mle"])
-        return run_variance_bias(config, seed=0, run_dir=cwd / "short"), cwd / "short"
+        return run_study(config, seed=0, run_dir=cwd / "short"), cwd / "short"
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {name: pool.submit(cli, name) for name in commands}
@@ -96,19 +96,17 @@ def test_default_arms_cover_mle_the_lam_ablation_and_the_constraint():
     assert [f.name for f in dataclasses.fields(VarianceBiasArm)] == [f.name for f in dataclasses.fields(PLEConfig)]
 
 
-def test_shipped_experiment_lists_every_key_at_its_default():
-    """configs/experiment/variance_bias.yaml composes, lists every field (so each can be
-    overridden on the command line) and sets the dataclass's defaults, arms included."""
+def test_shipped_experiment_runs_the_study_at_its_defaults():
+    """configs/experiment/variance_bias.yaml picks study=variance_bias, whose node has every field
+    (so each can be overridden on the command line) at the dataclass's defaults, arms included."""
     from hydra import compose, initialize_config_module
 
-    from genfair.cli import register_configs
-    from genfair.cli._app import study_config
+    from genfair.cli import register_configs, study_config
 
     register_configs()
     with initialize_config_module(config_module="genfair.configs", version_base="1.3"):
         cfg = compose(config_name="config", overrides=["experiment=variance_bias"])
-    assert cfg.study == "variance_bias"
-    assert set(cfg.variance_bias) == {f.name for f in dataclasses.fields(VarianceBiasConfig)}
+    assert set(cfg.study) == {f.name for f in dataclasses.fields(VarianceBiasConfig)}
     assert study_config(cfg) == VarianceBiasConfig()
 
 
@@ -139,7 +137,7 @@ def test_closed_form_references_follow_the_theory(short_run):
     is exactly n/(n-1) times the MLE; the untrained (constant) hypernetwork predicts variance 1,
     whose relative bias is E[1/sigma^2] - 1 for sigma^2 log-uniform on [low, high]."""
     summary, _ = short_run
-    references = summary["references"]
+    references = summary["results"]["references"]
     mle, unbiased, constant = references["closed_form_mle"], references["closed_form_unbiased"], references["constant"]
     assert abs(mle["relative_bias"] - (-1 / N)) <= Z * mle["se"]
     assert unbiased["relative_bias"] == pytest.approx(N / (N - 1) * (1 + mle["relative_bias"]) - 1, abs=1e-9)
@@ -154,7 +152,7 @@ def test_short_hyper_mle_matches_the_closed_form_mle(short_run):
     """Stated band: after 300 steps hypernetwork MLE is the closed-form MLE to within 0.02 of
     relative bias (measured: within 0.005), paired on the same test sets; it reads its input."""
     summary, _ = short_run
-    arm = summary["arms"]["hyper_mle"]
+    arm = summary["results"]["arms"]["hyper_mle"]
     assert abs(arm["minus_mle"]) < 0.02 + Z * arm["minus_mle_se"]
     assert arm["sensitivity"] > 0.3
     assert arm["multiplier"] is None and arm["theory"]["relative_bias"] == pytest.approx(-1 / N)
@@ -162,16 +160,17 @@ def test_short_hyper_mle_matches_the_closed_form_mle(short_run):
 
 def test_summary_table_and_figure(short_run):
     summary, run_dir = short_run
-    assert summary["status"] == "complete"
-    assert set(summary["arms"]) == {"hyper_mle"}
-    assert ARM_KEYS <= set(summary["arms"]["hyper_mle"]), ARM_KEYS - set(summary["arms"]["hyper_mle"])
-    assert summary["theory"]["mle"] == pytest.approx(-1 / N)
+    results = summary["results"]
+    assert summary["status"] == "complete" and summary["files"] == ["relative_bias.csv", "figures/relative_bias.png"]
+    assert set(results["arms"]) == {"hyper_mle"}
+    assert ARM_KEYS <= set(results["arms"]["hyper_mle"]), ARM_KEYS - set(results["arms"]["hyper_mle"])
+    assert results["theory"]["mle"] == pytest.approx(-1 / N)
     assert json.loads((run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary))
 
     with open(run_dir / "relative_bias.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert tuple(rows[0]) == TABLE_COLUMNS
-    assert [r["name"] for r in rows] == [*summary["references"], *summary["arms"]]
+    assert [r["name"] for r in rows] == [*results["references"], *results["arms"]]
     for row in rows:
         bias, half = float(row["relative_bias"]), 1.96 * float(row["se"])
         assert float(row["ci95_low"]) == pytest.approx(bias - half)
@@ -185,15 +184,16 @@ def test_cli_runs_the_experiment(runs):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["study"] == "variance_bias"
-    assert set(summary["arms"]) == {"hyper_mle", "ple_constrained"}
-    for arm in summary["arms"].values():
+    arms = summary["results"]["arms"]
+    assert set(arms) == {"hyper_mle", "ple_constrained"}
+    for arm in arms.values():
         assert ARM_KEYS <= set(arm), ARM_KEYS - set(arm)
         assert arm["se"] > 0 and math.isfinite(arm["relative_bias"])
-    constrained = summary["arms"]["ple_constrained"]
+    constrained = arms["ple_constrained"]
     assert constrained["constraint"] == "augmented_lagrangian" and constrained["rho"] == 10.0
     assert len(constrained["multiplier"]) == 2  # one per generated value: the mean and the variance
-    assert summary["config"]["overrides"] == ["experiment=variance_bias", *TINY_CLI]
-    assert summary["test_sets"] == 300
+    assert summary["overrides"] == ["experiment=variance_bias", *TINY_CLI]
+    assert summary["config"]["test_sets"] == summary["results"]["test_sets"] == 300
     assert (run_dir / "relative_bias.csv").is_file() and (run_dir / "figures" / "relative_bias.png").is_file()
 
 
@@ -202,7 +202,7 @@ def test_cli_bad_value_exits_2_with_one_line(runs):
     stderr = result.stderr.strip()
     assert result.returncode == 2, stderr
     assert stderr.startswith("genfair: error: ") and len(stderr.splitlines()) == 1, stderr
-    assert "variance_bias.n must be an integer >= 2, got 1" in stderr
+    assert "study.n must be an integer >= 2, got 1" in stderr
     assert not (run_dir / "summary.json").exists()
 
 
@@ -211,7 +211,7 @@ def test_cli_bad_value_exits_2_with_one_line(runs):
 def default_run(tmp_path_factory) -> dict:
     """hyper_mle, per-draw lam = 0.1 and the constrained form at the default size (~1.5 min)."""
     config = VarianceBiasConfig(only=["hyper_mle", "ple_draw_lam_0.1", "ple_constrained"])
-    return run_variance_bias(config, seed=0, run_dir=tmp_path_factory.mktemp("default"))
+    return run_variance_bias(config, seed=0, run_dir=tmp_path_factory.mktemp("default")).results
 
 
 @pytest.mark.slow

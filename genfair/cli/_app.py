@@ -30,10 +30,11 @@ from omegaconf.errors import OmegaConfBaseException
 from genfair.checkpoint import check_writable_dir
 from genfair.cli._arms import arm_changes
 from genfair.cli._config import register_configs
-from genfair.errors import USER_ERRORS, ConfigError, GenerationFailed, check_choice, check_positive_int
+from genfair.errors import USER_ERRORS, ConfigError, GenerationFailed, check_positive_int
 
 if TYPE_CHECKING:
     from genfair.experiment import Arm
+    from genfair.studies import StudyConfig
 
 __all__ = ["RunDirCheck", "arms_from_config", "run_app", "study_config"]
 
@@ -83,18 +84,33 @@ def _config_groups(merged: DictConfig, changes: DictConfig, arm: str) -> dict[st
     return groups
 
 
-def study_config(cfg: DictConfig) -> object:
-    """The config dataclass of ``cfg.study`` built from its node (unknown keys and bad types refused)."""
-    from genfair.studies import STUDIES
-
-    name = check_choice("study", cfg.study, ["loop", *STUDIES])
+def study_config(cfg: DictConfig) -> StudyConfig | None:
+    """The config dataclass of the study that ``cfg.study`` configures (its subclass of
+    ``genfair.studies.StudyConfig``), or ``None`` without a study (the loop); a bad value or an
+    unknown key is refused naming ``study.<key>``."""
+    if cfg.study is None:
+        return None
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(STUDIES[name].config), cfg[name] or {})
-        return OmegaConf.to_object(merged)
+        built = OmegaConf.to_object(cfg.study)
     except USER_ERRORS as error:
-        raise ConfigError(f"{name}.{error}") from None
+        raise ConfigError(f"study.{error}") from None
     except OmegaConfBaseException as error:
-        raise ConfigError(f"{name}: {_first_line(error)}") from None
+        raise ConfigError(f"study: {_first_line(error)}") from None
+    _reject_unknown_keys("study", cfg.study, built)
+    return built
+
+
+def check_study_option(arguments: list[str]) -> None:
+    """Refuse ``study=<name>`` on the command line when ``configs/study/`` has no such option, in
+    one line naming the options, before Hydra composes the config (whose own message spans a
+    screen and lists the schemas too). Sweeps (``study=a,b``) are left to Hydra."""
+    from genfair.cli._help import config_groups
+
+    options = config_groups().get("study", [])
+    for argument in arguments:
+        key, _, value = argument.partition("=")
+        if key.lstrip("+") == "study" and value not in options and not set(",()[]") & set(value):
+            raise ConfigError(f"study must be one of {options}, got {value!r} (no study: the self-consuming loop; ~study drops one)")
 
 
 def _run(cfg: DictConfig) -> None:
@@ -107,7 +123,7 @@ def _run(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     config["overrides"] = list(HydraConfig.get().overrides.task)
-    if cfg.study == "loop":
+    if cfg.study is None:
         arms = arms_from_config(cfg)
         device = resolve_device(cfg.device)
         from genfair.experiment import run_experiment
@@ -117,11 +133,10 @@ def _run(cfg: DictConfig) -> None:
             compare=OmegaConf.to_object(cfg.compare),
         )
         return
-    study = study_config(cfg)
-    record = {key: config[key] for key in ("study", cfg.study, "seed", "threads", "overrides")}
-    from genfair.studies import STUDIES
+    study = study_config(cfg)  # checked before anything is written
+    from genfair.studies import run_study
 
-    STUDIES[cfg.study].run(study, seed=cfg.seed, run_dir=run_dir, record=record)
+    run_study(study, seed=cfg.seed, run_dir=run_dir, overrides=config["overrides"])
 
 
 @hydra.main(version_base="1.3", config_path="pkg://genfair.configs", config_name="config")
@@ -158,6 +173,11 @@ def _check_writable(directory: Path, key: str) -> None:
 def run_app() -> None:
     """The Hydra app behind the ``genfair`` command (``genfair.cli.main`` answers ``--help`` and
     ``--version`` itself and then calls this)."""
+    try:
+        check_study_option(sys.argv[1:])
+    except ConfigError as error:
+        print(f"genfair: error: {error}", file=sys.stderr)
+        sys.exit(2)
     register_configs()
     _hydra_main()
 

@@ -19,6 +19,7 @@ from genfair.evaluation import EvaluationConfig
 from genfair.models import AnalyticModelConfig, DDPMConfig, VAEConfig
 from genfair.remedies import RemedyConfig
 from genfair.loops import LoopConfig
+from genfair.studies import STUDIES, StudyConfig
 
 __all__ = ["GenfairConfig", "register_configs"]
 
@@ -46,9 +47,13 @@ class GenfairConfig:
             (``{lam05: {loop.sampling_bias: 0.5}}``, the command line's form); every arm runs the
             same loop with the same seed and its overrides applied. Empty: one arm, ``main``.
             Command-line forms: docs/arms.md.
-        study: ``loop`` (the self-consuming loop above) or the name of a study in
-            ``genfair.studies.STUDIES``, configured by the node of the same name.
-        variance_bias, gmm_ple, downstream_mindiff: the studies' configs (see ``genfair.studies``).
+        study: ``null`` (the default): the command runs the self-consuming loop above.
+            ``study=<name>`` runs that study instead, one of the ``study`` group's options
+            (``configs/study/``: ``variance_bias``, ``gmm_ple``, ``downstream_mindiff``, the
+            studies of ``genfair.studies.STUDIES``); ``experiment=<name>`` picks the same one.
+            Its keys are ``study.<key>``, the fields of its config dataclass
+            (``genfair study=variance_bias study.steps=500``); the loop's keys are then unused.
+            ``~study`` drops the study that an experiment picked.
     """
 
     data: Any = MISSING
@@ -63,16 +68,23 @@ class GenfairConfig:
     threads: int = 1
     workers: int | None = None
     arms: dict[str, Any] = field(default_factory=dict)
-    study: str = "loop"
-    variance_bias: Any = None
-    gmm_ple: Any = None
-    downstream_mindiff: Any = None
+    study: StudyConfig | None = None
+
+
+@dataclass
+class _GenfairSchema(GenfairConfig):
+    """The root schema as stored: :class:`GenfairConfig` with a Hydra defaults list that makes
+    ``study`` a config group whose default is no option (the loop), so that ``study=<name>`` picks
+    one without a ``+``. ``_self_`` comes first: the schema's ``study: null`` must not override
+    the option chosen."""
+
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"study": None}])
 
 
 def register_configs() -> None:
     """Store the schemas that the YAML files in ``configs/`` extend (``defaults: [<name>]``)."""
     store = ConfigStore.instance()
-    store.store(name="genfair_schema", node=GenfairConfig)
+    store.store(name="genfair_schema", node=_GenfairSchema)
     store.store(group="data", name="gaussian_schema", node=GaussianData)
     store.store(group="data", name="class_mixture_schema", node=ClassMixtureData)
     store.store(group="data", name="digits_schema", node=DigitsData)
@@ -83,3 +95,5 @@ def register_configs() -> None:
     store.store(group="loop", name="loop_schema", node=LoopConfig)
     store.store(group="estimator", name="estimator_schema", node=EstimatorConfig)
     store.store(group="remedy", name="remedy_schema", node=RemedyConfig)
+    for name, study in STUDIES.items():  # configs/study/<name>.yaml extends <name>_schema
+        store.store(group="study", name=f"{name}_schema", node=study.config)

@@ -30,8 +30,9 @@ within each slice) of the statistic itself; all arms of a replicate share one
 the interval of a reduction accounts for the correlation between arms. Across replicates:
 the mean and its standard error (the spread due to the training set and initialisation).
 
-Outputs in ``run_dir``: ``summary.json``, ``fpr_by_slice.csv`` (one row per replicate, arm,
-threshold rule, slice or gap) and ``figures/fpr_by_slice.png``.
+Outputs in ``run_dir``: ``fpr_by_slice.csv`` (one row per replicate, arm, threshold rule, slice
+or gap) and ``figures/fpr_by_slice.png``; run through ``genfair.studies.run_study``, also
+``summary.json`` with the numbers under ``results``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from typing import Any
 
 import torch
 
-from genfair.checkpoint import write_bytes_atomic, write_json
+from genfair.checkpoint import write_bytes_atomic
 from genfair.data import DigitsData
 from genfair.errors import USER_ERRORS, ConfigError, check_choice, check_number, check_positive_int
 from genfair.fairness._downstream import binary_target, train_downstream
@@ -58,6 +59,7 @@ from genfair.fairness._frame import MetricFrame
 from genfair.fairness._mindiff_case_study_figure import save_fpr_figure
 from genfair.fairness._slices import accuracy_at, false_positive_rate
 from genfair.seeding import torch_generator
+from genfair.studies import StudyConfig, StudyResult
 
 __all__ = ["DownstreamArm", "DownstreamMindiffConfig", "run_downstream_mindiff"]
 
@@ -96,8 +98,10 @@ def _grid() -> list[float]:
 
 
 @dataclass
-class DownstreamMindiffConfig:
-    """Configuration of the downstream MinDiff study (see the module docstring).
+class DownstreamMindiffConfig(StudyConfig):
+    """Configuration of the MinDiff case study (see :func:`run_downstream_mindiff`):
+    ``genfair study=downstream_mindiff`` (or ``experiment=downstream_mindiff``); on the command
+    line each key is ``study.<key>``.
 
     Attributes:
         positive: the digits of label 1 (default the odd ones).
@@ -165,28 +169,26 @@ class DownstreamMindiffConfig:
         return DigitsData(classes=list(range(10)), proportions=shares, holdout=self.holdout)
 
 
-def run_downstream_mindiff(
-    config: DownstreamMindiffConfig, *, seed: int, run_dir: Path, record: dict | None = None
-) -> dict:
-    """Train every arm on every replicate's training set, evaluate by slice; write the outputs.
+def run_downstream_mindiff(config: DownstreamMindiffConfig, *, seed: int, run_dir: Path) -> StudyResult:
+    """Train every arm on every replicate's training set, evaluate by slice; write the table and figure.
 
     Seeds (``genfair.seeding``, replicate r as the generation): stream ``real`` draws the
     training set, ``fit`` the initial weights and mini-batches (the same for every arm),
     ``bootstrap`` the resamples (the same for every arm: paired intervals).
+
+    Returns:
+        ``results``: ``{"heldout_sizes", "train_sizes", "replicates": [{"arms": {arm: {rule:
+        {"threshold", "accuracy", "overall_fpr", "fpr", "gap_to_rest", "gap_to_best",
+        "gap_reduction"}}}, "baseline_overall_fpr", "training"}], "across_replicates"}``;
+        ``files``: the table and the figure.
     """
     run_dir = Path(run_dir)
-    started = time.perf_counter()
     data = config.data()
     names = data.group_names
     held = data.heldout()
     y_held = binary_target(held.y[0], names, config.positive)
     negatives = [n for n in names if n not in config.positive]
-    summary: dict[str, Any] = {
-        "study": "downstream_mindiff",
-        "status": "running",
-        "seed": seed,
-        "config": record if record is not None else {"seed": seed},
-        "study_config": dataclasses.asdict(config),
+    results: dict[str, Any] = {
         "heldout_sizes": {n: int((held.y[0] == k).sum()) for k, n in enumerate(names)},
         "train_sizes": None,
         "replicates": [],
@@ -194,7 +196,7 @@ def run_downstream_mindiff(
     rows: list[dict] = []
     for r in range(config.replicates):
         train = data.draw(1, config.n_train, generator=torch_generator(seed, r, "real"))
-        summary["train_sizes"] = dict(zip(names, train.class_counts(len(names))[0].tolist()))
+        results["train_sizes"] = dict(zip(names, train.class_counts(len(names))[0].tolist()))
         scores, training = {}, {}
         for name, arm in config.arms.items():
             arm_started = time.perf_counter()
@@ -209,21 +211,17 @@ def run_downstream_mindiff(
             }
         result = _evaluate(scores, y_held, held.y[0], names, negatives, config, torch_generator(seed, r, "bootstrap"))
         result["training"] = training
-        summary["replicates"].append(result)
+        results["replicates"].append(result)
         rows += _rows(r, result)
         log.info(
             "downstream_mindiff replicate %d: FPR gap to rest at %g %s", r, config.threshold,
             {name: round(a["decision"]["gap_to_rest"]["value"], 3) for name, a in result["arms"].items()},
         )
-        summary["seconds"] = round(time.perf_counter() - started, 2)
-        write_json(run_dir / "summary.json", summary)
-    summary["across_replicates"] = _across(summary["replicates"], list(config.arms))
-    summary["status"] = "complete"
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    _write_table(run_dir / "fpr_by_slice.csv", rows)
-    save_fpr_figure(run_dir / "figures" / "fpr_by_slice.png", summary)
-    write_json(run_dir / "summary.json", summary)
-    return summary
+    results["across_replicates"] = _across(results["replicates"], list(config.arms))
+    table, figure = run_dir / "fpr_by_slice.csv", run_dir / "figures" / "fpr_by_slice.png"
+    _write_table(table, rows)
+    save_fpr_figure(figure, results, config)
+    return StudyResult(results=results, files=(table, figure))
 
 
 def _fpr_column(y_true: torch.Tensor, scores: torch.Tensor, *, column: int, threshold: float) -> float:

@@ -8,16 +8,18 @@ from numbers import Real
 from typing import Any
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
+from genfair.studies._runner import StudyConfig
 
 __all__ = ["GmmPleConfig"]
 
 
 @dataclass
-class GmmPleConfig:
+class GmmPleConfig(StudyConfig):
     """PLE, hypernetwork MLE and EM on the authors' 1-D Gaussian mixture (Mayer et al. 2024).
 
     Data: ``p(x) = sum_k weights[k] N(x; means[k], variances[k])`` (default 0.8 N(0, 1) +
-    0.2 N(2, 1)); the minority is the component of smallest weight.
+    0.2 N(2, 1)); the minority is the component of smallest weight. ``genfair study=gmm_ple`` (or
+    ``experiment=gmm_ple``); on the command line each key is ``study.<key>``.
 
     Attributes:
         weights, means, variances: the true mixture (1-D), one entry per component.

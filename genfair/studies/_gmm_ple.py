@@ -10,8 +10,9 @@ KL(data || model). This study measures, per estimator (see ``_gmm_estimators``) 
    ``match_components``); probe each hypernetwork's input sensitivity.
 3. Run a fully synthetic self-consuming loop at n = ``loop_size``: generation 0 estimates on
    real data, generation g on n samples of generation g-1's mixture (H_n(X_g), or an EM refit).
-4. Write ``summary.json``, ``estimators.csv`` (per arm and n), ``metrics.csv`` (the loop, in the
-   format of ``genfair``'s loop runs, so ``genfair-plot`` reads it) and ``figures/gmm_ple.png``.
+4. Write ``estimators.csv`` (per arm and n), ``metrics.csv`` (the loop, in the format of
+   ``genfair``'s loop runs, so ``genfair-plot`` reads it) and ``figures/gmm_ple.png``, and return
+   the numbers (``genfair.studies.run_study`` writes them to ``summary.json``).
 
 Randomness: the root seed is split into four phase roots (train, test, kl, loop) and each phase
 draws from ``genfair.seeding`` streams; every arm reuses the same streams (common random numbers).
@@ -20,17 +21,14 @@ draws from ``genfair.seeding`` streams; every arm reuses the same streams (commo
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from genfair.checkpoint import write_json
 from genfair.data import Batch
 from genfair.metrics import monte_carlo_kl, summarize_replicates
 from genfair.models import GaussianMixtureModel
@@ -45,6 +43,7 @@ from genfair.studies._gmm_estimators import (
     train_hypernetwork,
 )
 from genfair.studies._gmm_report import save_gmm_figure, write_rows
+from genfair.studies._runner import StudyResult
 from genfair.hypernets import input_sensitivity
 from genfair.loops import FitContext, LoopConfig, simulate
 
@@ -57,20 +56,23 @@ _PHASES: tuple[str, ...] = ("train", "test", "kl", "loop")
 Estimator = Callable[[torch.Tensor, torch.Generator], MixtureEstimate]
 
 
-def run_gmm_ple(config: GmmPleConfig, *, seed: int, run_dir: Path, record: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the study into ``run_dir`` and return its summary (also written to ``summary.json``).
+def run_gmm_ple(config: GmmPleConfig, *, seed: int, run_dir: Path) -> StudyResult:
+    """Run the study into ``run_dir``: write its tables and figure, return its numbers.
+
+    Returns:
+        ``results``: ``{"truth", "minority_rule", "sizes", "loop", "input_sensitivity",
+        "training", "seconds"}`` (``sizes`` and ``loop``: ``{arm: {"metric/group": {str(n or
+        generation): statistics}}}``); ``files``: the two tables and the figure.
 
     Example:
         >>> config = GmmPleConfig(sample_sizes=[50], loop_size=50, steps=20, test_sets=10,
         ...                       ablation_lams=[], generations=2, chains=4, kl_samples=1000)
-        >>> summary = run_gmm_ple(config, seed=0, run_dir=Path(tmp_path))  # doctest: +SKIP
+        >>> result = run_gmm_ple(config, seed=0, run_dir=Path(tmp_path))  # doctest: +SKIP
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     truth = _truth(config)
     roots = {phase: _phase_root(seed, phase) for phase in _PHASES}
-    summary: dict[str, Any] = {"status": "running", "seed": seed, "config": record, "versions": _versions()}
-    write_json(run_dir / "summary.json", summary)
     seconds: dict[str, float] = {}
 
     # 1. Train one hypernetwork per (lam, set size).
@@ -99,28 +101,27 @@ def run_gmm_ple(config: GmmPleConfig, *, seed: int, run_dir: Path, record: dict[
     seconds["loop"] = time.perf_counter() - tick
 
     # 4. Write the results.
-    write_rows(run_dir / "estimators.csv", size_rows, first=("arm", "set_size"))
-    write_rows(run_dir / "metrics.csv", loop_rows, first=("arm", "generation"))
+    sizes_table, loop_table = run_dir / "estimators.csv", run_dir / "metrics.csv"
+    write_rows(sizes_table, size_rows, first=("arm", "set_size"))
+    write_rows(loop_table, loop_rows, first=("arm", "generation"))
     lams = {arm: t.lam for arm, t in trained[config.loop_size].items()}
     figure = run_dir / "figures" / "gmm_ple.png"
     save_gmm_figure(figure, size_rows, loop_rows, sensitivity=sensitivity, lams=lams, config=config)
     seconds["total"] = time.perf_counter() - started
-    summary.update(
-        status="complete",
-        truth={"weights": config.weights, "means": config.means, "variances": config.variances, "minority": config.minority},
-        minority_rule=(
+    results = {
+        "truth": {"weights": config.weights, "means": config.means, "variances": config.variances, "minority": config.minority},
+        "minority_rule": (
             "the fitted component matched to the true minority by the permutation of components "
             "minimising the squared distance between fitted and true means"
         ),
-        sizes=_nest(size_rows, "set_size"),
-        loop=_nest(loop_rows, "generation"),
-        input_sensitivity=sensitivity,
-        training={str(n): {arm: _training_record(t) for arm, t in arms.items()} for n, arms in trained.items()},
-        seconds=seconds,
-    )
-    write_json(run_dir / "summary.json", summary)
+        "sizes": _nest(size_rows, "set_size"),
+        "loop": _nest(loop_rows, "generation"),
+        "input_sensitivity": sensitivity,
+        "training": {str(n): {arm: _training_record(t) for arm, t in arms.items()} for n, arms in trained.items()},
+        "seconds": seconds,
+    }
     log.info("gmm_ple: results in %s (%.0f s)", run_dir, seconds["total"])
-    return summary
+    return StudyResult(results=results, files=(sizes_table, loop_table, figure))
 
 
 def _measure_size(
@@ -341,13 +342,3 @@ def _training_record(trained: TrainedHyperNetwork) -> dict[str, Any]:
         "seconds": trained.seconds,
         "hypernetwork_parameters": trained.hnet.size().hypernetwork,
     }
-
-
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("genfair", "torch", "numpy", "scikit-learn"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions

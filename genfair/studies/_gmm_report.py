@@ -8,8 +8,6 @@ import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from genfair.checkpoint import write_bytes_atomic
 from genfair.studies._gmm_config import GmmPleConfig
 
@@ -53,6 +51,8 @@ def save_gmm_figure(
         sensitivity: ``{arm: {str(n): {"disjoint": ..., ...}}}`` (the summary's input_sensitivity).
         lams: ``{arm: lam}`` of the hypernetwork arms at ``loop_size``.
     """
+    from matplotlib.figure import Figure  # here, not at import: the genfair command imports the studies' configs
+
     figure = Figure(figsize=(17, 7.5))
     # Fixed margins rather than constrained layout, which costs seconds for eight panels.
     axes = figure.subplots(2, 4, gridspec_kw=dict(left=0.05, right=0.99, bottom=0.07, top=0.93, wspace=0.28, hspace=0.28))

@@ -22,8 +22,8 @@ residual hypernetwork's constant start stays near the constant for lam >= 10 (be
 constant and Bessel, both with D = 0, the penalty is a barrier); the augmented Lagrangian of
 ``genfair.hypernets.PLEObjective`` reaches Bessel.
 
-Outputs in ``run_dir``: ``summary.json`` (rewritten after every arm), ``relative_bias.csv`` and
-``figures/relative_bias.png``.
+Outputs in ``run_dir``: ``relative_bias.csv`` and ``figures/relative_bias.png``; run through
+``genfair.studies.run_study``, also ``summary.json`` with the numbers under ``results``.
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ from typing import Any
 
 import torch
 
-from genfair.checkpoint import write_bytes_atomic, write_json
+from genfair.checkpoint import write_bytes_atomic
 from genfair.errors import USER_ERRORS, ConfigError, check_choice, check_number, check_positive_int
 from genfair.models import ClassGaussianModel, psd_sqrt
 from genfair.seeding import torch_generator
+from genfair.studies._runner import StudyConfig, StudyResult
 from genfair.studies._variance_bias_figure import save_relative_bias_figure
 from genfair.studies._variance_bias_theory import predict_relative_bias
 from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective, input_sensitivity
@@ -86,8 +87,9 @@ def default_arms() -> dict[str, VarianceBiasArm]:
 
 
 @dataclass
-class VarianceBiasConfig:
-    """Configuration of the variance-bias study (``genfair experiment=variance_bias``).
+class VarianceBiasConfig(StudyConfig):
+    """Configuration of the variance-bias study (``genfair study=variance_bias``, or
+    ``experiment=variance_bias``; on the command line each key is ``study.<key>``).
 
     Attributes:
         n: points per set.
@@ -163,28 +165,23 @@ def draw_sets(
     return (mean + variance.sqrt()[:, None, None] * z).to(DTYPES[config.dtype]), variance
 
 
-def run_variance_bias(config: VarianceBiasConfig, *, seed: int, run_dir: Path, record: dict | None = None) -> dict:
-    """Train one hypernetwork per arm, measure every arm's variance bias; write the outputs.
+def run_variance_bias(config: VarianceBiasConfig, *, seed: int, run_dir: Path) -> StudyResult:
+    """Train one hypernetwork per arm, measure every arm's variance bias; write the table and figure.
 
     Seeds (``genfair.seeding``, the same for every arm): stream ``fit`` initialises the
     hypernetwork, ``real`` draws the training sets, ``sample`` the synthetic sets Y, ``measure``
     the test sets and ``bootstrap`` the probe's split into halves.
 
     Returns:
-        the summary written to ``summary.json``: ``{"status", "arms": {name: {"relative_bias",
-        "se", "minus_mle", "minus_mle_se", "constraint_gap", "constraint_gap_se", "sensitivity", "lam",
-        "discrepancy", "constraint", ..., "seconds"}}, "references": {...}, "theory": {...}, ...}``.
+        ``results``: ``{"n", "test_sets", "theory": {...}, "references": {...}, "arms": {name:
+        {"relative_bias", "se", "minus_mle", "minus_mle_se", "constraint_gap", "constraint_gap_se",
+        "sensitivity", "lam", "discrepancy", "constraint", ..., "seconds"}}}``; ``files``: the
+        table and the figure.
     """
     run_dir = Path(run_dir)
-    started = time.perf_counter()
     x_test, variance = draw_sets(config.test_sets, config, generator=torch_generator(seed, 0, "measure"))
     mle = _closed_form_ratio(x_test, variance, "mle")
-    summary: dict[str, Any] = {
-        "study": "variance_bias",
-        "status": "running",
-        "seed": seed,
-        "config": record if record is not None else {"seed": seed},
-        "study_config": dataclasses.asdict(config),
+    results: dict[str, Any] = {
         "n": config.n,
         "test_sets": config.test_sets,
         "theory": {  # relative biases: the MLE, Bessel's correction, the per-draw D's fixed point (detached target)
@@ -200,26 +197,22 @@ def run_variance_bias(config: VarianceBiasConfig, *, seed: int, run_dir: Path, r
     }
     for name, arm in config.selected_arms().items():
         hnet = _build_hypernetwork(config, seed)
-        if "constant" not in summary["references"]:  # the residual hypernetwork starts constant
-            summary["references"]["constant"] = _measure(hnet, x_test, variance, mle, config, seed)
+        if "constant" not in results["references"]:  # the residual hypernetwork starts constant
+            results["references"]["constant"] = _measure(hnet, x_test, variance, mle, config, seed)
         arm_started = time.perf_counter()
         training = _train(hnet, arm.ple_config(), config, seed)
         result = _measure(hnet, x_test, variance, mle, config, seed)
         seconds = time.perf_counter() - arm_started
         options = {**dataclasses.asdict(arm), "theory": _theory(arm, config)}
-        summary["arms"][name] = {**result, **options, **training, "seconds": round(seconds, 2)}
+        results["arms"][name] = {**result, **options, **training, "seconds": round(seconds, 2)}
         log.info(
             "variance_bias %s: relative bias %+.4f +- %.4f, sensitivity %.3f (%.1f s)",
             name, result["relative_bias"], result["se"], result["sensitivity"], seconds,
         )
-        summary["seconds"] = round(time.perf_counter() - started, 2)
-        write_json(run_dir / "summary.json", summary)
-    summary["status"] = "complete"
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    _write_table(run_dir / "relative_bias.csv", summary)
-    save_relative_bias_figure(run_dir / "figures" / "relative_bias.png", summary)
-    write_json(run_dir / "summary.json", summary)
-    return summary
+    table, figure = run_dir / "relative_bias.csv", run_dir / "figures" / "relative_bias.png"
+    _write_table(table, results)
+    save_relative_bias_figure(figure, results)
+    return StudyResult(results=results, files=(table, figure))
 
 
 def _theory(arm: VarianceBiasArm, config: VarianceBiasConfig) -> dict[str, Any] | None:
@@ -348,10 +341,10 @@ TABLE_COLUMNS = (
 )
 
 
-def _write_table(path: Path, summary: dict) -> None:
+def _write_table(path: Path, results: dict) -> None:
     """``relative_bias.csv``: one row per reference and per arm, columns :data:`TABLE_COLUMNS`."""
-    rows = [{"name": k, "kind": "reference", **v} for k, v in summary["references"].items()]
-    rows += [{"name": k, "kind": "arm", **v} for k, v in summary["arms"].items()]
+    rows = [{"name": k, "kind": "reference", **v} for k, v in results["references"].items()]
+    rows += [{"name": k, "kind": "arm", **v} for k, v in results["arms"].items()]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

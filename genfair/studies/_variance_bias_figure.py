@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from genfair.checkpoint import write_bytes_atomic
 
 __all__ = ["save_relative_bias_figure"]
@@ -14,16 +12,18 @@ __all__ = ["save_relative_bias_figure"]
 _MARKERS = {"draw": "o", "expectation": "s"}
 
 
-def save_relative_bias_figure(path: Path, summary: dict) -> Path:
-    """Two panels from a variance-bias ``summary`` (see ``run_variance_bias``), written atomically.
+def save_relative_bias_figure(path: Path, results: dict) -> Path:
+    """Two panels from the variance-bias study's ``results`` (see ``run_variance_bias``), written atomically.
 
     Left: the penalty arms (``lam > 0``) against lam, one line per discrepancy form, with the
     minimiser of each arm's expected objective (hollow markers; see ``_variance_bias_theory``);
     right: every arm and reference, labelled with its input sensitivity (0: a constant H). Both
     mark the MLE's -1/n and Bessel's 0; error bars are 1.96 SE.
     """
-    n = summary["n"]
-    arms, references = summary["arms"], summary["references"]
+    from matplotlib.figure import Figure  # here, not at import: the genfair command imports the studies' configs
+
+    n = results["n"]
+    arms, references = results["arms"], results["references"]
     figure = Figure(figsize=(11, 4.6), layout="constrained")
     ablation, overview = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
 
@@ -62,7 +62,7 @@ def save_relative_bias_figure(path: Path, summary: dict) -> Path:
     overview.invert_yaxis()
     _reference_lines(overview.axvline, n)
     overview.set_xlabel("relative bias ± 1.96 SE (grey: references) [input sensitivity]")
-    overview.set_title(f"every arm, {summary['test_sets']} test sets", fontsize=10)
+    overview.set_title(f"every arm, {results['test_sets']} test sets", fontsize=10)
     overview.legend(fontsize=8, loc="lower right")
     overview.grid(alpha=0.3)
 

@@ -1,0 +1,144 @@
+"""The study runner: one ``summary.json`` layout for every study.
+
+A study is a config dataclass (a subclass of :class:`StudyConfig`) and a function
+``run(config, *, seed, run_dir) -> StudyResult`` that writes its own tables and figures into
+``run_dir`` and returns its numbers and the files it wrote. :func:`run_study` runs it and writes
+``summary.json`` around it, the same keys for every study (:data:`SUMMARY_KEYS`):
+
+- ``study``: the study's name in ``genfair.studies.STUDIES``;
+- ``status``: ``running`` while it runs, then ``complete`` or ``failed``;
+- ``seed``, ``config`` (the study's config, every field), ``overrides`` (the command line's, or
+  ``[]`` from Python), ``versions`` (Python and the packages that compute);
+- ``seconds``: wall-clock time of the run;
+- ``results``: the study's numbers (its :attr:`StudyResult.results`), ``null`` until complete;
+- ``files``: the files the study wrote, relative to ``run_dir`` (``summary.json`` aside);
+- ``error``: the one-line message of a failed run, else ``null``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from genfair.checkpoint import write_json
+
+__all__ = ["SUMMARY_KEYS", "Study", "StudyConfig", "StudyResult", "run_study"]
+
+SUMMARY_KEYS = ("study", "status", "seed", "config", "overrides", "versions", "seconds", "results", "files", "error")
+_PACKAGES = ("genfair", "torch", "numpy", "scikit-learn", "hydra-core")
+
+
+@dataclass
+class StudyConfig:
+    """The base of every study's config dataclass: the type of the ``study`` node of the
+    ``genfair`` command's config, whose options (``study=<name>``) are its subclasses."""
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What a study's ``run`` returns to :func:`run_study`.
+
+    Attributes:
+        results: the study's numbers, written under ``results`` in ``summary.json`` (JSON
+            values: dicts, lists, strings, numbers; NaN and infinities are written ``null``).
+        files: the files the study wrote, inside its ``run_dir``.
+    """
+
+    results: dict[str, Any]
+    files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A registered study (``genfair.studies.STUDIES``): its config class and its ``run``."""
+
+    config: type[StudyConfig]
+    run: Callable[..., StudyResult]
+
+
+def run_study(
+    config: StudyConfig, *, seed: int, run_dir: Path | str, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run the study that ``config`` configures and write its ``summary.json``.
+
+    ``summary.json`` says ``running`` before the study starts, and ``complete`` with its results
+    and files after it; if the study raises, it says ``failed`` with the error's message and the
+    error propagates.
+
+    Args:
+        config: an instance of a registered study's config class (``genfair.studies.STUDIES``).
+        seed: the root seed; the study derives its streams from it (``genfair.seeding``).
+        run_dir: where the study writes (created if missing).
+        overrides: the command line's overrides, recorded in the summary.
+
+    Returns:
+        the summary as written, with the keys :data:`SUMMARY_KEYS`.
+
+    Example:
+        >>> from genfair.studies import VarianceBiasConfig, run_study
+        >>> config = VarianceBiasConfig(steps=5, sets_per_step=8, test_sets=50, probe_sets=10, only=["hyper_mle"])
+        >>> run_study(config, seed=0, run_dir=tmp_path)["status"]  # doctest: +SKIP
+        'complete'
+    """
+    name, study = _registered(config)
+    run_dir = Path(run_dir)
+    started = time.perf_counter()
+    summary: dict[str, Any] = {
+        "study": name,
+        "status": "running",
+        "seed": seed,
+        "config": dataclasses.asdict(config),
+        "overrides": list(overrides),
+        "versions": _versions(),
+        "seconds": None,
+        "results": None,
+        "files": [],
+        "error": None,
+    }
+    write_json(run_dir / "summary.json", summary)
+    try:
+        result = study.run(config, seed=seed, run_dir=run_dir)
+    except Exception as error:
+        summary.update(status="failed", seconds=round(time.perf_counter() - started, 2), error=" ".join(str(error).split()))
+        write_json(run_dir / "summary.json", summary)
+        raise
+    summary.update(
+        status="complete",
+        seconds=round(time.perf_counter() - started, 2),
+        results=result.results,
+        files=[_relative(path, run_dir) for path in result.files],
+    )
+    write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _registered(config: StudyConfig) -> tuple[str, Study]:
+    """The name and entry of ``STUDIES`` whose config class ``config`` is an instance of."""
+    from genfair.studies import STUDIES
+
+    for name, study in STUDIES.items():
+        if isinstance(config, study.config):
+            return name, study
+    known = [study.config.__name__ for study in STUDIES.values()]
+    raise TypeError(f"config must be the config of a study in genfair.studies.STUDIES ({known}), got {type(config).__name__}")
+
+
+def _relative(path: Path, run_dir: Path) -> str:
+    """``path`` relative to ``run_dir`` (``figures/x.png``); a study writes inside its run directory."""
+    return Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
