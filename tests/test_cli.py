@@ -29,12 +29,12 @@ GENFAIR_PLOT = str(BIN / "genfair-plot") if (BIN / "genfair-plot").exists() else
 EXPERIMENTS = sorted(
     p.stem
     for p in (Path(__file__).resolve().parents[1] / "configs" / "experiment").glob("*.yaml")
-    if not any(line.startswith("study:") and line.split(":", 1)[1].strip() != "loop" for line in p.read_text().splitlines())
+    if "override /study:" not in p.read_text()
 )
 ANALYTIC = "experiment=class_mixture_mad"  # the closed-form class-mixture loop
 TINY = ["loop.generations=2", "loop.replicates=50"]
 # Deep models on digits (the default experiment): one replicate, a few training steps.
-DEEP_TINY = ["loop.generations=2", "estimator.steps=3", "evaluation.samples=60", "evaluation.bootstrap=10", "evaluation.grid=2"]
+DEEP_TINY = ["loop.generations=2", "loop.replicates=2", "estimator.steps=3", "evaluation.samples=60", "evaluation.bootstrap=10", "evaluation.grid=2"]
 CSV_HEADER = "arm,generation,group,metric,mean,se,median,q05,q95,n,lo,hi"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Z = 5.0  # standard errors allowed in the one statistical check below
@@ -92,7 +92,7 @@ BAD_CONFIGS = [
 BAD_DEEP_CONFIGS = [
     pytest.param("data.classes=[3,3]", 2, ["classes", "[3, 3]", "distinct"], id="digits-repeated"),
     pytest.param("model.architecture=rnn", 2, ["model.architecture", "'rnn'", "mlp"], id="vae-architecture"),
-    pytest.param("loop.replicates=5", 2, ["loop.replicates", "1", "got 5"], id="deep-replicates"),
+    pytest.param("loop.sampling_bias=0.7", 2, ["loop.sampling_bias=0.7", "biased sampling", "VAE"], id="vae-biased-sampling"),
     pytest.param("model=class_mixture", 2, ["model=class_mixture", "model=vae"], id="analytic-model-on-images"),
     pytest.param("evaluation.level=2", 2, ["evaluation.level", "2"], id="evaluation-level"),
     pytest.param("loop.n_real=1000", 2, ["'3'", "training pool", "lower n"], id="more-than-the-pool"),
