@@ -1,0 +1,9 @@
+"""Generative models that are not part of genfair, written as a user would write them, each in one
+file, and run through the loop with ``model=custom`` from the repository root::
+
+    genfair model=custom model._target_=examples.flow.RealNVP
+    genfair model=custom model._target_=examples.autoregressive.MADE
+    genfair model=custom model._target_=examples.gan.GAN model.conditional=false 'arms={mle:{estimator.name:mle}}'
+
+See docs/guides/wrapping-models.md, "Bring your own model".
+"""
