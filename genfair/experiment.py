@@ -61,11 +61,13 @@ from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
 from genfair.evaluation import EvaluationConfig, ImageEvaluation
 from genfair.metrics import class_gaussian_metrics, load_or_train_classifier
 from genfair.models import (
+    AdversarialTraining,
     AnalyticModelConfig,
     BiasedSampler,
     ClosedFormFit,
     CustomModelConfig,
     DDPMConfig,
+    GenerativeModel,
     VAEConfig,
     build_analytic_model,
     build_model,
@@ -433,6 +435,7 @@ def _run_chain(
         positive=getattr(model, "CONSTRAINTS", {}),
         per_replicate=getattr(model, "PER_REPLICATE", False),
         closed_form=isinstance(model, ClosedFormFit),
+        adversarial=isinstance(model, AdversarialTraining) and not isinstance(model, GenerativeModel),
         remedy=arm.remedy,
         classes=len(names),
         minority=list(names).index(_minority(data)),

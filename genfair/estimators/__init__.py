@@ -7,6 +7,7 @@ Example:
     ...                 positive={"shares": "softmax", "covs": "psd"}, per_replicate=True)
 """
 
+from genfair.estimators._adversarial_fit import AdversarialFit
 from genfair.estimators._build import build_fit
 from genfair.estimators._config import BASES, ESTIMATORS, Base, EstimatorConfig, EstimatorName, SubsampleConfig
 from genfair.estimators._evidence import EVIDENCE_KEYS
@@ -18,6 +19,7 @@ __all__ = [
     "BASES",
     "ESTIMATORS",
     "EVIDENCE_KEYS",
+    "AdversarialFit",
     "AnchoredFit",
     "Base",
     "EstimatorConfig",

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from genfair.estimators._adversarial_fit import AdversarialFit
 from genfair.estimators._config import EstimatorConfig
 from genfair.estimators._fits import AnchoredFit, GradientFit, _Remedial
 from genfair.estimators._hypernetwork_fit import HypernetworkFit
@@ -24,6 +25,7 @@ def build_fit(
     positive: Mapping[str, Positivity],
     per_replicate: bool,
     closed_form: bool = True,
+    adversarial: bool = False,
     remedy: RemedyConfig | None = None,
     classes: int | None = None,
     minority: int = 0,
@@ -32,11 +34,14 @@ def build_fit(
     """The loop's fit for ``config`` (``positive``: the model's constrained parameters, e.g.
     ``{"covs": "psd"}``; ``per_replicate``: the model holds independent replicates;
     ``closed_form``: the model has a closed-form fit, else ``mle`` and ``anchor`` train by
-    gradient steps).
+    gradient steps; ``adversarial``: the model has no likelihood and trains by its
+    ``adversarial_losses``, :class:`AdversarialFit`, ``estimator=mle`` without a remedy only).
 
     ``remedy``: the fairness remedy of every generation's training, for ``classes`` classes
     whose ``minority`` MinDiff compares with the rest; ``features``: where SMOTE looks for
     neighbours (``(n, *sample_shape) -> (n, d)``; default: the samples themselves)."""
+    if adversarial:
+        return AdversarialFit(config, remedy=remedy)
     remedial = _Remedial(remedy, classes=classes or num_classes or 1, minority=minority, features=features)
     if config.uses_hypernetwork:
         return HypernetworkFit(
