@@ -709,6 +709,7 @@ def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, summary
         minority=minority,
         majority=majority,
         target_share=shares[list(data.group_names).index(minority)],
+        title=f"minority fidelity across generations (class {minority}; bands: {_band(arms)})",
     )
     last = max(arm.loop.generations for arm in arms) - 1
     shown = sorted({0, last // 2, max(last - 1, 0), last})
@@ -723,6 +724,14 @@ def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, summary
                 class_names=data.group_names,
                 title=f"{arm.name}: samples across generations",
             )
+
+
+def _band(arms: Sequence[Arm]) -> str:
+    """What the figures' bands are: the across-replicate interval, or one chain's bootstrap."""
+    replicates = arms[0].loop.replicates
+    if replicates > 1:
+        return f"95 % t-interval across {replicates} replicates, logit scale for bounded metrics"
+    return "95 % bootstrap CI over one chain's samples"
 
 
 def _fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def summarize_replicates(values: np.ndarray) -> ReplicateSummary:
 
 # Metrics whose values lie in [0, 1] (shares, rates, fractions of samples); downstream rates are
 # ``down_<rate>@<threshold>`` (their gaps, in [-1, 1], are not listed).
-UNIT_INTERVAL_METRICS = frozenset({"share", "train_share", "precision", "recall", "coverage", "extinct"})
+UNIT_INTERVAL_METRICS = frozenset({"share", "train_share", "precision", "recall", "coverage", "extinct", "accept_rate"})
 _DOWNSTREAM_RATES = ("down_accuracy@", "down_fpr@", "down_fnr@", "down_tpr@")
 
 
