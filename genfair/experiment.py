@@ -516,7 +516,9 @@ def _check_comparison(arms: Sequence[Arm], compare: CompareConfig | None) -> Com
     requested = compare is not None and compare.baseline is not None
     compare = compare or CompareConfig()
     replicates = {arm.loop.replicates for arm in arms}
-    if not requested and (len(arms) < 2 or arms[0].family != "images" or min(replicates) < 2):
+    if len(arms) < 2 and (not requested or compare.baseline == arms[0].name):
+        return None  # one arm: nothing to compare it with
+    if not requested and (arms[0].family != "images" or min(replicates) < 2):
         return None
     if len(replicates) > 1:
         raise ConfigError(f"paired comparisons need every arm to run the same loop.replicates, got {sorted(replicates)}")

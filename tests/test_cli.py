@@ -178,8 +178,7 @@ def test_bad_deep_config_fails_fast_with_a_clear_message(cli, override, code, wo
     assert stderr.startswith("genfair: error: ") and len(stderr.splitlines()) == 1, stderr
     for word in words:
         assert word in stderr, f"{word!r} not in stderr:\n{stderr}"
-    left = sorted(p.name for p in run.iterdir()) if run.exists() else []
-    assert set(left) <= {"genfair.log"}, left
+    assert not run.exists(), sorted(p.name for p in run.iterdir())  # a refused command leaves no folder
 
 
 def test_class_mixture_loop_writes_every_result_file(cli):
@@ -247,9 +246,8 @@ def test_bad_config_fails_fast_with_a_clear_message(cli, override, code, words):
     assert "Traceback" not in stderr
     for word in words:
         assert word in stderr, f"{word!r} not in stderr:\n{stderr}"
-    # Hydra creates the run directory and its job log before the app starts; nothing else.
-    left = sorted(p.name for p in run.iterdir()) if run.exists() else []
-    assert set(left) <= {"genfair.log"}, left
+    if code == 2:  # refused by genfair (Hydra's own refusals, code None, come before any folder)
+        assert not run.exists(), sorted(p.name for p in run.iterdir())  # a refused command leaves no folder
 
 
 # ------------------------------------------------------------------------------- genfair-plot
@@ -407,3 +405,16 @@ def test_an_arm_written_key_equals_value_in_brackets_is_refused_with_the_forms_t
     assert stderr.startswith("genfair: error: +arms.lam05=[loop.sampling_bias=0.5]")
     assert "+arms.NAME={key:value" in stderr and "docs/arms.md" in stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_command_leaves_no_folder_and_the_corrected_one_runs_there(tmp_path):
+    """Hydra makes hydra.run.dir (and its parents) before genfair can check the config: a refused
+    command removes what it made, so the corrected command starts in the same folder afresh; a
+    folder that existed before is kept."""
+    run = tmp_path / "made" / "run"
+    refused = subprocess.run([GENFAIR, ANALYTIC, f"hydra.run.dir={run}", *TINY, "loop.n_real=0"], capture_output=True, text=True)
+    assert refused.returncode == 2 and not (tmp_path / "made").exists(), refused.stderr
+    corrected = subprocess.run([GENFAIR, ANALYTIC, f"hydra.run.dir={run}", *TINY], capture_output=True, text=True)
+    assert corrected.returncode == 0 and (run / "summary.json").is_file(), corrected.stderr[-2000:]
+    again = subprocess.run([GENFAIR, ANALYTIC, f"hydra.run.dir={run}", *TINY, "loop.n_real=0"], capture_output=True, text=True)
+    assert again.returncode == 2 and (run / "summary.json").is_file()  # an existing run is never removed

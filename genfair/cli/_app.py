@@ -17,8 +17,10 @@ import dataclasses
 import errno
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
+
 from typing import TYPE_CHECKING
 
 import hydra
@@ -73,6 +75,11 @@ def _config_groups(merged: DictConfig, changes: DictConfig, arm: str) -> dict[st
     for group in _GROUPS:
         try:
             groups[group] = OmegaConf.to_object(merged[group])
+            if group == "model" and isinstance(groups[group], dict):  # model=custom: a plain node
+                from genfair.models import CustomModelConfig
+
+                groups[group] = CustomModelConfig.from_node(groups[group])
+                continue  # its keys are the target's arguments, checked when it is built
         except USER_ERRORS as error:
             # Name the arm only when its own overrides touch the group: a bad value that every
             # arm shares is not the first arm's fault.
@@ -147,7 +154,26 @@ def _hydra_main(cfg: DictConfig) -> None:
         if os.environ.get("GENFAIR_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"):
             raise
         print(f"genfair: error: {_one_line(error)}", file=sys.stderr)
+        if isinstance(error, USER_ERRORS):  # refused: leave no folder behind
+            _remove_refused()
         sys.exit(3 if isinstance(error, GenerationFailed) else 2)
+
+
+# The outermost folder of hydra.run.dir that did not exist when this command started (Hydra makes
+# it, and its job log, before the config can be checked), or None.
+_MADE_BY_THIS_RUN: Path | None = None
+
+
+def _remove_refused() -> None:
+    """Remove the run folder this refused command made, if it holds nothing but folders and
+    Hydra's job log: a refused command leaves no folder, and the corrected one starts afresh."""
+    top = _MADE_BY_THIS_RUN
+    if top is None or not top.is_dir():
+        return
+    files = [path for path in top.rglob("*") if not path.is_dir()]
+    if all(path.suffix == ".log" for path in files):
+        logging.shutdown()  # close Hydra's handler on the job log first
+        shutil.rmtree(top, ignore_errors=True)
 
 
 class RunDirCheck(Callback):
@@ -156,7 +182,11 @@ class RunDirCheck(Callback):
     otherwise Hydra's own attempt to make it ends in a traceback."""
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
-        _check_writable(Path(str(config.hydra.run.dir)), "hydra.run.dir")
+        run_dir = Path(str(config.hydra.run.dir)).absolute()
+        _check_writable(run_dir, "hydra.run.dir")
+        global _MADE_BY_THIS_RUN  # noqa: PLW0603 - what a refusal may remove (see _remove_refused)
+        missing = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
+        _MADE_BY_THIS_RUN = missing[-1] if missing else None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
         _check_writable(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
