@@ -34,7 +34,7 @@ EXPERIMENTS = sorted(
 ANALYTIC = "experiment=class_mixture_mad"  # the closed-form class-mixture loop
 TINY = ["loop.generations=2", "loop.replicates=50"]
 # Deep models on digits (the default experiment): one replicate, a few training steps.
-DEEP_TINY = ["loop.generations=2", "loop.replicates=2", "estimator.steps=3", "evaluation.samples=60", "evaluation.bootstrap=10", "evaluation.grid=2"]
+DEEP_TINY = ["loop.generations=2", "loop.replicates=2", "estimator.sets_per_step=2", "estimator.steps=3", "evaluation.samples=60", "evaluation.bootstrap=10", "evaluation.grid=2"]
 CSV_HEADER = "arm,generation,group,metric,mean,se,median,q05,q95,n,lo,hi"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Z = 5.0  # standard errors allowed in the one statistical check below

@@ -17,8 +17,9 @@ register_configs()
 CONFIGS = resources.files("genfair.configs")
 EXPERIMENTS = sorted(p.name.removesuffix(".yaml") for p in CONFIGS.joinpath("experiment").iterdir() if p.name.endswith(".yaml"))
 SHRINK = ["loop.generations=2", "estimator.steps=2", "evaluation.samples=60", "evaluation.bootstrap=10", "evaluation.grid=2"]
-ANALYTIC_SHRINK = ["loop.replicates=20"]  # deep models run one replicate
+ANALYTIC_SHRINK = ["loop.replicates=20"]
 DEEP_SHRINK = ["model.sample_steps=2"]  # the DDPM's sampler
+DEEP_REPLICATES = ["loop.replicates=2", "estimator.sets_per_step=2"]  # two chains, two sets per hypernetwork step
 
 
 def compose_config(overrides: list[str]):
@@ -32,8 +33,8 @@ def compose_shrunk(overrides: list[str]):
     if cfg.model.name in ("gaussian", "class_mixture"):
         return compose_config([*SHRINK, *ANALYTIC_SHRINK, *overrides])
     if cfg.model.name == "ddpm":
-        return compose_config([*SHRINK, *DEEP_SHRINK, *overrides])
-    return cfg
+        return compose_config([*SHRINK, *DEEP_SHRINK, *DEEP_REPLICATES, *overrides])
+    return compose_config([*SHRINK, *DEEP_REPLICATES, *overrides])
 
 
 @pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])
