@@ -126,7 +126,6 @@ class ImageEvaluation:
         self.heldout = data.heldout()  # the real images every generation is measured against
         self.real_features = classifier.model.features(self.heldout.x[0])
         self.real_labels = self.heldout.y[0]
-        self.last_grid: torch.Tensor | None = None
         if config.downstream.enabled:
             resolve_slices(config.downstream, self.names, self.minority)  # bad class names fail before any work
 
@@ -145,7 +144,8 @@ class ImageEvaluation:
         return None if self.by_model else self.label
 
     def measure(self, model: nn.Module, train: Batch, generator: torch.Generator) -> Measurement:
-        """Metrics of ``model`` after it was fitted on ``train`` (one replicate)."""
+        """Metrics of ``model`` after it was fitted on ``train`` (one replicate), and with
+        ``config.grid`` the sample grid of :meth:`_grid` as ``artifacts["grid"]``."""
         num_classes = len(self.names)
         counts = train.class_counts(num_classes)
         labels = draw_labels(counts, self.config.samples, generator=generator) if self.conditional else None
@@ -173,12 +173,12 @@ class ImageEvaluation:
         shares = counts[0].to(torch.float64) / counts[0].sum()
         for name, share in zip(self.names, shares):
             values[f"train_share/{name}"] = share[None]
-        self.last_grid = self._grid(model, generator) if self.config.grid else None
+        artifacts = {"grid": self._grid(model, generator)} if self.config.grid else {}
         if self.config.downstream.enabled:
             down_values, down_intervals = self.downstream(train, generator)
             values.update({key: torch.tensor([v], dtype=torch.float64) for key, v in down_values.items()})
             intervals.update(down_intervals)
-        return Measurement(values, intervals)
+        return Measurement(values, intervals, artifacts)
 
     def downstream(
         self, train: Batch, generator: torch.Generator

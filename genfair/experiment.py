@@ -441,19 +441,19 @@ def _run_chain(
         minority=list(names).index(_minority(data)),
         features=evaluation.classifier.model.features,
     )
-    remedy_log = getattr(fit, "remedy", None)
     lost: list[tuple[int, tuple[str, ...]]] = []
     reported = 0
 
     def after_generation(finished: list[GenerationRecord]) -> None:
         nonlocal reported
-        generation = finished[-1].generation
-        if replicate == 0 and evaluation.last_grid is not None:
-            _save_grid(job.run_dir, arm.name, generation, evaluation.last_grid.cpu(), names)
-        if remedy_log is not None and remedy_log.log:  # Group DRO's class weights after every step
+        record = finished[-1]
+        grid = record.artifacts["measure"].get("grid")
+        if replicate == 0 and grid is not None:
+            _save_grid(job.run_dir, arm.name, record.generation, grid.cpu(), names)
+        if record.artifacts["fit"]:  # Group DRO's class weights after every step
             write_json(
-                directory / "remedy" / f"generation_{generation:04d}.json",
-                {"remedy": arm.remedy.name, "classes": list(names), **remedy_log.log},
+                directory / "remedy" / f"generation_{record.generation:04d}.json",
+                {"remedy": arm.remedy.name, "classes": list(names), **record.artifacts["fit"]},
             )
         if on_generation is not None:
             on_generation(finished, lost[reported:])

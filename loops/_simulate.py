@@ -65,20 +65,26 @@ class FitContext:
 class Measurement:
     """What a ``measure`` may return instead of a plain dict: the values, and for some keys a
     confidence interval ``(lo, hi)`` computed by the measure itself (a bootstrap over the samples
-    of a single-replicate deep model, where there are no replicates to summarise)."""
+    of a single-replicate deep model, where there are no replicates to summarise), and
+    ``artifacts``: what the measure made besides numbers (e.g. ``"grid"``, a ``(classes, k, C, H,
+    W)`` sample grid), which the loop hands to ``on_generation`` in the record but never stores."""
 
     values: Mapping[str, torch.Tensor]
     intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    artifacts: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class FitOutput:
     """What a fit may return instead of the bare model: the fitted model and diagnostics of the
     fit itself (``{"metric/group": (replicates,)}``, e.g. the PLE penalty's share of the loss),
-    which the loop adds to the generation's record beside what ``measure`` returns."""
+    which the loop adds to the generation's record beside what ``measure`` returns; ``logs``:
+    what the fit recorded along the way (e.g. ``{"group_dro_weights": [[q_c] per step]}``), which
+    the loop hands to ``on_generation`` in the record's ``artifacts`` but never stores."""
 
     model: nn.Module
     values: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    logs: Mapping[str, Any] = field(default_factory=dict)
 
 
 Fit = Callable[[nn.Module, Batch, torch.Generator, FitContext], "nn.Module | FitOutput"]
@@ -96,12 +102,17 @@ class GenerationRecord:
     ``values`` is kept in sorted key order, so a record restored from a checkpoint (safetensors
     returns its keys sorted) is identical to the one the loop measured, and so are the files
     written from it.
+
+    ``artifacts`` holds what the generation made besides numbers for ``on_generation`` to write:
+    ``"measure"`` (:attr:`Measurement.artifacts`) and ``"fit"`` (:attr:`FitOutput.logs`). It is not
+    stored: a record restored from disk has none (its files were written when it was made).
     """
 
     generation: int
     values: dict[str, np.ndarray]
     seconds: float
     intervals: dict[str, np.ndarray] = field(default_factory=dict)
+    artifacts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", dict(sorted(self.values.items())))
@@ -249,11 +260,14 @@ def simulate(
         if store is not None and config.checkpoint_every is not None:
             checkpoint = store.fit_checkpoint(g, every=config.checkpoint_every)
         fitted = fit(model, train, torch_generator(seed, g, "fit", replicate=replicate), FitContext(g, reference, checkpoint))
-        model, diagnostics = (fitted.model, fitted.values) if isinstance(fitted, FitOutput) else (fitted, {})
+        fitted = fitted if isinstance(fitted, FitOutput) else FitOutput(fitted)
+        model, diagnostics = fitted.model, fitted.values
         if g == 0:
             reference = {name: value.detach().clone() for name, value in model.state_dict().items()}
         # 3. Measure the fitted model.
-        values, intervals = _as_arrays(measure(model, train, torch_generator(seed, g, "measure", replicate=replicate)))
+        measured = measure(model, train, torch_generator(seed, g, "measure", replicate=replicate))
+        measured = measured if isinstance(measured, Measurement) else Measurement(measured)
+        values, intervals = _as_arrays(measured)
         values.update(_as_arrays(Measurement(diagnostics))[0])
         # 4. Draw the synthetic samples that generation g + 1 trains on: their classes by the
         #    label policy (by default the class shares of this generation's training set), kept
@@ -285,7 +299,8 @@ def simulate(
         if lost and on_lost_classes is not None:
             on_lost_classes(g, lost)
         synthetic = (synthetic if config.kind == "accumulate" else []) + [Batch(x, labels)]
-        record = GenerationRecord(g, values, time.perf_counter() - start, intervals)
+        record = GenerationRecord(g, values, time.perf_counter() - start, intervals,
+                                  artifacts={"measure": measured.artifacts, "fit": fitted.logs})
         if store is not None:
             store.save(record, model, synthetic[-1])
         records.append(record)

@@ -42,21 +42,20 @@ from genfair.estimators._step_checkpoints import StepCheckpoints
 from genfair.models import ClosedFormFit
 from genfair.remedies import Remedy, RemedyConfig
 from genfair.hypernets import PLEObjective, Positivity, TargetLayout, call_method, weight_discrepancy
-from genfair.loops import FitContext, check_finite_parameters
+from genfair.loops import FitContext, FitOutput, check_finite_parameters
 
 __all__ = ["AnchoredFit", "GradientFit"]
 
 
 class _Remedial:
     """A remedy's configuration plus what a fit needs to apply it to a generation: a fresh
-    :class:`~genfair.remedies.Remedy` per training set, and the log of the last one (Group DRO's
-    class weights after every step)."""
+    :class:`~genfair.remedies.Remedy` per training set, whose log :meth:`finish` returns (Group
+    DRO's class weights after every step)."""
 
     def __init__(self, config: RemedyConfig | None = None, *, classes: int = 1, minority: int = 0,
                  features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.config = config or RemedyConfig()
         self.classes, self.minority, self.features = classes, minority, features
-        self.log: dict[str, object] = {}
 
     @property
     def active(self) -> bool:
@@ -76,8 +75,9 @@ class _Remedial:
                 space = self.features(train.x[0])
         return remedy, remedy.prepare(train, generator=generator, space=space)
 
-    def finish(self, remedy: Remedy) -> None:
-        self.log = {"group_dro_weights": remedy.dro.history} if remedy.dro is not None else {}
+    def finish(self, remedy: Remedy) -> dict[str, object]:
+        """The log of a generation's ``remedy`` (a fit returns it as ``FitOutput.logs``)."""
+        return {"group_dro_weights": remedy.dro.history} if remedy.dro is not None else {}
 
 
 class GradientFit:
@@ -91,7 +91,7 @@ class GradientFit:
         self.config = config
         self.remedy = remedy or _Remedial()
 
-    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
+    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> FitOutput:
         anchored = self.config.name == "anchor" and context.reference is not None
         params = dict(model.named_parameters())
         reference = {name: context.reference[name] for name in params} if anchored else None
@@ -114,9 +114,9 @@ class GradientFit:
                 loss.backward()
                 optimiser.step()
                 checkpoints.step_done(step + 1, self.config.steps, lambda: _remedy_state(remedy))
-        self.remedy.finish(remedy)
+        logs = self.remedy.finish(remedy)
         model.eval()
-        return model
+        return FitOutput(model, logs=logs)
 
 
 class AnchoredFit:
@@ -133,13 +133,13 @@ class AnchoredFit:
         self.per_replicate = per_replicate
         self.remedy = remedy or _Remedial()
 
-    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
+    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> FitOutput:
         if isinstance(model, ClosedFormFit):
             model.fit(train.x, train.y)
             check_finite_parameters(model, f"estimator {self.config.name} (closed-form start)", context.generation)
         anchored = self.config.name == "anchor" and context.reference is not None
         if not (anchored or self.remedy.active):
-            return model
+            return FitOutput(model)
         layout = TargetLayout.from_module(model, positive=self.positive, per_replicate=self.per_replicate)
         params = dict(model.named_parameters())
         free = nn.Parameter(layout.flatten(params, average_replicates=False))
@@ -160,12 +160,11 @@ class AnchoredFit:
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-        if remedy is not None:
-            self.remedy.finish(remedy)
+        logs = self.remedy.finish(remedy) if remedy is not None else {}
         with torch.no_grad():
             for name, value in layout.split(free).items():
                 params[name].copy_(value)
-        return model
+        return FitOutput(model, logs=logs)
 
 
 def _check_loss(loss: torch.Tensor, config: EstimatorConfig, step: int, context: FitContext) -> None:

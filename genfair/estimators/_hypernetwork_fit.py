@@ -105,7 +105,7 @@ class HypernetworkFit:
         self._shapes: dict[str, tuple[int, ...]] | None = None  # the model parameters it generates
         self._base_start: torch.Tensor | None = None  # where a penalised base started
 
-    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module | FitOutput:
+    def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> FitOutput:
         if self.options["per_replicate"]:
             return self._fit_replicates(model, train, generator, context)
         return self._fit_sets(model, train, generator, context)
@@ -158,7 +158,7 @@ class HypernetworkFit:
                 optimiser.step()
                 objective.update_multiplier(terms)
                 checkpoints.step_done(step + 1, config.steps, state)
-            self.remedy.finish(remedy)
+            logs = self.remedy.finish(remedy)
             with torch.no_grad():
                 hnet.load_into_target(predict_weights(hnet, train.x, train.y if conditional else None))
             values = fit_evidence(hnet, objective, model, data, conditional=conditional, generator=generator,
@@ -166,7 +166,7 @@ class HypernetworkFit:
                                   lr=config.lr)
         if config.persistent:
             self._kept = {name: value.detach().clone() for name, value in hnet.state_dict().items()}
-        return FitOutput(model, values)
+        return FitOutput(model, values, logs)
 
     def _check(self, model: nn.Module, train: Batch, context: FitContext) -> None:
         """Refuse, in one line, what this fit cannot do: too small subsamples, a persistent H
@@ -223,7 +223,7 @@ class HypernetworkFit:
         return {"base_start": self._base_start} if self.config.base == "penalised" else {}
 
     # ------------------------------------------------------------- per_replicate (analytic) models
-    def _fit_replicates(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
+    def _fit_replicates(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> FitOutput:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_from(generator))  # the hypernetwork's initialisation
             hnet = HyperNetwork(model, **self.options)
@@ -255,11 +255,11 @@ class HypernetworkFit:
                 optimiser.step()
                 objective.update_multiplier(terms)
                 checkpoints.step_done(step + 1, self.config.steps, lambda: _fit_extras(remedy, objective))
-        self.remedy.finish(remedy)
+        logs = self.remedy.finish(remedy)
         labels = train.y if conditional else None
         with torch.no_grad():
             hnet.load_into_target(predict_weights(hnet, train.x, labels))
-        return model
+        return FitOutput(model, logs=logs)
 
 
 def _can_vectorise(model: nn.Module, train: Batch, options: dict, conditional: bool) -> bool:
