@@ -25,6 +25,7 @@ the generation and ends where an uninterrupted one ends.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import torch
@@ -36,6 +37,7 @@ from genfair.estimators._config import EstimatorConfig
 from genfair.estimators._step_checkpoints import StepCheckpoints
 from genfair.loops import FitContext
 from genfair.remedies import Remedy, RemedyConfig
+from genfair.training import check_finite_loss
 
 __all__ = ["AdversarialFit"]
 
@@ -97,12 +99,11 @@ class AdversarialFit:
         return model
 
     def _check_finite(self, losses: Mapping[str, torch.Tensor], step: int, context: FitContext) -> None:
-        """Raise :class:`GenerationFailed` if a loss of 0-based ``step`` is NaN or infinite."""
+        """Raise :class:`GenerationFailed` if a loss of 0-based ``step`` is NaN or infinite
+        (``estimator mle: discriminator loss is nan at step 2 of 3``)."""
         for name, loss in losses.items():
-            value = loss.detach()
-            if not bool(torch.isfinite(value)):
-                reason = f"estimator {self.config.name}: {name} loss is {float(value):g} at step {step + 1} of {self.config.steps}"
-                raise GenerationFailed(context.generation, reason)
+            check_finite_loss(loss, what=f"estimator {self.config.name}", step=step, steps=self.config.steps,
+                              name=f"{name} loss", error=functools.partial(GenerationFailed, context.generation))
 
 
 def _players(model: nn.Module, losses: object) -> dict[str, list[nn.Parameter]]:

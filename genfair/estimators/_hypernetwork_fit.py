@@ -41,18 +41,19 @@ from genfair.estimators._config import EstimatorConfig
 from genfair.estimators._evidence import fit_evidence
 from genfair.estimators._fits import (
     GradientFit,
-    _check_loss,
     _fit_extras,
     _minibatch,
     _Remedial,
     _restore_remedy,
     _seed_from,
+    _step_of,
 )
 from genfair.estimators._sets import SetSampler
 from genfair.estimators._step_checkpoints import StepCheckpoints
 from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective, Positivity, predict_weights, weight_discrepancy
 from genfair.loops import FitContext, FitOutput
 from genfair.remedies import Remedy
+from genfair.training import take_step
 
 __all__ = ["HypernetworkFit"]
 
@@ -152,10 +153,7 @@ class HypernetworkFit:
                     loss = loss + config.lam * weight_discrepancy(anchor, terms.weights, normalize=config.normalize)
                 if config.base == "penalised":
                     loss = loss + 0.5 * config.base_penalty * (hnet.base - self._base_start).square().sum()
-                _check_loss(loss, config, step, context)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
+                take_step(loss, optimiser, **_step_of(config, step, context))
                 objective.update_multiplier(terms)
                 checkpoints.step_done(step + 1, config.steps, state)
             logs = self.remedy.finish(remedy)
@@ -249,10 +247,7 @@ class HypernetworkFit:
                 loss = terms.total
                 if reference is not None:
                     loss = loss + self.config.lam * weight_discrepancy(reference, terms.weights, normalize=self.config.normalize)
-                _check_loss(loss, self.config, step, context)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
+                take_step(loss, optimiser, **_step_of(self.config, step, context))
                 objective.update_multiplier(terms)
                 checkpoints.step_done(step + 1, self.config.steps, lambda: _fit_extras(remedy, objective))
         logs = self.remedy.finish(remedy)

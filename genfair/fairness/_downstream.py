@@ -47,6 +47,7 @@ from genfair.errors import ConfigError
 from genfair.fairness._downstream_config import DownstreamConfig
 from genfair.fairness._mmd import mmd2
 from genfair.metrics._array_like import as_tensor
+from genfair.training import take_step
 
 __all__ = [
     "DownstreamClassifier",
@@ -182,7 +183,9 @@ def train_downstream(
     ``classes (n,)`` in ``[0, len(class_names))`` (see the module docstring).
 
     ``minority``: the index of the minority class (default of ``positive`` and ``sensitive``);
-    ``None``: the rarest class in ``classes``.
+    ``None``: the rarest class in ``classes``. A NaN or infinite loss raises
+    :class:`FloatingPointError` naming the step and the value
+    (``downstream classifier: loss is nan at step 3 of 200``, :func:`genfair.training.take_step`).
     """
     names = tuple(str(n) for n in class_names)
     if x.shape[0] != classes.shape[0] or x.shape[0] == 0:
@@ -207,11 +210,7 @@ def train_downstream(
         loss = F.binary_cross_entropy_with_logits(logits, y[index])
         penalty = remedy.penalty(model, x, classes, index, logits, generator)
         total = loss + penalty
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"downstream classifier: loss is {float(total)} at step {step} of {config.steps}")
-        optimiser.zero_grad()
-        total.backward()
-        optimiser.step()
+        take_step(total, optimiser, what="downstream classifier", step=step, steps=config.steps)
         if step >= config.steps - tail:
             loss_sum += float(loss.detach())
             penalty_sum += float(penalty.detach())

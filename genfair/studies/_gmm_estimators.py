@@ -28,6 +28,7 @@ import torch
 
 from genfair.models import GaussianMixtureModel
 from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective
+from genfair.training import take_step
 
 __all__ = [
     "MixtureEstimate",
@@ -124,6 +125,8 @@ def train_hypernetwork(
     a step does not grow with n. Adam with a cosine decay of ``lr`` to 0 over ``steps``.
     ``init_seed`` fixes the hypernetwork's initial weights (the same for every lam: common
     random numbers), ``data_generator`` the training sets, ``ple_generator`` the own samples Y.
+    A NaN or infinite objective raises :class:`FloatingPointError` naming n, lam, the step and the
+    value (:func:`genfair.training.take_step`).
     """
     target = GaussianMixtureModel(truth.num_components, truth.dim).to(_HYPER_DTYPE)
     with torch.random.fork_rng(devices=[]):
@@ -144,12 +147,11 @@ def train_hypernetwork(
     tail = max(1, steps // 10)
     nll, gap = [], []
     start = time.perf_counter()
-    for _ in range(steps):
+    what = f"gmm_ple hypernetwork (n={set_size}, lam={lam:g})"
+    for step in range(steps):
         x = truth.sample(sets * set_size, generator=data_generator).reshape(sets, set_size, truth.dim)
         terms = objective(hnet, x.to(_HYPER_DTYPE), generator=ple_generator)
-        optimiser.zero_grad(set_to_none=True)
-        terms.total.backward()
-        optimiser.step()
+        take_step(terms.total, optimiser, what=what, step=step, steps=steps)
         schedule.step()
         objective.update_multiplier(terms)
         nll.append(terms.nll.item())

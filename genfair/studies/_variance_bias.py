@@ -47,6 +47,7 @@ from genfair.seeding import torch_generator
 from genfair.studies._runner import StudyConfig, StudyResult
 from genfair.studies._variance_bias_figure import save_relative_bias_figure
 from genfair.studies._variance_bias_theory import predict_relative_bias
+from genfair.training import take_step
 from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective, input_sensitivity
 
 __all__ = ["VarianceBiasArm", "VarianceBiasConfig", "draw_sets", "run_variance_bias"]
@@ -246,7 +247,9 @@ def _build_hypernetwork(config: VarianceBiasConfig, seed: int) -> HyperNetwork:
 
 def _train(hnet: HyperNetwork, ple: PLEConfig, config: VarianceBiasConfig, seed: int) -> dict[str, Any]:
     """Adam on the PLE objective, learning rate cosine-decayed to 0; returns the last 10 % of
-    steps' mean NLL and discrepancy, and the final multiplier (augmented Lagrangian only)."""
+    steps' mean NLL and discrepancy, and the final multiplier (augmented Lagrangian only).
+    A NaN or infinite objective raises :class:`FloatingPointError` naming the PLE options, the
+    step and the value (:func:`genfair.training.take_step`)."""
     objective = PLEObjective(ple)
     optimiser = torch.optim.Adam(hnet.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
@@ -256,11 +259,7 @@ def _train(hnet: HyperNetwork, ple: PLEConfig, config: VarianceBiasConfig, seed:
     for step in range(config.steps):
         x, _ = draw_sets(config.sets_per_step, config, generator=real)
         terms = objective(hnet, x, generator=synthetic)
-        if not torch.isfinite(terms.total):
-            raise FloatingPointError(f"the objective became {terms.total.item()} at step {step} (PLE options {ple})")
-        optimiser.zero_grad()
-        terms.total.backward()
-        optimiser.step()
+        take_step(terms.total, optimiser, what=f"variance_bias hypernetwork ({ple})", step=step, steps=config.steps)
         schedule.step()
         objective.update_multiplier(terms)
         if step >= config.steps - tail:
