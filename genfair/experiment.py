@@ -54,7 +54,7 @@ from genfair._chains import (
 from genfair._outputs import RunOutputs, write_metrics_csv, write_minority_table, write_replicates
 from genfair.comparisons import CompareConfig, check_compare, paired_comparisons, write_comparisons_csv
 from genfair.checkpoint import check_writable_dir, load_tensors, read_json, save_tensors, write_json
-from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
+from genfair.data import ClassMixtureData, CustomData, DigitsData, GaussianData, ImageFileData
 from genfair.devices import resolve_device
 from genfair.errors import ConfigError, GenerationFailed, check_positive_int
 from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
@@ -100,7 +100,7 @@ HEADLINE = {
     "class_mixture": ["share", "extinct", "w2_sq", "trace_cov"],
     "images": ["share", "precision", "recall", "coverage", "density", "fd", "kid", "train_share"],
 }
-IMAGE_SOURCES = (DigitsData, ImageFileData)
+IMAGE_SOURCES = (DigitsData, ImageFileData, CustomData)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Arm:
     measured."""
 
     name: str
-    data: GaussianData | ClassMixtureData | DigitsData | ImageFileData
+    data: GaussianData | ClassMixtureData | DigitsData | ImageFileData | CustomData
     model: AnalyticModelConfig | VAEConfig | DDPMConfig | CustomModelConfig
     loop: LoopConfig
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
@@ -570,9 +570,11 @@ def _check_arm(arm: Arm) -> None:
     """Data and model must belong to the same family, and the model must have what the loop
     asks of it (biased sampling), before anything is written."""
     images = isinstance(arm.data, IMAGE_SOURCES)
+    if isinstance(arm.data, CustomData):
+        arm.data.check()  # the user's source has what the runner asks of it, before any work
     if arm.family == "images" and not images:
         raise ConfigError(
-            f"model={arm.model.name} needs image data (data=digits or data=image_files), "
+            f"model={arm.model.name} needs image data (data=digits, data=image_files or data=custom), "
             f"got {type(arm.data).__name__} (in arm {arm.name!r})"
         )
     if arm.family != "images" and images:

@@ -80,6 +80,11 @@ def _config_groups(merged: DictConfig, changes: DictConfig, arm: str) -> dict[st
 
                 groups[group] = CustomModelConfig.from_node(groups[group])
                 continue  # its keys are the target's arguments, checked when it is built
+            if group == "data" and isinstance(groups[group], dict):  # data=custom: a plain node
+                from genfair.data import CustomData
+
+                groups[group] = CustomData.from_node(groups[group])
+                continue  # its keys are the target's arguments, checked before the arm runs
         except USER_ERRORS as error:
             # Name the arm only when its own overrides touch the group: a bad value that every
             # arm shares is not the first arm's fault.
