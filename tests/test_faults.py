@@ -273,8 +273,8 @@ MALFORMED_ARMS = {
     ],
     "zero n_real": lambda size, path: [_arm_on(DIGITS, n_real=0)],
     "negative replicates": lambda size, path: [Arm("mle", DATA, AnalyticModelConfig(), LoopConfig(replicates=-size))],
-    "deep replicates": lambda size, path: [
-        Arm("mle", DIGITS, TINY_VAE, LoopConfig(generations=2, n_real=20, replicates=size + 2), STEPS, TINY_EVAL)
+    "deep biased sampling": lambda size, path: [  # the VAE has no biased sampler
+        Arm("mle", DIGITS, TINY_VAE, LoopConfig(generations=2, n_real=20, sampling_bias=1 / (size + 2)), STEPS, TINY_EVAL)
     ],
     "minority without real samples": lambda size, path: [
         Arm("mle", ClassMixtureData(proportions=[0.999, 0.001]), AnalyticModelConfig(), LoopConfig(n_real=size + 2))
