@@ -389,6 +389,12 @@ def render() -> str:
     page.schema(EvaluationConfig, "evaluation", "`evaluation`: `EvaluationConfig`",
                 note="Used by the deep models (images); the analytic models ignore it.")
 
+    from genfair.comparisons import CompareConfig
+
+    page.add("## `compare`", "")
+    page.schema(CompareConfig, "compare", "`compare`: `CompareConfig`",
+                note="Paired comparisons of the arms (`comparisons.csv`); see genfair.comparisons.")
+
     page.add("## `experiment`", "",
              "Each experiment is a `# @package _global_` file in `configs/experiment/`: it picks the groups "
              "and sets keys of the root config. `genfair experiment=<name>`; the default is "
