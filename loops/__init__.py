@@ -4,7 +4,8 @@ Import name: ``genfair.loops``. The code lives in the repository's top-level fol
 (the design card's layout) and installs inside genfair; the bare name ``loops`` is not
 importable. Unlike ``genfair.hypernets`` it is part of genfair and uses its shared
 infrastructure: ``genfair.data`` (batches, stratified counts), ``genfair.errors``,
-``genfair.checkpoint``, ``genfair.seeding``, ``genfair.devices`` and the protocols of
+``genfair.checkpoint``, ``genfair.seeding``, ``genfair.devices``, ``genfair.targets`` (the
+user-code targets of ``model=custom`` and ``data=custom``) and the protocols of
 ``genfair.models`` (importing that package loads its model classes too). ``genfair.errors``
 and ``genfair.models`` load ``genfair.hypernets`` (its error class and ``ReparameterizedSampler``),
 which imports only torch. It never imports the estimators, experiments, metrics, studies or the

@@ -30,6 +30,7 @@ LOOPS_MAY_LOAD = (
     "genfair.checkpoint",
     "genfair.seeding",
     "genfair.devices",
+    "genfair.targets",
     "genfair.models",
     "genfair.hypernets",
 )

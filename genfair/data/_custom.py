@@ -6,7 +6,7 @@ On the command line::
     genfair data=custom data._target_=mypkg.scans.Scans +data.minority_share=0.1
 
 ``_target_`` is a class or function ``"package.module.Name"`` (imported from the installed packages
-or, like ``python -m``, from the current directory, see :func:`genfair.models.import_target`);
+or, like ``python -m``, from the current directory, see :func:`genfair.targets.import_target`);
 every other key of the ``data`` node is a keyword argument. What the deep runner asks of the
 source it builds (:meth:`CustomData.check`, run before anything is written), as
 :class:`~genfair.data.DigitsData` has it:
@@ -30,6 +30,7 @@ import torch
 
 from genfair.data._batch import Batch
 from genfair.errors import ConfigError
+from genfair.targets import check_target, import_target, split_target_node
 
 __all__ = ["CustomData"]
 
@@ -63,21 +64,14 @@ class CustomData:
     def __post_init__(self) -> None:
         if self.name != "custom":
             raise ConfigError(f"name must be 'custom', got {self.name!r}")
-        if not isinstance(self.target, str) or "." not in self.target:
-            raise ConfigError(
-                f"data._target_ must name a class or function as 'package.module.Name', got {self.target!r}"
-            )
+        check_target("data._target_", self.target)
         self.kwargs = dict(self.kwargs)
 
     @classmethod
     def from_node(cls, node: Mapping[str, Any]) -> CustomData:
         """The config of a plain ``data`` node: ``{"name": "custom", "_target_": ..., **kwargs}``."""
-        node = dict(node)
-        if "_target_" not in node:
-            raise ConfigError("data=custom needs data._target_=package.module.Name (the data source's class)")
-        node.pop("name", None)
-        target = node.pop("_target_")
-        return cls(target=target, kwargs=node)
+        target, kwargs = split_target_node(node, group="data", what="the data source's class")
+        return cls(target=target, kwargs=kwargs)
 
     def check(self) -> None:
         """Build the source and refuse, in one line naming its class, the first attribute of the
@@ -96,8 +90,6 @@ class CustomData:
         """The user's source, built on first use (not a dataclass field: the config stays plain)."""
         built = self.__dict__.get("_source")
         if built is None:
-            from genfair.models import import_target  # genfair.models imports genfair.data
-
             factory = import_target(self.target, key="data._target_")
             try:
                 built = factory(**self.kwargs)

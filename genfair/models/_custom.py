@@ -26,10 +26,7 @@ written; see :mod:`genfair.models._protocols`):
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +35,7 @@ from torch import nn
 
 from genfair.errors import ConfigError
 from genfair.models._protocols import AdversarialTraining, GenerativeModel
+from genfair.targets import check_target, import_target, split_target_node
 
 __all__ = ["CustomModelConfig", "check_model_protocol", "import_target"]
 
@@ -61,10 +59,7 @@ class CustomModelConfig:
     def __post_init__(self) -> None:
         if self.name != "custom":
             raise ConfigError(f"name must be 'custom', got {self.name!r}")
-        if not isinstance(self.target, str) or "." not in self.target:
-            raise ConfigError(
-                f"model._target_ must name a class or function as 'package.module.Name', got {self.target!r}"
-            )
+        check_target("model._target_", self.target)
         if not isinstance(self.conditional, bool):
             raise ConfigError(f"model.conditional must be true or false, got {self.conditional!r}")
         self.kwargs = dict(self.kwargs)
@@ -72,11 +67,7 @@ class CustomModelConfig:
     @classmethod
     def from_node(cls, node: Mapping[str, Any]) -> CustomModelConfig:
         """The config of a plain ``model`` node: ``{"name": "custom", "_target_": ..., **kwargs}``."""
-        node = dict(node)
-        if "_target_" not in node:
-            raise ConfigError("model=custom needs model._target_=package.module.Name (the model's class)")
-        node.pop("name", None)
-        target = node.pop("_target_")
+        target, node = split_target_node(node, group="model", what="the model's class")
         conditional = node.pop("conditional", True)
         return cls(target=target, kwargs=node, conditional=conditional)
 
@@ -94,25 +85,6 @@ class CustomModelConfig:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model._target_={self.target} must build a torch.nn.Module, got {type(model).__name__}")
         return model
-
-
-def import_target(path: str, *, key: str) -> Callable[..., Any]:
-    """``package.module.Name`` imported, searching the current directory after the installed
-    packages (as ``python -m`` does); refused in one line naming ``key`` when it cannot be."""
-    module_name, _, attribute = path.rpartition(".")
-    added = os.getcwd() not in sys.path
-    if added:
-        sys.path.append(os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigError(f"{key}={path}: cannot import {module_name!r} ({error})") from None
-    finally:
-        if added:
-            sys.path.remove(os.getcwd())
-    if not hasattr(module, attribute):
-        raise ConfigError(f"{key}={path}: module {module_name!r} has no {attribute!r}")
-    return getattr(module, attribute)
 
 
 def check_model_protocol(

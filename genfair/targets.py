@@ -1,0 +1,50 @@
+"""Targets from the user's own code (``model._target_``, ``data._target_``): importing
+``package.module.Name`` and splitting a plain config node into the target and its arguments."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from genfair.errors import ConfigError
+
+__all__ = ["check_target", "import_target", "split_target_node"]
+
+
+def check_target(key: str, target: object) -> str:
+    """``target`` if it names a class or function as ``package.module.Name``, else refused naming ``key``."""
+    if not isinstance(target, str) or "." not in target:
+        raise ConfigError(f"{key} must name a class or function as 'package.module.Name', got {target!r}")
+    return target
+
+
+def split_target_node(node: Mapping[str, Any], *, group: str, what: str) -> tuple[str, dict[str, Any]]:
+    """``(target, the other keys)`` of a plain ``group`` node ``{"name": "custom", "_target_": ..., **kwargs}``;
+    ``what`` says what the target builds (for the message when ``_target_`` is missing)."""
+    node = dict(node)
+    if "_target_" not in node:
+        raise ConfigError(f"{group}=custom needs {group}._target_=package.module.Name ({what})")
+    node.pop("name", None)
+    return node.pop("_target_"), node
+
+
+def import_target(path: str, *, key: str) -> Callable[..., Any]:
+    """``package.module.Name`` imported, searching the current directory after the installed
+    packages (as ``python -m`` does); refused in one line naming ``key`` when it cannot be."""
+    module_name, _, attribute = path.rpartition(".")
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.append(os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"{key}={path}: cannot import {module_name!r} ({error})") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
+    if not hasattr(module, attribute):
+        raise ConfigError(f"{key}={path}: module {module_name!r} has no {attribute!r}")
+    return getattr(module, attribute)
