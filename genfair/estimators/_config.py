@@ -102,6 +102,14 @@ class EstimatorConfig(PLEConfig):
         reference_steps: full-batch Adam steps of the maximum-likelihood reference that the fit
             reports beside H's input sensitivity (``mle_sensitivity``, see ``HypernetworkFit``),
             at most ``steps``; 0 skips the reference.
+
+    The defaults of these options were chosen on the default digits loop
+    (``benchmarks/ple_amortised.py``, results in ``benchmarks/results/ple_amortised.txt``): 16 sets,
+    the fewest allowed, since at equal cost more steps of fewer sets fit better and H's
+    sensitivity did not grow with the number of sets; a free base, which fits best, while a frozen
+    or penalised one fits worse without making H read its data more, and ``none`` makes H read
+    more at a much worse fit; a fresh H per generation, since a persistent one read more only for
+    a generation or two and makes a resumed run depend on state the run directory lacks.
     """
 
     name: str = "mle"

@@ -65,8 +65,8 @@ class HypernetworkFit:
     (see the module docstring and :class:`EstimatorConfig` for ``sets_per_step``, ``subsample``,
     ``persistent`` and ``base``).
 
-    On a single-replicate model each call returns ``FitOutput(model, values)``, ``values`` one
-    ``(1,)`` float64 tensor per key (``genfair.estimators._evidence``):
+    On a single-replicate model each call returns ``FitOutput(model, values, logs)``, ``values``
+    one ``(1,)`` float64 tensor per key (``genfair.estimators._evidence``):
 
       - ``ple_nll/all``: mean per-sample NLL(X_g; H(X_g)), nats;
       - ``ple_discrepancy/all``: D(H(X_g), H(Y)), Y ~ p(.; H(X_g)) (also for ``hyper_mle``);
@@ -77,7 +77,7 @@ class HypernetworkFit:
         and on B (``reference_steps`` full-batch steps from theta_g);
       - ``sensitivity_ratio/all``: ``h_sensitivity / mle_sensitivity``.
 
-    On a ``per_replicate`` model it returns the model.
+    On a ``per_replicate`` model it returns ``FitOutput(model, logs=logs)``, without evidence.
     """
 
     def __init__(
