@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -261,7 +262,8 @@ def _can_vectorise(model: nn.Module, train: Batch, options: dict, conditional: b
     """Whether the target runs under ``torch.func.vmap``: a trial of the amortised objective on two
     sets of two samples, under a forked RNG and a throwaway generator (nothing of the run's
     random streams is drawn); logged once."""
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # vmap's slow-fallback warnings: the trial decides, the log says
         torch.manual_seed(0)
         hnet = HyperNetwork(model, **options)
         trial = PLEObjective(PLEConfig(lam=1.0))
