@@ -2,9 +2,10 @@
 
 The default experiment (``configs/experiment/digits_vae.yaml``): a class-conditional MLP VAE on
 8x8 digits, 3 against a 10 % minority of 6, n = 150, fully synthetic loop, Adam at lr 0.003; the
-``mle`` arm takes 800 steps of batch 64 per generation. The hypernetwork arms take ``--hyper-steps``
-amortised steps of ``sets_per_step`` sets each (the estimator's defaults otherwise). Every arm
-runs alone (one process, one torch thread), seed by seed, with the default evaluation.
+``mle`` arm takes ``--mle-steps`` (800) steps of batch 64 per generation. The hypernetwork arms
+take ``--hyper-steps`` amortised steps of ``sets_per_step`` sets each (the estimator's defaults
+otherwise). Every arm runs alone (one process, one torch thread), seed by seed, with the default
+evaluation.
 
 Prints, per arm and seed, the mean over generations of: wall seconds per generation (the loop's
 ``seconds``: fit, measure, sample), CPU seconds per generation (this process's, which other
@@ -51,13 +52,13 @@ EVIDENCE = ("ple_nll", "ple_discrepancy", "ple_penalty_ratio", "h_sensitivity", 
 QUALITY = ("fd/all", "coverage/6")  # what the fit costs in sample quality (the loop's measure)
 
 
-def arms(generations: int, hyper_steps: int, sets_per_step: int | None) -> list[Arm]:
+def arms(generations: int, hyper_steps: int, sets_per_step: int | None, mle_steps: int = 800) -> list[Arm]:
     data = DigitsData(classes=[3, 6], proportions=[0.9, 0.1])
     loop = LoopConfig(kind="fully_synthetic", generations=generations, n_real=150, n_synthetic=150, replicates=1)
     common = dict(lr=0.003, batch_size=64)
     hyper = dict(common, steps=hyper_steps, **({} if sets_per_step is None else {"sets_per_step": sets_per_step}))
     estimators = {
-        "mle": EstimatorConfig(name="mle", steps=800, **common),
+        "mle": EstimatorConfig(name="mle", steps=mle_steps, **common),
         "hyper_mle": EstimatorConfig(name="hyper_mle", **hyper),
         "ple": EstimatorConfig(name="ple", **hyper),
     }
@@ -179,6 +180,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--hyper-steps", type=int, default=200, help="amortised steps of hyper_mle and ple")
+    parser.add_argument("--mle-steps", type=int, default=800, help="steps of the mle arm (batch 64)")
     parser.add_argument("--sets-per-step", type=int, default=None, help="default: the estimator's")
     parser.add_argument("--arms", nargs="*", default=["mle", "hyper_mle", "ple"])
     parser.add_argument("--head", default="chunked", help="the hypernetwork head of --why")
@@ -200,7 +202,7 @@ def main() -> None:
     if options.arms:
         print(" ".join(f"{h:>18s}" for h in header), flush=True)
     for seed in options.seeds:
-        for arm in arms(options.generations, options.hyper_steps, options.sets_per_step):
+        for arm in arms(options.generations, options.hyper_steps, options.sets_per_step, options.mle_steps):
             if arm.name not in options.arms:
                 continue
             row = run_arm(arm, seed)
