@@ -290,7 +290,7 @@ def test_shipped_experiment_runs_end_to_end(cli, name):
     assert {r["generation"] for r in rows} == {"0", "1"}
     # every class, plus the pooled and minority-to-majority groups of the image metrics
     assert set(summary["groups"]) <= {r["group"] for r in rows} <= {*summary["groups"], "all", "minority_to_majority"}
-    replicates = 50 if _experiment_tiny(name) == TINY else 1
+    replicates = 50 if _experiment_tiny(name) == TINY else 2  # DEEP_TINY runs two chains per arm
     with np.load(run / "replicates.npz", allow_pickle=False) as npz:
         assert {key.split("/")[0] for key in npz.files} == arms
         assert all(npz[key].shape == (2, replicates) for key in npz.files)
