@@ -198,15 +198,9 @@ def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
 
     NaN entries stay NaN and do not count in m. Returns an array of the input's shape.
     """
-    p = np.asarray(pvalues, dtype=float)
-    adjusted = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(np.isfinite(p.ravel()))
-    m = finite.size
-    if m:
-        order = finite[np.argsort(p.ravel()[finite], kind="stable")]
-        scaled = np.minimum(1.0, (m - np.arange(m)) * p.ravel()[order])
-        adjusted.ravel()[order] = np.maximum.accumulate(scaled)
-    return adjusted
+    return _adjust_sorted(
+        pvalues, lambda p, m: np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p))
+    )
 
 
 def benjamini_hochberg(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -218,14 +212,20 @@ def benjamini_hochberg(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
 
     NaN entries stay NaN and do not count in m. Returns an array of the input's shape.
     """
+    return _adjust_sorted(
+        pvalues, lambda p, m: np.minimum.accumulate(np.minimum(1.0, m * p / np.arange(1, m + 1))[::-1])[::-1]
+    )
+
+
+def _adjust_sorted(pvalues: Sequence[float] | np.ndarray, adjust) -> np.ndarray:
+    """``adjust(p_sorted (m,), m)`` applied to the finite p-values in ascending order and written
+    back in place; NaN entries stay NaN and do not count in m."""
     p = np.asarray(pvalues, dtype=float)
     adjusted = np.full(p.shape, np.nan)
     finite = np.flatnonzero(np.isfinite(p.ravel()))
-    m = finite.size
-    if m:
+    if finite.size:
         order = finite[np.argsort(p.ravel()[finite], kind="stable")]
-        scaled = np.minimum(1.0, m * p.ravel()[order] / np.arange(1, m + 1))
-        adjusted.ravel()[order] = np.minimum.accumulate(scaled[::-1])[::-1]
+        adjusted.ravel()[order] = adjust(p.ravel()[order], finite.size)
     return adjusted
 
 

@@ -191,13 +191,7 @@ class PLEObjective:
             discrepancy = expected_discrepancy(reference, *estimates, normalize=config.normalize)
         else:
             discrepancy = weight_discrepancy(reference, estimates[0], normalize=config.normalize)
-        if not enforce:
-            return PLETerms(nll + config.lam * discrepancy, nll, discrepancy, None, weights)
-        constraint, quadratic = self._constraint(hnet, reference, estimates)
-        if self.multiplier is None:
-            self.multiplier = torch.zeros_like(constraint.detach())
-        total = nll + (self.multiplier * constraint).sum() + 0.5 * config.rho * quadratic
-        return PLETerms(total, nll, discrepancy, constraint, weights)
+        return self._terms(hnet, nll, discrepancy, reference, estimates, weights)
 
     def sets(
         self,
@@ -242,7 +236,7 @@ class PLEObjective:
         reference = {k: v.detach() for k, v in weights.items()} if config.detach_target else weights
         enforce = config.constraint == "augmented_lagrangian"
         draws = 2 if config.discrepancy == "expectation" or (enforce and x.shape[0] == 1) else 1
-        reparameterised = isinstance(hnet.target, ReparameterizedSampler) and not config.detach_samples
+        reparameterised = self._reparameterised(hnet)
         estimates = []
         for _ in range(draws):
             y = run(weights, "rsample" if reparameterised else "sample", x.shape[1], labels=model_labels[:, None], generator=generator)[:, 0]
@@ -253,13 +247,29 @@ class PLEObjective:
             else weight_discrepancy(_set(reference, b), _set(estimates[0], b), normalize=config.normalize)
             for b in range(x.shape[0])
         ]).mean()
-        if not enforce:
-            return PLETerms(nll + config.lam * discrepancy, nll, discrepancy, None, weights)
+        return self._terms(hnet, nll, discrepancy, reference, estimates, weights)
+
+    def _terms(
+        self,
+        hnet: HyperNetwork,
+        nll: torch.Tensor,
+        discrepancy: torch.Tensor,
+        reference: dict[str, torch.Tensor],
+        estimates: list[dict[str, torch.Tensor]],
+        weights: dict[str, torch.Tensor],
+    ) -> PLETerms:
+        """Eq. 5's ``nll + lam * D``, or Eq. 4's augmented Lagrangian ``nll + <mu, c> + rho/2 ||c||^2``."""
+        if self.config.constraint != "augmented_lagrangian":
+            return PLETerms(nll + self.config.lam * discrepancy, nll, discrepancy, None, weights)
         constraint, quadratic = self._constraint(hnet, reference, estimates)
         if self.multiplier is None:
             self.multiplier = torch.zeros_like(constraint.detach())
-        total = nll + (self.multiplier * constraint).sum() + 0.5 * config.rho * quadratic
+        total = nll + (self.multiplier * constraint).sum() + 0.5 * self.config.rho * quadratic
         return PLETerms(total, nll, discrepancy, constraint, weights)
+
+    def _reparameterised(self, hnet: HyperNetwork) -> bool:
+        """Whether Y is drawn with ``rsample`` (gradients through the samples) or as data."""
+        return isinstance(hnet.target, ReparameterizedSampler) and not self.config.detach_samples
 
     def update_multiplier(self, terms: PLETerms) -> None:
         """Dual ascent ``mu <- mu + dual_lr * c`` (augmented Lagrangian only)."""
@@ -275,7 +285,7 @@ class PLEObjective:
         generator: torch.Generator | None,
     ) -> torch.Tensor:
         """Y ~ p(.; H(X)), as many samples as X, with X's classes."""
-        reparameterised = isinstance(hnet.target, ReparameterizedSampler) and not self.config.detach_samples
+        reparameterised = self._reparameterised(hnet)
         method = "rsample" if reparameterised else "sample"
         y = hnet.run(weights, method, x.shape[1], labels=labels, generator=generator)
         return y if reparameterised else y.detach()
