@@ -24,8 +24,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ from genfair.loops import GenerationRecord
 
 __all__ = [
     "CSV_COLUMNS",
+    "ArmReport",
     "RunOutputs",
     "headline_numbers",
     "read_metrics_csv",
@@ -146,26 +149,94 @@ def read_metrics_csv(path: Path) -> list[dict]:
     return rows
 
 
+@dataclass
+class ArmReport:
+    """What ``summary.json`` says of one arm (``arms.<arm>``); empty entries are left out.
+
+    Attributes:
+        generation_seconds: wall-clock seconds of each finished generation (a deep arm with
+            several chains: their sum over chains).
+        degraded: ``[{"generation", "lost"}]``, the generations whose synthetic samples lost a
+            class (a deep arm with several chains: lost in every chain).
+        lost_by_replicate: ``{"r": [{"generation", "lost"}]}``, each deep chain's lost classes.
+        failure: ``{"generation", "reason"}`` of an arm that stopped on a fault.
+    """
+
+    generation_seconds: list[float] = field(default_factory=list)
+    degraded: list[dict] = field(default_factory=list)
+    lost_by_replicate: dict[str, list[dict]] = field(default_factory=dict)
+    failure: dict | None = None
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in dataclasses.asdict(self).items() if value}
+
+
 class RunOutputs:
     """A run's ``metrics.csv`` and ``summary.json``, rewritten after every generation from cached
-    per-generation rows."""
+    per-generation rows. The summary is built here and only here (:attr:`summary`): the run's
+    fixed description (``header``), then what the run reports through :meth:`update`,
+    :meth:`record_lost`, :meth:`record_failure` and :meth:`finish`."""
 
-    def __init__(self, run_dir: Path, summary: dict) -> None:
-        self.run_dir, self.summary = run_dir, summary
+    def __init__(self, run_dir: Path, header: dict) -> None:
+        self.run_dir, self.header = run_dir, header
         self.records: dict[str, list[GenerationRecord]] = {}
+        self.arms: dict[str, ArmReport] = {}
+        self.status = "running"
+        self.comparisons: dict | None = None
         self._rows: dict[tuple[str, int], list[dict]] = {}
 
+    @property
+    def rows(self) -> list[dict]:
+        """Every ``metrics.csv`` row reported so far, arm by arm, in generation order."""
+        return [row for key in self._rows for row in self._rows[key]]
+
+    @property
+    def summary(self) -> dict:
+        """``summary.json``: ``status``, the header, ``arms``, ``headline`` and, once
+        :meth:`finish` gave them, ``comparisons``."""
+        summary = {"status": self.status, **self.header}
+        summary["arms"] = {name: report.as_dict() for name, report in self.arms.items()}
+        summary["headline"] = headline_numbers(self.rows, self.header["headline_metrics"])
+        if self.comparisons is not None:
+            summary["comparisons"] = self.comparisons
+        return summary
+
     def update(self, arm: str, finished: list[GenerationRecord]) -> None:
+        """Report ``arm``'s finished generations (all of them, oldest first) and write."""
         self.records[arm] = finished
         for record in finished:
             if (arm, record.generation) not in self._rows:
                 self._rows[(arm, record.generation)] = record_rows(arm, record)
-        self.summary["arms"].setdefault(arm, {})["generation_seconds"] = [r.seconds for r in finished]
+        self._arm(arm).generation_seconds = [r.seconds for r in finished]
         self.write()
 
+    def record_lost(self, arm: str, degraded: list[dict], *, by_replicate: Mapping[int, list[dict]] | None = None) -> None:
+        """Report the classes ``arm``'s synthetic samples lost (see :class:`ArmReport`); written
+        with the next :meth:`update` or :meth:`write`."""
+        report = self._arm(arm)
+        report.degraded = list(degraded)
+        if by_replicate is not None:
+            report.lost_by_replicate = {str(r): list(by_replicate[r]) for r in sorted(by_replicate) if by_replicate[r]}
+
+    def record_failure(self, arm: str, generation: int, reason: str) -> None:
+        """Report that ``arm`` stopped at ``generation`` and write."""
+        self._arm(arm).failure = {"generation": generation, "reason": reason}
+        self.write()
+
+    def finish(self, comparisons: dict | None = None) -> list[dict]:
+        """Set the final status (``failed`` if an arm failed, else ``degraded`` if one lost a
+        class, else ``complete``) and the comparisons, write, and return the rows."""
+        reports = self.arms.values()
+        failed, degraded = any(r.failure for r in reports), any(r.degraded for r in reports)
+        self.status = "failed" if failed else "degraded" if degraded else "complete"
+        self.comparisons = comparisons
+        return self.write()
+
     def write(self) -> list[dict]:
-        rows = [row for key in self._rows for row in self._rows[key]]
-        self.summary["headline"] = headline_numbers(rows, self.summary["headline_metrics"])
+        rows = self.rows
         write_metrics_csv(self.run_dir / "metrics.csv", rows)
         write_json(self.run_dir / "summary.json", self.summary)
         return rows
+
+    def _arm(self, name: str) -> ArmReport:
+        return self.arms.setdefault(name, ArmReport())

@@ -57,7 +57,7 @@ from genfair.checkpoint import check_writable_dir, load_tensors, read_json, save
 from genfair.data import ClassMixtureData, CustomData, DigitsData, GaussianData, ImageFileData
 from genfair.devices import resolve_device
 from genfair.errors import ConfigError, GenerationFailed, check_positive_int
-from genfair.estimators import EstimatorConfig, HypernetworkFit, build_fit
+from genfair.estimators import EstimatorConfig, build_fit
 from genfair.evaluation import EvaluationConfig, ImageEvaluation
 from genfair.metrics import class_gaussian_metrics, load_or_train_classifier
 from genfair.models import (
@@ -77,7 +77,6 @@ from genfair.models import (
 from genfair.plots import save_fidelity_figure, save_paired_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
 from genfair.remedies import RemedyConfig
 from genfair.seeding import torch_generator
-from genfair.hypernets import input_sensitivity
 from genfair.loops import (
     ClassifierVerifier,
     GenerationRecord,
@@ -198,8 +197,7 @@ def run_experiment(
     fresh = previous is None
     family = arms[0].family
     data = arms[0].data
-    summary: dict[str, Any] = {
-        "status": "running",
+    header: dict[str, Any] = {
         "seed": seed,
         "config": config if config is not None else fingerprint,
         "fingerprint": fingerprint,
@@ -209,12 +207,11 @@ def run_experiment(
         "headline_metrics": HEADLINE[family],
         "groups": list(data.group_names),
         "minority": _minority(data),
-        "arms": {},
     }
     evaluations = _evaluations(arms) if family == "images" else {}
     if evaluations:
-        summary["classifier"] = _classifier_summary(next(iter(evaluations.values())))
-    outputs = RunOutputs(run_dir, summary)
+        header["classifier"] = _classifier_summary(next(iter(evaluations.values())))
+    outputs = RunOutputs(run_dir, header)
     if fresh:  # claim the directory before the first generation, so a kill leaves it resumable
         outputs.write()
     if family == "images":
@@ -227,26 +224,23 @@ def run_experiment(
         for arm in arms:
             earlier = ((previous or {}).get("arms") or {}).get(arm.name, {})
             degraded = list(earlier.get("degraded", []))
-            if "input_sensitivity" in earlier:  # an arm finished before a restart trains no hypernetwork to probe
-                summary["arms"].setdefault(arm.name, {})["input_sensitivity"] = earlier["input_sensitivity"]
             try:
                 _run_arm(arm, models[arm.name], seed=seed, run_dir=run_dir, outputs=outputs, degraded=degraded)
             except GenerationFailed as error:
-                failures.append(_arm_failed(arm.name, error.generation, error.reason, summary, outputs))
+                failures.append(_arm_failed(arm.name, error.generation, error.reason, outputs))
             write_replicates(run_dir / "replicates.npz", outputs.records)
-    degraded_arms = [name for name, arm in summary["arms"].items() if arm.get("degraded")]
-    summary["status"] = "failed" if failures else "degraded" if degraded_arms else "complete"
+    comparisons = None
     if compare is not None and not failures:
-        _write_comparisons(outputs, arms, compare, run_dir, seed)
-    rows = outputs.write()
-    for metric in summary["headline_metrics"]:
+        comparisons = _write_comparisons(outputs, arms, compare, run_dir, seed)
+    rows = outputs.finish(comparisons)
+    for metric in header["headline_metrics"]:
         save_metric_figure(run_dir / "figures" / f"{metric}.png", [("", rows)], metric=metric)
     if family == "images":
-        _image_figures(arms, rows, run_dir, summary)
+        _image_figures(arms, rows, run_dir, minority=header["minority"])
     log.info("results in %s", run_dir)
     if failures:
         raise failures[0]
-    return ExperimentResult(run_dir, outputs.records, summary)
+    return ExperimentResult(run_dir, outputs.records, outputs.summary)
 
 
 def _run_arm(
@@ -274,12 +268,12 @@ def _run_arm(
 
     def on_generation(finished: list[GenerationRecord]) -> None:
         outputs.update(arm.name, finished)
-        _log_progress(arm, finished[-1], outputs.summary)
+        _log_progress(arm, finished[-1], outputs.header)
 
     def on_lost_classes(generation: int, lost: tuple[str, ...]) -> None:
         _warn_lost(arm.name, generation, lost)
         degraded.append({"generation": generation, "lost": list(lost)})
-        outputs.summary["arms"].setdefault(arm.name, {})["degraded"] = degraded  # written with the generation
+        outputs.record_lost(arm.name, degraded)  # written with the generation
 
     store = RunStore(run_dir / "arms" / arm.name, keep_all_synthetic=arm.loop.kind == "accumulate")
     done = len(store.finished())
@@ -287,7 +281,7 @@ def _run_arm(
         log.info("arm %s: resuming after generation %d", arm.name, done - 1)
     degraded[:] = [entry for entry in degraded if entry["generation"] < min(done, arm.loop.generations)]
     if degraded:
-        outputs.summary["arms"].setdefault(arm.name, {})["degraded"] = degraded
+        outputs.record_lost(arm.name, degraded)
     fit = build_fit(
         arm.estimator,
         sample_shape=data.sample_shape,
@@ -310,12 +304,6 @@ def _run_arm(
         outputs.update(arm.name, store.resume(model, limit=arm.loop.generations)[0])
         raise
     outputs.update(arm.name, result.records)  # an arm finished before a restart runs no generation, so on_generation never fires
-    if isinstance(fit, HypernetworkFit) and getattr(fit, "hypernetwork", None) is not None:
-        # The degeneracy probe: a constant hypernetwork would score 0 (see hypernets.input_sensitivity).
-        real = data.draw(arm.loop.replicates, arm.loop.n_real, generator=torch_generator(seed, 0, "real"))
-        probe = input_sensitivity(fit.hypernetwork, real.x, real.y, generator=torch_generator(seed, 0, "measure"))
-        outputs.summary["arms"][arm.name]["input_sensitivity"] = probe
-        outputs.write()
     return result.records
 
 
@@ -334,7 +322,6 @@ def _run_image_arms(
     have finished: ``metrics.csv`` across replicates, ``bootstrap.csv`` per chain, lost classes
     and failures in the summary. With one chain per arm and ``workers = 1`` every generation is
     reported as it finishes."""
-    summary = outputs.summary
     by_name = {arm.name: arm for arm in arms}
     lost: dict[str, dict[int, list[dict]]] = {arm.name: {} for arm in arms}
     for arm in arms:  # a restarted run keeps the lost classes of the generations it restores
@@ -367,13 +354,13 @@ def _run_image_arms(
         if len(results[arm.name]) < arm.loop.replicates:
             continue
         chains = results[arm.name]
-        _record_lost(arm, lost[arm.name], summary)
+        _record_lost(arm, lost[arm.name], outputs)
         outputs.update(arm.name, combine(chains))
         failed = sorted((r.failure[0], r.replicate, r.failure[1]) for r in chains if r.failure is not None)
         if failed:
             generation, replicate, reason = failed[0]
             where = f" (replicate {replicate})" if arm.loop.replicates > 1 else ""
-            failures.append(_arm_failed(arm.name, generation, reason + where, summary, outputs))
+            failures.append(_arm_failed(arm.name, generation, reason + where, outputs))
         write_replicates(run_dir / "replicates.npz", outputs.records)
     rows = [row for name in results for row in bootstrap_rows(results[name])]
     write_metrics_csv(run_dir / "bootstrap.csv", rows, columns=BOOTSTRAP_COLUMNS)
@@ -387,27 +374,25 @@ def _report_generation(arm: Arm, outputs: RunOutputs, lost: dict[int, list[dict]
         entries = lost.setdefault(0, [])
         known = {entry["generation"] for entry in entries}
         entries.extend({"generation": g, "lost": list(names)} for g, names in new_lost if g not in known)
-        _record_lost(arm, lost, outputs.summary)
+        _record_lost(arm, lost, outputs)
         outputs.update(arm.name, finished)
-        _log_progress(arm, finished[-1], outputs.summary)
+        _log_progress(arm, finished[-1], outputs.header)
 
     return report
 
 
-def _record_lost(arm: Arm, lost: dict[int, list[dict]], summary: dict) -> None:
-    """Summary entries of an arm's lost classes: per replicate (``lost_by_replicate``), and
-    ``degraded``, the generations whose synthetic samples lost a class in every chain."""
-    entry = summary["arms"].setdefault(arm.name, {})
+def _record_lost(arm: Arm, lost: dict[int, list[dict]], outputs: RunOutputs) -> None:
+    """Report a deep arm's lost classes: per replicate (``lost_by_replicate``), and ``degraded``,
+    the generations whose synthetic samples lost a class in every chain."""
     if not any(lost.values()):
         return
-    entry["lost_by_replicate"] = {str(r): lost[r] for r in sorted(lost)}
     chains = [{(e["generation"], name) for e in lost.get(r, []) for name in e["lost"]} for r in range(arm.loop.replicates)]
     everywhere = set.intersection(*chains) if chains else set()
     by_generation: dict[int, list[str]] = {}
     for generation, name in sorted(everywhere):
         by_generation.setdefault(generation, []).append(name)
-    if by_generation:
-        entry["degraded"] = [{"generation": g, "lost": names} for g, names in sorted(by_generation.items())]
+    degraded = [{"generation": g, "lost": names} for g, names in sorted(by_generation.items())]
+    outputs.record_lost(arm.name, degraded, by_replicate=lost)
 
 
 def _run_chain(
@@ -486,11 +471,10 @@ def _run_chain(
     return ChainResult(arm.name, replicate, result.records, lost)
 
 
-def _arm_failed(name: str, generation: int, reason: str, summary: dict, outputs: RunOutputs) -> GenerationFailed:
+def _arm_failed(name: str, generation: int, reason: str, outputs: RunOutputs) -> GenerationFailed:
     failure = GenerationFailed(generation, reason, arm=name)
     log.error("%s", failure)
-    summary["arms"].setdefault(name, {})["failure"] = {"generation": generation, "reason": reason}
-    outputs.write()
+    outputs.record_failure(name, generation, reason)
     return failure
 
 
@@ -535,8 +519,9 @@ def _check_comparison(arms: Sequence[Arm], compare: CompareConfig | None) -> Com
     return compare
 
 
-def _write_comparisons(outputs: RunOutputs, arms: Sequence[Arm], compare: CompareConfig, run_dir: Path, seed: int) -> None:
-    """comparisons.csv, its figure and the primary endpoint in the summary (see :func:`run_experiment`)."""
+def _write_comparisons(outputs: RunOutputs, arms: Sequence[Arm], compare: CompareConfig, run_dir: Path, seed: int) -> dict:
+    """Write comparisons.csv and its figure; return the summary's ``comparisons`` entry, the
+    primary endpoint first (see :func:`run_experiment`)."""
     records = outputs.records
     generations = [record.generation for record in records[arms[0].name]]
     finished = min(len(records[arm.name]) for arm in arms)
@@ -545,25 +530,25 @@ def _write_comparisons(outputs: RunOutputs, arms: Sequence[Arm], compare: Compar
         for arm in arms
     }
     result = paired_comparisons(
-        values, generations=generations[:finished], minority=outputs.summary["minority"], config=compare,
+        values, generations=generations[:finished], minority=outputs.header["minority"], config=compare,
         arms=[arm.name for arm in arms], seed=seed,
     )
     write_comparisons_csv(run_dir / "comparisons.csv", result)
     shown = [m for m in ("coverage", "recall", "precision", "share") if f"{m}/{result.group}" in values[arms[0].name]]
     save_paired_figure(run_dir / "figures" / "paired_differences.png", result, metrics=shown or [compare.primary_metric],
                        group=result.group, title=f"class {result.group}: paired differences to {result.baseline}")
-    outputs.summary["comparisons"] = {
-        "baseline": result.baseline,
-        "primary": {arm: {k: v for k, v in row.items() if k not in ("endpoint",)} for arm, row in result.primary.items()},
-        "adjustment": "Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) over every exploratory cell",
-        "file": "comparisons.csv",
-    }
     for arm, row in result.primary.items():
         log.info(
             "primary endpoint %s/%s over generations %s: %s - %s = %+.3g [%.3g, %.3g], sign-flip p = %.3g (n = %d)",
             row["metric"], row["group"], row["generation"], arm, result.baseline, row["mean_diff"], row["lo"], row["hi"],
             row["p_signflip"], row["n"],
         )
+    return {
+        "baseline": result.baseline,
+        "primary": {arm: {k: v for k, v in row.items() if k not in ("endpoint",)} for arm, row in result.primary.items()},
+        "adjustment": "Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) over every exploratory cell",
+        "file": "comparisons.csv",
+    }
 
 
 def _check_arm(arm: Arm) -> None:
@@ -700,12 +685,11 @@ def _save_grid(run_dir: Path, arm: str, generation: int, grid: torch.Tensor, nam
     save_sample_grid(path.with_suffix(".png"), grid, row_labels=list(names), title=f"{arm}, generation {generation}")
 
 
-def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, summary: dict) -> None:
+def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, *, minority: str) -> None:
     """The "minority fidelity across generations" figure, the arms' minority table and each
     arm's samples across generations."""
     data = arms[0].data
     shares = list(data.shares)
-    minority = summary["minority"]
     majority = data.group_names[max(range(len(shares)), key=shares.__getitem__)]
     save_fidelity_figure(
         run_dir / "figures" / "minority_fidelity.png",
@@ -791,11 +775,11 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} there, {new!r} now"]
 
 
-def _log_progress(arm: Arm, record: GenerationRecord, summary: dict) -> None:
+def _log_progress(arm: Arm, record: GenerationRecord, header: dict) -> None:
     shown = []
     for key, values in record.values.items():
         metric, group = key.split("/", 1)
-        if metric in summary["headline_metrics"][:2] and group == summary["minority"]:
+        if metric in header["headline_metrics"][:2] and group == header["minority"]:
             mean = float("nan") if np.isnan(values).all() else float(np.nanmean(values))
             if key in record.intervals:
                 lo, hi = record.intervals[key]

@@ -8,6 +8,8 @@ scores exactly 0 on both.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ._errors import HyperNetworkError
@@ -25,7 +27,8 @@ def input_sensitivity(
     *,
     generator: torch.Generator | None = None,
     order: torch.Tensor | None = None,
-) -> dict[str, float]:
+    per_set: bool = False,
+) -> dict[str, Any]:
     """Relative change of the generated weights, ``rms(H(A) - H(B)) / rms(H(A))``, over all values.
 
     Args:
@@ -34,6 +37,8 @@ def input_sensitivity(
         generator: draws the random split into halves A and B.
         order: a permutation of the n samples whose first and second halves are A and B
             (instead of drawing one), to compare H with another estimator on the same split.
+        per_set: return one value per set, an ``(R,)`` tensor over that set's generated values
+            (one split shared by all sets), instead of one float over all of them.
 
     Returns:
         ``{"disjoint": ...}`` for two disjoint random halves of every set, and
@@ -48,13 +53,13 @@ def input_sensitivity(
     half = x.shape[1] // 2
     parts = [order[:half], order[half : 2 * half]]
     taken = [(x[:, idx], None if labels is None else labels[:, idx]) for idx in parts]
-    result = {"disjoint": _relative_change(hnet, *taken)}
+    result = {"disjoint": _relative_change(hnet, *taken, per_set=per_set)}
     if labels is not None and x.shape[0] == 1:
         classes = sorted(labels.unique().tolist())
         batches = {c: (x[:, labels[0] == c], labels[:, labels[0] == c]) for c in classes}
         for i, a in enumerate(classes):
             for b in classes[i + 1 :]:
-                result[f"class_{a}_vs_{b}"] = _relative_change(hnet, batches[a], batches[b])
+                result[f"class_{a}_vs_{b}"] = _relative_change(hnet, batches[a], batches[b], per_set=per_set)
     return result
 
 
@@ -62,7 +67,11 @@ def _relative_change(
     hnet: HyperNetwork,
     first: tuple[torch.Tensor, torch.Tensor | None],
     second: tuple[torch.Tensor, torch.Tensor | None],
-) -> float:
+    *,
+    per_set: bool,
+) -> float | torch.Tensor:
     a = hnet.flat(predict_weights(hnet, *first))
     b = hnet.flat(predict_weights(hnet, *second))
+    if per_set:  # (R, numel): one value per set
+        return (a - b).square().mean(-1).sqrt() / a.square().mean(-1).sqrt().clamp(min=1e-12)
     return float((a - b).square().mean().sqrt() / a.square().mean().sqrt().clamp(min=1e-12))

@@ -26,7 +26,15 @@ from torch.func import functional_call
 from torch.nn.utils.parametrizations import orthogonal, weight_norm
 
 from genfair.models import VAE, ClassGaussianModel
-from genfair.hypernets import ChunkedHead, HyperNetwork, HyperNetworkError, PLEConfig, input_sensitivity, weight_discrepancy
+from genfair.hypernets import (
+    ChunkedHead,
+    HyperNetwork,
+    HyperNetworkError,
+    PLEConfig,
+    input_sensitivity,
+    predict_weights,
+    weight_discrepancy,
+)
 
 
 @dataclass
@@ -604,3 +612,23 @@ def test_discrepancy_and_probe_refuse_bad_input():
     hnet = HyperNetwork(nn.Linear(3, 2), sample_shape=(3,))
     with pytest.raises(HyperNetworkError, match=r"x must have shape \(R, n >= 2, \*sample_shape\), got \(1, 1, 3\)"):
         input_sensitivity(hnet, torch.zeros(1, 1, 3))
+
+
+def test_input_sensitivity_per_set_is_each_sets_own_value():
+    """``per_set=True``: set r's value is rms(H(A_r) - H(B_r)) / rms(H(A_r)) over set r's own
+    generated values (computed here by hand, same split), not the pool's."""
+    torch.manual_seed(0)
+    hnet = HyperNetwork(ClassGaussianModel(1, 2, replicates=4), sample_shape=(2,), per_replicate=True)
+    with torch.no_grad():  # an untrained head starts at zero (a constant H); give it weights that read x
+        for parameter in hnet.parameters():
+            parameter.normal_(0.0, 0.5, generator=_seeded(2))
+    scales = torch.tensor([0.1, 1.0, 3.0, 10.0], dtype=torch.float64).view(4, 1, 1)
+    x = torch.randn(4, 10, 2, dtype=torch.float64) * scales
+    order = torch.randperm(10, generator=_seeded(1))
+    per_set = input_sensitivity(hnet, x, order=order, per_set=True)["disjoint"]
+    with torch.no_grad():
+        a, b = (hnet.flat(predict_weights(hnet, x[:, half], None)) for half in (order[:5], order[5:]))
+    by_hand = torch.stack([(a[r] - b[r]).norm() / a[r].norm() for r in range(4)])
+    torch.testing.assert_close(per_set, by_hand.to(per_set.dtype))
+    pooled = input_sensitivity(hnet, x, order=order)["disjoint"]
+    assert per_set.shape == (4,) and (per_set - pooled).abs().max() > 0.1 * pooled

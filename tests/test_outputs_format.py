@@ -85,3 +85,24 @@ def test_summary_json_is_strict_json_with_null_for_missing_values(run_dir):
 def test_write_json_writes_nan_and_infinities_as_null(tmp_path):
     write_json(tmp_path / "x.json", {"nan": float("nan"), "inf": [math.inf, -math.inf], "np": np.float64("nan"), "ok": 0.5})
     assert _strict((tmp_path / "x.json").read_text()) == {"nan": None, "inf": [None, None], "np": None, "ok": 0.5}
+
+
+def test_the_summary_status_and_arm_entries_come_from_what_the_run_reported(tmp_path):
+    """RunOutputs builds summary.json from the header and the reports: a failure outranks a lost
+    class, a lost class outranks complete, and a chain without lost classes is left out."""
+    from genfair._outputs import RunOutputs
+
+    header = {"seed": 0, "headline_metrics": ["share"], "minority": "b"}
+    outputs = RunOutputs(tmp_path, header)
+    assert outputs.finish() == [] and outputs.summary["status"] == "complete"
+    lost = [{"generation": 2, "lost": ["b"]}]
+    outputs.record_lost("ple", lost, by_replicate={0: lost, 1: []})
+    outputs.finish()
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["status"] == "degraded"
+    assert written["arms"]["ple"] == {"degraded": lost, "lost_by_replicate": {"0": lost}}
+    outputs.record_failure("mle", 3, "NaN loss")
+    outputs.finish()
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["status"] == "failed" and written["arms"]["mle"]["failure"] == {"generation": 3, "reason": "NaN loss"}
+    assert {k: written[k] for k in header} == header

@@ -51,7 +51,15 @@ from genfair.estimators._fits import (
 )
 from genfair.estimators._sets import SetSampler
 from genfair.estimators._step_checkpoints import StepCheckpoints
-from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective, Positivity, predict_weights, weight_discrepancy
+from genfair.hypernets import (
+    HyperNetwork,
+    PLEConfig,
+    PLEObjective,
+    Positivity,
+    input_sensitivity,
+    predict_weights,
+    weight_discrepancy,
+)
 from genfair.loops import FitContext, FitOutput
 from genfair.remedies import Remedy
 from genfair.training import take_step
@@ -78,7 +86,9 @@ class HypernetworkFit:
         and on B (``reference_steps`` full-batch steps from theta_g);
       - ``sensitivity_ratio/all``: ``h_sensitivity / mle_sensitivity``.
 
-    On a ``per_replicate`` model it returns ``FitOutput(model, logs=logs)``, without evidence.
+    On a ``per_replicate`` model (the analytic loops: one H for every chain) it returns
+    ``FitOutput(model, {"h_sensitivity/all": (R,)}, logs)``, H's sensitivity on each chain's
+    training set; the other evidence is left out (no MLE reference is computed there).
     """
 
     def __init__(
@@ -255,7 +265,9 @@ class HypernetworkFit:
         labels = train.y if conditional else None
         with torch.no_grad():
             hnet.load_into_target(predict_weights(hnet, train.x, labels))
-        return FitOutput(model, logs=logs)
+        # The degeneracy probe of every chain's estimate (a constant H scores 0); no MLE reference here.
+        sensitivity = input_sensitivity(hnet, train.x, labels, generator=generator, per_set=True)["disjoint"]
+        return FitOutput(model, {"h_sensitivity/all": sensitivity.double().cpu()}, logs)
 
 
 def _can_vectorise(model: nn.Module, train: Batch, options: dict, conditional: bool) -> bool:
