@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+from logging.handlers import QueueHandler, QueueListener
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -92,15 +93,38 @@ def run_chains(
             yield run_one(job)
         return
     context = get_context("spawn")  # a fresh interpreter: no forked torch or OpenMP state
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_one_thread) as pool:
-        futures = [pool.submit(run_one, job) for job in jobs]
-        for future in as_completed(futures):
-            yield future.result()
+    records = context.Queue()  # the workers' log records, handled here by this process's handlers
+    listener = QueueListener(records, _Relay())
+    listener.start()
+    try:
+        with ProcessPoolExecutor(
+            min(workers, len(jobs)), mp_context=context, initializer=_start_worker, initargs=(records, log.level)
+        ) as pool:
+            futures = [pool.submit(run_one, job) for job in jobs]
+            for future in as_completed(futures):
+                yield future.result()
+    finally:
+        listener.stop()
 
 
-def _one_thread() -> None:
+def _start_worker(records, level: int) -> None:
+    """A worker's set-up: one torch thread, and genfair's log records sent to the command's
+    process (which prints them and writes them to its log file)."""
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+    root = logging.getLogger()
+    root.handlers[:] = [QueueHandler(records)]
+    log.setLevel(level or logging.INFO)
+    logging.getLogger("genfair.metrics._classifier").setLevel(logging.WARNING)  # the command's process loaded it, and said so
+
+
+class _Relay(logging.Handler):
+    """Hands a worker's record to the logger of the same name in this process."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
 
 
 def init_seed(seed: int, replicate: int) -> int:

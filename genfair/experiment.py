@@ -31,7 +31,7 @@ import math
 import os
 import platform
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -75,6 +75,7 @@ from genfair.models import (
     save_model,
 )
 from genfair.plots import save_fidelity_figure, save_paired_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
+from genfair.progress import format_duration
 from genfair.remedies import RemedyConfig
 from genfair.seeding import torch_generator
 from genfair.loops import (
@@ -346,10 +347,12 @@ def _run_image_arms(
         known = {entry["generation"] for entry in entries}
         entries.extend({"generation": g, "lost": list(names)} for g, names in result.lost if g not in known)
         results[arm.name].append(result)
+        finished = sum(len(chains) for chains in results.values())
         log.info(
-            "arm %s · replicate %d of %d · %d generations · %.1f s",
+            "arm %s · replicate %d of %d · %d generations · %.1f s · %d of %d chains done%s",
             arm.name, result.replicate + 1, arm.loop.replicates, len(result.records),
-            sum(record.seconds for record in result.records),
+            sum(record.seconds for record in result.records), finished, len(jobs),
+            f" · run done in about {format_duration(_time_left(arms, results, workers))}" if finished < len(jobs) else "",
         )
         if len(results[arm.name]) < arm.loop.replicates:
             continue
@@ -443,6 +446,14 @@ def _run_chain(
         if on_generation is not None:
             on_generation(finished, lost[reported:])
             reported = len(lost)
+        else:  # a chain of several, or one in a worker: a line per generation (a worker's reaches the command's log)
+            left = arm.loop.generations - record.generation - 1
+            seconds = [r.seconds for r in finished]
+            log.info(
+                "arm %s · replicate %d of %d · generation %d (%d of %d) · %.1f s · chain done in about %s",
+                arm.name, replicate + 1, arm.loop.replicates, record.generation, record.generation + 1,
+                arm.loop.generations, record.seconds, format_duration(left * sum(seconds) / len(seconds)),
+            )
 
     def on_lost_classes(generation: int, names_lost: tuple[str, ...]) -> None:
         _warn_lost(f"{arm.name}" + (f" replicate {replicate}" if arm.loop.replicates > 1 else ""), generation, names_lost)
@@ -469,6 +480,19 @@ def _run_chain(
     model_dir = directory / "model" if arm.loop.replicates > 1 else job.run_dir / "arms" / arm.name / "model"
     save_model(model_dir, result.model, arm.model, sample_shape=data.sample_shape)  # the last generation's model (genfair.models.load_model)
     return ChainResult(arm.name, replicate, result.records, lost)
+
+
+def _time_left(arms: Sequence[Arm], results: Mapping[str, list[ChainResult]], workers: int) -> float:
+    """Seconds until every chain has run, estimated from the chains that have: each chain left
+    takes its arm's mean so far (an arm with none finished: the slowest arm's), ``workers`` at a
+    time."""
+    took = {
+        name: float(np.mean([sum(record.seconds for record in chain.records) for chain in chains]))
+        for name, chains in results.items() if chains
+    }
+    slowest = max(took.values())
+    left = [took.get(arm.name, slowest) for arm in arms for _ in range(arm.loop.replicates - len(results[arm.name]))]
+    return sum(left) / max(min(workers, len(left)), 1)
 
 
 def _arm_failed(name: str, generation: int, reason: str, outputs: RunOutputs) -> GenerationFailed:

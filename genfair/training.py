@@ -26,6 +26,8 @@ from collections.abc import Callable
 
 import torch
 
+from genfair.progress import terminal_progress
+
 __all__ = ["check_finite_loss", "take_step"]
 
 
@@ -56,8 +58,12 @@ def take_step(
     error: Callable[[str], Exception] = FloatingPointError,
 ) -> None:
     """One step on the scalar ``loss``: :func:`check_finite_loss`, then
-    ``optimiser.zero_grad(set_to_none=True)``, ``loss.backward()``, ``optimiser.step()``."""
+    ``optimiser.zero_grad(set_to_none=True)``, ``loss.backward()``, ``optimiser.step()``; on a
+    terminal the step line of :mod:`genfair.progress` follows it."""
     check_finite_loss(loss, what=what, step=step, steps=steps, error=error)
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
+    progress = terminal_progress()
+    if progress is not None:
+        progress.update(what, step, steps)
