@@ -357,3 +357,28 @@ def test_comparisons_need_two_seeds(tmp_path, capsys):
     err = _refusal([str(tmp_path), "--baseline", "mle"], capsys)
     assert err.endswith("the number of finished runs (seeds) must be an integer >= 2 for paired inference (compare), got 1")
     assert not (tmp_path / "aggregate").exists()
+
+
+def test_a_study_swept_over_seeds_is_compared_arm_against_arm(tmp_path, capsys):
+    """A study's runs write metrics.csv and a fingerprint, so genfair-aggregate pairs them by
+    seed: the primary endpoint's mean difference is the mean over seeds of each run's own
+    difference, computed here from the summaries; a run of another config is refused."""
+    from genfair.studies import VarianceBiasConfig, run_study
+
+    config = VarianceBiasConfig(steps=5, sets_per_step=8, test_sets=50, probe_sets=10, only=["hyper_mle"])
+    summaries = [run_study(config, seed=seed, run_dir=tmp_path / "sweep" / str(seed)) for seed in range(3)]
+    aggregate_main([str(tmp_path / "sweep"), "--baseline", "closed_form_mle", "--primary-metric", "relative_bias",
+                    "--primary-group", "all", "--primary-first", "0"])  # fmt: skip
+    with open(tmp_path / "sweep" / "aggregate" / "comparisons.csv", newline="") as handle:
+        primary = {r["arm"]: r for r in csv.DictReader(handle) if r["endpoint"] == "primary"}
+    assert set(primary) == {"closed_form_unbiased", "constant", "hyper_mle"}
+    by_hand = [s["results"]["arms"]["hyper_mle"]["relative_bias"] - s["results"]["references"]["closed_form_mle"]["relative_bias"]
+               for s in summaries]  # fmt: skip
+    assert float(primary["hyper_mle"]["mean_diff"]) == pytest.approx(np.mean(by_hand), rel=1e-9)
+    assert int(primary["hyper_mle"]["n"]) == 3 and primary["hyper_mle"]["generation"] == "0-0"
+
+    run_study(VarianceBiasConfig(steps=6, sets_per_step=8, test_sets=50, probe_sets=10, only=["hyper_mle"]),
+              seed=3, run_dir=tmp_path / "sweep" / "3")  # fmt: skip
+    with pytest.raises(SystemExit):
+        aggregate_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "again")])
+    assert "differ in config.steps" in capsys.readouterr().err

@@ -136,7 +136,7 @@ def test_tiny_study_writes_every_result_file(tiny_run):
     summary, tmp_path = tiny_run
     assert json.loads((tmp_path / "summary.json").read_text()) == json.loads(json.dumps(summary, default=str))
     assert summary["status"] == "complete" and summary["config"] == dataclasses.asdict(GmmPleConfig(**TINY))
-    assert summary["files"] == ["estimators.csv", "metrics.csv", "figures/gmm_ple.png"]
+    assert summary["files"] == ["estimators.csv", "figures/gmm_ple.png", "metrics.csv"]
     summary = summary["results"]
     assert set(summary["sizes"]) == ARMS | {"ple_lam1"}
     assert set(summary["sizes"]["ple_lam1"]["kl/all"]) == {"40"}  # ablation arms: loop size only
@@ -152,7 +152,11 @@ def test_tiny_study_writes_every_result_file(tiny_run):
     assert list(sizes[0])[:4] == ["arm", "set_size", "group", "metric"]
     assert {(r["metric"], r["group"]) for r in sizes} >= {("kl", "all"), ("weight", "minority"), ("variance", "minority")}
     assert all(r["n"] == "6" for r in sizes)
-    loop = _read_csv(tmp_path / "metrics.csv")
+    rows = _read_csv(tmp_path / "metrics.csv")
+    probes = {r["arm"]: float(r["mean"]) for r in rows if r["metric"] == "sensitivity"}
+    assert probes == {arm: summary["input_sensitivity"][arm]["40"]["disjoint"] for arm in ARMS | {"ple_lam1"}}
+    assert all(r["generation"] == "0" for r in rows if r["metric"] == "sensitivity")
+    loop = [r for r in rows if r["metric"] != "sensitivity"]
     assert {r["arm"] for r in loop} == ARMS | {"ple_lam1"} and {r["generation"] for r in loop} == {"0", "1"}
     assert all(r["n"] == "3" for r in loop)
     weight = {(r["arm"], r["generation"]): float(r["mean"]) for r in loop if r["metric"] == "weight"}

@@ -161,11 +161,18 @@ def test_short_hyper_mle_matches_the_closed_form_mle(short_run):
 def test_summary_table_and_figure(short_run):
     summary, run_dir = short_run
     results = summary["results"]
-    assert summary["status"] == "complete" and summary["files"] == ["relative_bias.csv", "figures/relative_bias.png"]
+    assert summary["status"] == "complete" and summary["files"] == ["relative_bias.csv", "figures/relative_bias.png", "metrics.csv"]
     assert set(results["arms"]) == {"hyper_mle"}
     assert ARM_KEYS <= set(results["arms"]["hyper_mle"]), ARM_KEYS - set(results["arms"]["hyper_mle"])
     assert results["theory"]["mle"] == pytest.approx(-1 / N)
     assert json.loads((run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    with open(run_dir / "metrics.csv", newline="") as handle:  # what genfair-aggregate compares across seeds
+        metrics = {(r["arm"], r["metric"]): r for r in csv.DictReader(handle)}
+    for name, values in {**results["references"], **results["arms"]}.items():
+        row = metrics[(name, "relative_bias")]
+        assert float(row["mean"]) == values["relative_bias"] and float(row["se"]) == values["se"]
+        assert float(row["hi"]) - float(row["lo"]) == pytest.approx(2 * 1.959964 * values["se"])
+    assert float(metrics[("hyper_mle", "minus_mle")]["se"]) == results["arms"]["hyper_mle"]["minus_mle_se"]
 
     with open(run_dir / "relative_bias.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -1,5 +1,9 @@
 """``genfair-aggregate SWEEP_DIR [--out DIR] [--baseline ARM]``: one experiment run over several
-seeds (a Hydra multirun such as ``genfair -m seed=0,1,2,3``), summarized across seeds.
+seeds (a Hydra multirun such as ``genfair -m seed=0,1,2,3``), summarized across seeds. A study
+swept over seeds (``genfair -m experiment=variance_bias 'seed=range(8)'``) is aggregated the same
+way: every study run writes ``metrics.csv`` (``genfair.studies.run_study``); its values sit at
+generation 0 unless the study has generations, so its primary endpoint needs
+``--primary-first 0``.
 
 Every run directory under ``SWEEP_DIR`` (a folder holding ``summary.json`` and ``metrics.csv``,
 at any depth) is one seed. Finished runs count, ``complete`` and ``degraded`` alike (a run whose
@@ -97,14 +101,17 @@ def aggregate_main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--primary-metric", default=None, help="comparisons.csv's primary metric (default: see docs)")
     parser.add_argument("--primary-group", default=None, help="its group, or 'minority' (the default)")
+    parser.add_argument("--primary-first", type=int, default=None, help="its first generation (default 1; a study: 0)")
+    parser.add_argument("--primary-last", type=int, default=None, help="its last generation (default: the last)")
     args = parser.parse_args(argv)
-    if args.baseline is None and (args.primary_metric is not None or args.primary_group is not None):
-        parser.error("--primary-metric and --primary-group need --baseline ARM")
+    chosen = {key: getattr(args, key) for key in ("primary_metric", "primary_group", "primary_first", "primary_last")}
+    given = {key: value for key, value in chosen.items() if value is not None}
+    if args.baseline is None and given:
+        parser.error("--primary-metric, --primary-group, --primary-first and --primary-last need --baseline ARM")
     try:
         compare = None
-        if args.primary_metric is not None or args.primary_group is not None:
-            chosen = {"primary_metric": args.primary_metric, "primary_group": args.primary_group}
-            compare = CompareConfig(**{key: value for key, value in chosen.items() if value is not None})
+        if given:
+            compare = CompareConfig(**given)
         result = aggregate(
             args.sweep_dir, out=args.out, baseline=args.baseline, compare=compare,
             warn=lambda line: print(line, file=sys.stderr),

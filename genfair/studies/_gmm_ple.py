@@ -10,9 +10,11 @@ KL(data || model). This study measures, per estimator (see ``_gmm_estimators``) 
    ``match_components``); probe each hypernetwork's input sensitivity.
 3. Run a fully synthetic self-consuming loop at n = ``loop_size``: generation 0 estimates on
    real data, generation g on n samples of generation g-1's mixture (H_n(X_g), or an EM refit).
-4. Write ``estimators.csv`` (per arm and n), ``metrics.csv`` (the loop, in the format of
-   ``genfair``'s loop runs, so ``genfair-plot`` reads it) and ``figures/gmm_ple.png``, and return
-   the numbers (``genfair.studies.run_study`` writes them to ``summary.json``).
+4. Write ``estimators.csv`` (per arm and n) and ``figures/gmm_ple.png``, and return the numbers
+   (``genfair.studies.run_study`` writes them to ``summary.json``) and the loop's rows with each
+   arm's input sensitivity at n = ``loop_size`` (generation 0), which ``run_study`` writes as
+   ``metrics.csv`` in the format of ``genfair``'s loop runs (``genfair-plot`` and
+   ``genfair-aggregate`` read it).
 
 Randomness: the root seed is split into four phase roots (train, test, kl, loop) and each phase
 draws from ``genfair.seeding`` streams; every arm reuses the same streams (common random numbers).
@@ -101,9 +103,8 @@ def run_gmm_ple(config: GmmPleConfig, *, seed: int, run_dir: Path) -> StudyResul
     seconds["loop"] = time.perf_counter() - tick
 
     # 4. Write the results.
-    sizes_table, loop_table = run_dir / "estimators.csv", run_dir / "metrics.csv"
+    sizes_table = run_dir / "estimators.csv"
     write_rows(sizes_table, size_rows, first=("arm", "set_size"))
-    write_rows(loop_table, loop_rows, first=("arm", "generation"))
     lams = {arm: t.lam for arm, t in trained[config.loop_size].items()}
     figure = run_dir / "figures" / "gmm_ple.png"
     save_gmm_figure(figure, size_rows, loop_rows, sensitivity=sensitivity, lams=lams, config=config)
@@ -121,7 +122,11 @@ def run_gmm_ple(config: GmmPleConfig, *, seed: int, run_dir: Path) -> StudyResul
         "seconds": seconds,
     }
     log.info("gmm_ple: results in %s (%.0f s)", run_dir, seconds["total"])
-    return StudyResult(results=results, files=(sizes_table, loop_table, figure))
+    probes = [
+        {"arm": arm, "generation": 0, "group": "all", "metric": "sensitivity", "mean": by_n[str(config.loop_size)]["disjoint"]}
+        for arm, by_n in sensitivity.items() if str(config.loop_size) in by_n
+    ]  # fmt: skip
+    return StudyResult(results=results, files=(sizes_table, figure), rows=(*loop_rows, *probes))
 
 
 def _measure_size(

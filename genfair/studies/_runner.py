@@ -9,10 +9,18 @@ A study is a config dataclass (a subclass of :class:`StudyConfig`) and a functio
 - ``status``: ``running`` while it runs, then ``complete`` or ``failed``;
 - ``seed``, ``config`` (the study's config, every field), ``overrides`` (the command line's, or
   ``[]`` from Python), ``versions`` (Python and the packages that compute);
+- ``fingerprint``: ``{"study", "config"}``, what makes two runs the same study apart from the
+  seed (``genfair-aggregate`` compares them);
 - ``seconds``: wall-clock time of the run;
 - ``results``: the study's numbers (its :attr:`StudyResult.results`), ``null`` until complete;
 - ``files``: the files the study wrote, relative to ``run_dir`` (``summary.json`` aside);
 - ``error``: the one-line message of a failed run, else ``null``.
+
+A study that returns :attr:`StudyResult.rows` also gets ``metrics.csv``, in the format of the
+loop experiments' (``genfair._outputs.CSV_COLUMNS``: one row per arm, generation, group and
+metric). So a sweep of a study over seeds (``genfair -m experiment=<study> 'seed=range(8)'``)
+is summarised and compared arm against arm, seeds paired, by ``genfair-aggregate SWEEP_DIR
+--baseline ARM``, as the experiments' sweeps are.
 """
 
 from __future__ import annotations
@@ -26,11 +34,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from genfair._outputs import write_metrics_csv
 from genfair.checkpoint import write_json
 
 __all__ = ["SUMMARY_KEYS", "Study", "StudyConfig", "StudyResult", "run_study"]
 
-SUMMARY_KEYS = ("study", "status", "seed", "config", "overrides", "versions", "seconds", "results", "files", "error")
+SUMMARY_KEYS = (
+    "study", "status", "seed", "config", "fingerprint", "overrides", "versions", "seconds", "results", "files", "error",
+)
 _PACKAGES = ("genfair", "torch", "numpy", "scikit-learn", "hydra-core")
 
 
@@ -48,10 +59,14 @@ class StudyResult:
         results: the study's numbers, written under ``results`` in ``summary.json`` (JSON
             values: dicts, lists, strings, numbers; NaN and infinities are written ``null``).
         files: the files the study wrote, inside its ``run_dir``.
+        rows: its headline numbers as ``metrics.csv`` rows (``arm``, ``generation``, ``group``,
+            ``metric``, ``mean`` and, where known, ``se``, ``n``, ``lo``, ``hi``, ...; a study
+            without generations uses generation 0); :func:`run_study` writes them.
     """
 
     results: dict[str, Any]
     files: tuple[Path, ...]
+    rows: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ def run_study(
         "status": "running",
         "seed": seed,
         "config": dataclasses.asdict(config),
+        "fingerprint": {"study": name, "config": dataclasses.asdict(config)},
         "overrides": list(overrides),
         "versions": _versions(),
         "seconds": None,
@@ -108,14 +124,24 @@ def run_study(
         summary.update(status="failed", seconds=round(time.perf_counter() - started, 2), error=" ".join(str(error).split()))
         write_json(run_dir / "summary.json", summary)
         raise
+    files = list(result.files)
+    if result.rows:
+        files.append(_write_rows(run_dir / "metrics.csv", result.rows))
     summary.update(
         status="complete",
         seconds=round(time.perf_counter() - started, 2),
         results=result.results,
-        files=[_relative(path, run_dir) for path in result.files],
+        files=[_relative(path, run_dir) for path in files],
     )
     write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def _write_rows(path: Path, rows: Sequence[dict]) -> Path:
+    """``metrics.csv`` of :attr:`StudyResult.rows` (columns ``CSV_COLUMNS``; one a row lacks is
+    left empty, read as NaN)."""
+    write_metrics_csv(path, list(rows))
+    return path
 
 
 def _registered(config: StudyConfig) -> tuple[str, Study]:

@@ -33,6 +33,7 @@ import dataclasses
 import io
 import logging
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,7 +214,29 @@ def run_variance_bias(config: VarianceBiasConfig, *, seed: int, run_dir: Path) -
     table, figure = run_dir / "relative_bias.csv", run_dir / "figures" / "relative_bias.png"
     _write_table(table, results)
     save_relative_bias_figure(figure, results)
-    return StudyResult(results=results, files=(table, figure))
+    return StudyResult(results=results, files=(table, figure), rows=tuple(_metric_rows(results)))
+
+
+_ROW_METRICS = {  # metrics.csv: metric -> its standard error's key over the test sets (None: none)
+    "relative_bias": "se", "minus_mle": "minus_mle_se", "constraint_gap": "constraint_gap_se",
+    "sensitivity": None, "final_nll": None, "final_discrepancy": None,
+}
+
+
+def _metric_rows(results: dict[str, Any]) -> list[dict]:
+    """``metrics.csv`` rows (generation 0, group ``all``) of the references and arms: each metric
+    with its standard error over the test sets and the normal 95 % interval (n = 50,000 by
+    default, so the t and normal quantiles agree to 1e-5)."""
+    z = statistics.NormalDist().inv_cdf(0.975)
+    rows = []
+    for arm, values in {**results["references"], **results["arms"]}.items():
+        for metric, se_key in _ROW_METRICS.items():
+            if values.get(metric) is None:
+                continue
+            mean, se = float(values[metric]), float(values[se_key]) if se_key in values else math.nan
+            rows.append({"arm": arm, "generation": 0, "group": "all", "metric": metric, "mean": mean, "se": se,
+                         "n": results["test_sets"], "lo": mean - z * se, "hi": mean + z * se})  # fmt: skip
+    return rows
 
 
 def _theory(arm: VarianceBiasArm, config: VarianceBiasConfig) -> dict[str, Any] | None:
