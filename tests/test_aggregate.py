@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
+
+from _commands import command_env
 
 from genfair.cli import aggregate, aggregate_main
 
@@ -182,13 +183,8 @@ def test_image_runs_get_the_minority_fidelity_figure(tmp_path):
     assert figure in paths and figure.read_bytes()[:8] == PNG_SIGNATURE
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
-    return {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-
-
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"exit {result.returncode}\n--- stderr ---\n{result.stderr[-4000:]}"
     assert "Traceback" not in result.stderr
     return result

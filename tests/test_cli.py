@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from _commands import pool_workers, run_command
 
 BIN = Path(sys.executable).parent
 GENFAIR = str(BIN / "genfair") if (BIN / "genfair").exists() else shutil.which("genfair")
@@ -38,20 +39,6 @@ DEEP_TINY = ["loop.generations=2", "loop.replicates=2", "estimator.sets_per_step
 CSV_HEADER = "arm,generation,group,metric,mean,se,median,q05,q95,n,lo,hi"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Z = 5.0  # standard errors allowed in the one statistical check below
-
-
-def _workers() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, 4))
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
-    return {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-
-
-def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
 
 
 def _ok(result: subprocess.CompletedProcess) -> None:
@@ -136,13 +123,13 @@ def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]
         "missing": [runs[0], str(cwd / "no_such_run")],
         "metric": [*runs, "--metric", "bogus"],
     }
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        futures = {name: pool.submit(_run, command, cwd) for name, (command, _) in jobs.items()}
+    with ThreadPoolExecutor(max_workers=pool_workers()) as pool:
+        futures = {name: pool.submit(run_command, command, cwd) for name, (command, _) in jobs.items()}
 
         def plot(arguments: list[str], out: Path) -> subprocess.CompletedProcess:
             futures["run"].result()
             futures["run_seed1"].result()
-            return _run([GENFAIR_PLOT, *arguments, "--out", str(out)], cwd)
+            return run_command([GENFAIR_PLOT, *arguments, "--out", str(out)], cwd)
 
         for case, arguments in plots.items():
             out = cwd / "plot" / case
@@ -318,7 +305,7 @@ print("LOADED", sorted(m for m in {heavy!r} if m in sys.modules), "EXIT", code, 
 def _genfair_loading(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[str], int]:
     """Run ``genfair ARGS`` in a fresh interpreter: the result, the modules of :data:`HEAVY` it
     loaded, and its exit status."""
-    result = _run([sys.executable, "-c", _IN_PROCESS.format(heavy=HEAVY), *args], cwd)
+    result = run_command([sys.executable, "-c", _IN_PROCESS.format(heavy=HEAVY), *args], cwd)
     last = result.stderr.strip().splitlines()[-1]
     loaded, code = last.removeprefix("LOADED ").split(" EXIT ")
     return result, eval(loaded), int(code)  # noqa: S307 (a list of names printed just above)
@@ -373,8 +360,8 @@ ARM_COMMANDS = {
 def arm_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     cwd = tmp_path_factory.mktemp("arms")
     jobs = {name: [GENFAIR, ANALYTIC, f"hydra.run.dir={cwd / name}", *TINY, *extra] for name, extra in ARM_COMMANDS.items()}
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        futures = {name: pool.submit(_run, command, cwd) for name, command in jobs.items()}
+    with ThreadPoolExecutor(max_workers=pool_workers()) as pool:
+        futures = {name: pool.submit(run_command, command, cwd) for name, command in jobs.items()}
     return {name: (future.result(), cwd / name) for name, future in futures.items()}
 
 
@@ -401,7 +388,7 @@ def test_arms_equal_a_mapping_replaces_the_experiments_arms(arm_runs):
 
 
 def test_an_arm_written_key_equals_value_in_brackets_is_refused_with_the_forms_that_work(tmp_path):
-    result = _run([GENFAIR, ANALYTIC, f"hydra.run.dir={tmp_path / 'run'}", *TINY, "+arms.lam05=[loop.sampling_bias=0.5]"], tmp_path)
+    result = run_command([GENFAIR, ANALYTIC, f"hydra.run.dir={tmp_path / 'run'}", *TINY, "+arms.lam05=[loop.sampling_bias=0.5]"], tmp_path)
     stderr = result.stderr.strip()
     assert result.returncode == 2 and len(stderr.splitlines()) == 1, stderr
     assert stderr.startswith("genfair: error: +arms.lam05=[loop.sampling_bias=0.5]")

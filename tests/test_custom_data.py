@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from _commands import run_command
 
 from genfair.data import CustomData
 from genfair.errors import ConfigError
@@ -48,9 +49,7 @@ class NoHeldout:
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
-    env = {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return run_command(command, cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import shlex
 import shutil
 import subprocess
@@ -23,6 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+
+from _commands import pool_workers, run_command
 
 from genfair.data import Batch
 from genfair.errors import ConfigError, GenerationFailed
@@ -95,18 +96,8 @@ class OnlySamples(nn.Module):
 '''
 
 
-def _workers() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, 4))
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
-    return {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-
-
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
+    return run_command(command, cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +113,7 @@ def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]
     for name, (overrides, _) in REFUSALS.items():
         cwd = user if name == "no_loss" else REPO
         jobs[name] = ([GENFAIR, "model=custom", *overrides, *TINY, f"hydra.run.dir={root / name}"], cwd, root / name)
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+    with ThreadPoolExecutor(max_workers=pool_workers()) as pool:
         futures = {name: pool.submit(_run, command, cwd) for name, (command, cwd, _) in jobs.items()}
         return {name: (futures[name].result(), run) for name, (_, _, run) in jobs.items()}
 

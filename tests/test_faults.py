@@ -24,6 +24,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _commands import command_env
+
 import genfair.checkpoint
 import genfair.experiment
 import genfair.loops._training_set
@@ -148,11 +150,6 @@ def test_gradient_fit_names_the_estimator_step_and_value():
     assert raised.value.reason.startswith("estimator mle: loss is ") and "at step 1 of 3" in raised.value.reason
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
-    return {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-
-
 def test_command_exits_3_with_one_line_when_a_loss_blows_up(tmp_path):
     """A learning rate of 1e6 sends the anchored fit's loss to infinity at its second step."""
     run = tmp_path / "run"
@@ -160,7 +157,7 @@ def test_command_exits_3_with_one_line_when_a_loss_blows_up(tmp_path):
         GENFAIR, f"hydra.run.dir={run}", "experiment=class_mixture_mad", "loop.generations=3",
         "loop.replicates=8", "estimator=anchor", "estimator.lr=1e6", "estimator.steps=5",
     ]
-    result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
     stderr = result.stderr.strip()
     assert result.returncode == 3, result.stdout[-2000:] + stderr
     assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr, stderr
@@ -469,13 +466,13 @@ def test_command_stops_at_a_read_only_arm_directory_in_one_line(tmp_path):
     """The run directory is writable but an arm's folder is not (a real permission, not a mock)."""
     run_dir = tmp_path / "run"
     command = [GENFAIR, f"hydra.run.dir={run_dir}", "experiment=class_mixture_mad", "loop.replicates=8"]
-    first = subprocess.run([*command, "loop.generations=2"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    first = subprocess.run([*command, "loop.generations=2"], cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     locked = run_dir / "arms" / "mle"
     before = _files(run_dir / "arms")
     locked.chmod(0o500)
     try:
-        result = subprocess.run([*command, "loop.generations=3"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+        result = subprocess.run([*command, "loop.generations=3"], cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
     finally:
         locked.chmod(0o700)
     stderr = result.stderr.strip()
@@ -497,7 +494,7 @@ def test_command_refuses_a_read_only_run_directory_in_one_line(tmp_path, multiru
                "loop.generations=2", "loop.replicates=8", *(["seed=0,1"] if multirun else [])]
     locked.chmod(0o500)
     try:
-        result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+        result = subprocess.run(command, cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
     finally:
         locked.chmod(0o700)
     assert result.returncode == 2, result.stderr[-2000:]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from _commands import command_env
 
 import genfair.experiment
 from genfair import ConfigError
@@ -354,11 +355,6 @@ def test_damaged_in_generation_checkpoint_is_refused(tmp_path, kill_at, file, da
 
 
 # ------------------------------------------------------------------------------ the command
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
-    return {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-
-
 # 20 generations of 2000 chains per arm: ~0.1 s a generation, ~8 s in all on one core.
 KILL_ARGS = ["experiment=class_mixture_mad", "loop.generations=20", "loop.replicates=2000"]
 
@@ -367,7 +363,7 @@ def _genfair(run: Path, *args: str, log: Path) -> subprocess.Popen:
     """Start ``genfair`` on ``run`` in ``run``'s parent, its output (stdout and stderr) to ``log``."""
     with open(log, "w") as handle:
         command = [GENFAIR, f"hydra.run.dir={run}", *args]
-        return subprocess.Popen(command, cwd=run.parent, env=_env(), stdout=handle, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, cwd=run.parent, env=command_env(), stdout=handle, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")
@@ -416,7 +412,7 @@ def test_command_refuses_a_directory_of_another_experiment(tmp_path, uninterrupt
     before = _tree_digest(run)
     other = subprocess.run(
         [GENFAIR, f"hydra.run.dir={run}", *KILL_ARGS, "loop.n_real=50"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300,
     )
     stderr = other.stderr.strip()
     assert other.returncode == 2, stderr

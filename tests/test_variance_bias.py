@@ -12,7 +12,6 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from _commands import command_env
 
 from genfair.errors import ConfigError
 from genfair.studies import STUDIES, VarianceBiasConfig, run_study, run_variance_bias
@@ -46,11 +47,6 @@ ARM_KEYS = {
 }
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
-    return {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, tuple]:
     """Everything this file runs, at once (each CLI process spends ~3 s importing torch):
@@ -62,7 +58,7 @@ def runs(tmp_path_factory) -> dict[str, tuple]:
     def cli(name: str) -> tuple[subprocess.CompletedProcess, Path]:
         out = cwd / name
         command = [GENFAIR, "experiment=variance_bias", f"hydra.run.dir={out}", *commands[name]]
-        return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300), out
+        return subprocess.run(command, cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=300), out
 
     def short() -> tuple[dict, Path]:
         config = VarianceBiasConfig(**SHORT, only=["hyper_mle"])

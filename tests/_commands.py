@@ -1,0 +1,25 @@
+"""Running genfair's commands from tests: in a subprocess with one torch thread, the Agg plotting
+backend and without the debugging variables a developer's shell may set."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+
+def command_env() -> dict[str, str]:
+    """This process's environment for a command under test."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GENFAIR_DEBUG", "HYDRA_FULL_ERROR")}
+    return {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+def run_command(command: list[str], cwd: Path, *, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``command`` in ``cwd`` with :func:`command_env`, capturing its output as text."""
+    return subprocess.run(command, cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def pool_workers() -> int:
+    """Commands a test runs at once: the usable cores, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, 4))
