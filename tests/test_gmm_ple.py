@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from genfair._outputs import read_metrics_csv
 from genfair.errors import ConfigError
 from genfair.studies import STUDIES, GmmPleConfig, run_gmm_ple, run_study
 from genfair.studies._gmm_estimators import em_estimate, hyper_estimate, match_components, train_hypernetwork
@@ -153,6 +154,7 @@ def test_tiny_study_writes_every_result_file(tiny_run):
     assert {(r["metric"], r["group"]) for r in sizes} >= {("kl", "all"), ("weight", "minority"), ("variance", "minority")}
     assert all(r["n"] == "6" for r in sizes)
     rows = _read_csv(tmp_path / "metrics.csv")
+    assert len(read_metrics_csv(tmp_path / "metrics.csv")) == len(rows)  # what genfair-aggregate reads
     probes = {r["arm"]: float(r["mean"]) for r in rows if r["metric"] == "sensitivity"}
     assert probes == {arm: summary["input_sensitivity"][arm]["40"]["disjoint"] for arm in ARMS | {"ple_lam1"}}
     assert all(r["generation"] == "0" for r in rows if r["metric"] == "sensitivity")

@@ -123,7 +123,7 @@ def run_gmm_ple(config: GmmPleConfig, *, seed: int, run_dir: Path) -> StudyResul
     }
     log.info("gmm_ple: results in %s (%.0f s)", run_dir, seconds["total"])
     probes = [
-        {"arm": arm, "generation": 0, "group": "all", "metric": "sensitivity", "mean": by_n[str(config.loop_size)]["disjoint"]}
+        {"arm": arm, "generation": 0, "group": "all", "metric": "sensitivity", "mean": by_n[str(config.loop_size)]["disjoint"], "n": 1}
         for arm, by_n in sensitivity.items() if str(config.loop_size) in by_n
     ]  # fmt: skip
     return StudyResult(results=results, files=(sizes_table, figure), rows=(*loop_rows, *probes))

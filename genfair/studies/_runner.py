@@ -42,6 +42,7 @@ __all__ = ["SUMMARY_KEYS", "Study", "StudyConfig", "StudyResult", "run_study"]
 SUMMARY_KEYS = (
     "study", "status", "seed", "config", "fingerprint", "overrides", "versions", "seconds", "results", "files", "error",
 )
+_REQUIRED_COLUMNS = ("arm", "generation", "group", "metric", "mean", "n")  # what genfair._outputs.read_metrics_csv parses
 _PACKAGES = ("genfair", "torch", "numpy", "scikit-learn", "hydra-core")
 
 
@@ -59,9 +60,9 @@ class StudyResult:
         results: the study's numbers, written under ``results`` in ``summary.json`` (JSON
             values: dicts, lists, strings, numbers; NaN and infinities are written ``null``).
         files: the files the study wrote, inside its ``run_dir``.
-        rows: its headline numbers as ``metrics.csv`` rows (``arm``, ``generation``, ``group``,
-            ``metric``, ``mean`` and, where known, ``se``, ``n``, ``lo``, ``hi``, ...; a study
-            without generations uses generation 0); :func:`run_study` writes them.
+        rows: its headline numbers as ``metrics.csv`` rows: ``arm``, ``generation`` (0 for a
+            study without generations), ``group``, ``metric``, ``mean``, ``n`` (the values behind
+            the mean) and, where known, ``se``, ``lo``, ``hi``, ...; :func:`run_study` writes them.
     """
 
     results: dict[str, Any]
@@ -138,8 +139,12 @@ def run_study(
 
 
 def _write_rows(path: Path, rows: Sequence[dict]) -> Path:
-    """``metrics.csv`` of :attr:`StudyResult.rows` (columns ``CSV_COLUMNS``; one a row lacks is
-    left empty, read as NaN)."""
+    """``metrics.csv`` of :attr:`StudyResult.rows` (columns ``CSV_COLUMNS``; the statistics a row
+    lacks are left empty, read as NaN). A row without the columns every reader needs is refused."""
+    for row in rows:
+        missing = [key for key in _REQUIRED_COLUMNS if key not in row]
+        if missing:
+            raise ValueError(f"StudyResult.rows: every row needs {list(_REQUIRED_COLUMNS)}, got a row without {missing}: {row}")
     write_metrics_csv(path, list(rows))
     return path
 
