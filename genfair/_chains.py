@@ -12,7 +12,7 @@ batched computation (stacked weights under ``torch.func.vmap``)? Measured on 2 C
 default VAE (batch 64): eight chains stepped one after another cost 8.1x one chain per step, and a
 vmap over stacked weights does not run on models whose ``loss`` validates its labels or one-hot
 encodes them (data-dependent control flow), which a user's model may well do; independent jobs
-work for every model and use every core (see ``docs/results/replicates.md`` for the benchmark).
+work for every model and use every core (see the replicates benchmark in ``docs/results/benchmarks.md``).
 
 Where chain r lives: ``arms/<arm>/`` with one replicate (the layout of earlier runs, so they
 resume), ``arms/<arm>/replicate_<r>/`` with several.
