@@ -194,9 +194,12 @@ class RunOutputs:
     def summary(self) -> dict:
         """``summary.json``: ``status``, the header, ``arms``, ``headline`` and, once
         :meth:`finish` gave them, ``comparisons``."""
+        return self._summary(self.rows)
+
+    def _summary(self, rows: list[dict]) -> dict:
         summary = {"status": self.status, **self.header}
         summary["arms"] = {name: report.as_dict() for name, report in self.arms.items()}
-        summary["headline"] = headline_numbers(self.rows, self.header["headline_metrics"])
+        summary["headline"] = headline_numbers(rows, self.header["headline_metrics"])
         if self.comparisons is not None:
             summary["comparisons"] = self.comparisons
         return summary
@@ -235,7 +238,7 @@ class RunOutputs:
     def write(self) -> list[dict]:
         rows = self.rows
         write_metrics_csv(self.run_dir / "metrics.csv", rows)
-        write_json(self.run_dir / "summary.json", self.summary)
+        write_json(self.run_dir / "summary.json", self._summary(rows))
         return rows
 
     def _arm(self, name: str) -> ArmReport:
