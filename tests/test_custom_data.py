@@ -48,10 +48,6 @@ class NoHeldout:
 '''
 
 
-def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return run_command(command, cwd, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     root = tmp_path_factory.mktemp("custom_data")
@@ -60,7 +56,7 @@ def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]
     (user / "user_data.py").write_text(USER_DATA)
     jobs = {"run": (RUN, REPO), "no_heldout": (NO_HELDOUT, user)}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(_run, [GENFAIR, *args, *TINY, f"hydra.run.dir={root / name}"], cwd)
+        futures = {name: pool.submit(run_command, [GENFAIR, *args, *TINY, f"hydra.run.dir={root / name}"], cwd, timeout=600)
                    for name, (args, cwd) in jobs.items()}
         return {name: (futures[name].result(), root / name) for name in jobs}
 

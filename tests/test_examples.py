@@ -96,10 +96,6 @@ class OnlySamples(nn.Module):
 '''
 
 
-def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return run_command(command, cwd, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     """Every command of this file at once: ``{name: (result, its run directory)}``."""
@@ -114,7 +110,7 @@ def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]
         cwd = user if name == "no_loss" else REPO
         jobs[name] = ([GENFAIR, "model=custom", *overrides, *TINY, f"hydra.run.dir={root / name}"], cwd, root / name)
     with ThreadPoolExecutor(max_workers=pool_workers()) as pool:
-        futures = {name: pool.submit(_run, command, cwd) for name, (command, cwd, _) in jobs.items()}
+        futures = {name: pool.submit(run_command, command, cwd, timeout=600) for name, (command, cwd, _) in jobs.items()}
         return {name: (futures[name].result(), run) for name, (_, _, run) in jobs.items()}
 
 
