@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -23,3 +25,12 @@ def pool_workers() -> int:
     """Commands a test runs at once: the usable cores, at most 4."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cores, 4))
+
+
+def run_commands(
+    jobs: Mapping[str, tuple[list[str], Path]], *, timeout: float = 300
+) -> dict[str, subprocess.CompletedProcess]:
+    """``{name: (command, cwd)}`` run :func:`pool_workers` at a time: ``{name: result}``."""
+    with ThreadPoolExecutor(max_workers=pool_workers()) as pool:
+        futures = {name: pool.submit(run_command, command, cwd, timeout=timeout) for name, (command, cwd) in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _commands import pool_workers, run_command
+from _commands import pool_workers, run_command, run_commands
 
 BIN = Path(sys.executable).parent
 GENFAIR = str(BIN / "genfair") if (BIN / "genfair").exists() else shutil.which("genfair")
@@ -359,10 +359,8 @@ ARM_COMMANDS = {
 @pytest.fixture(scope="module")
 def arm_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     cwd = tmp_path_factory.mktemp("arms")
-    jobs = {name: [GENFAIR, ANALYTIC, f"hydra.run.dir={cwd / name}", *TINY, *extra] for name, extra in ARM_COMMANDS.items()}
-    with ThreadPoolExecutor(max_workers=pool_workers()) as pool:
-        futures = {name: pool.submit(run_command, command, cwd) for name, command in jobs.items()}
-    return {name: (future.result(), cwd / name) for name, future in futures.items()}
+    jobs = {name: ([GENFAIR, ANALYTIC, f"hydra.run.dir={cwd / name}", *TINY, *extra], cwd) for name, extra in ARM_COMMANDS.items()}
+    return {name: (result, cwd / name) for name, result in run_commands(jobs).items()}
 
 
 def test_arms_are_added_by_a_mapping_or_a_quoted_list(arm_runs):

@@ -10,13 +10,12 @@ import math
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 
-from _commands import run_command
+from _commands import run_commands
 
 from genfair.data import CustomData
 from genfair.errors import ConfigError
@@ -55,10 +54,8 @@ def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]
     user.mkdir()
     (user / "user_data.py").write_text(USER_DATA)
     jobs = {"run": (RUN, REPO), "no_heldout": (NO_HELDOUT, user)}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(run_command, [GENFAIR, *args, *TINY, f"hydra.run.dir={root / name}"], cwd, timeout=600)
-                   for name, (args, cwd) in jobs.items()}
-        return {name: (futures[name].result(), root / name) for name in jobs}
+    commands = {name: ([GENFAIR, *args, *TINY, f"hydra.run.dir={root / name}"], cwd) for name, (args, cwd) in jobs.items()}
+    return {name: (result, root / name) for name, result in run_commands(commands, timeout=600).items()}
 
 
 def test_a_custom_source_runs_the_loop_through_the_command_line(cli):

@@ -16,14 +16,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from _commands import pool_workers, run_command
+from _commands import run_commands
 
 from genfair.data import Batch
 from genfair.errors import ConfigError, GenerationFailed
@@ -109,9 +108,8 @@ def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]
     for name, (overrides, _) in REFUSALS.items():
         cwd = user if name == "no_loss" else REPO
         jobs[name] = ([GENFAIR, "model=custom", *overrides, *TINY, f"hydra.run.dir={root / name}"], cwd, root / name)
-    with ThreadPoolExecutor(max_workers=pool_workers()) as pool:
-        futures = {name: pool.submit(run_command, command, cwd, timeout=600) for name, (command, cwd, _) in jobs.items()}
-        return {name: (futures[name].result(), run) for name, (_, _, run) in jobs.items()}
+    results = run_commands({name: (command, cwd) for name, (command, cwd, _) in jobs.items()}, timeout=600)
+    return {name: (results[name], run) for name, (_, _, run) in jobs.items()}
 
 
 # ----------------------------------------------------------------------------- through the CLI
