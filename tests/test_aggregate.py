@@ -378,3 +378,15 @@ def test_a_study_swept_over_seeds_is_compared_arm_against_arm(tmp_path, capsys):
     with pytest.raises(SystemExit):
         aggregate_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "again")])
     assert "differ in config.steps" in capsys.readouterr().err
+
+
+def test_primary_generations_are_checked_before_anything_is_written(tmp_path, capsys):
+    _two_arm_sweep(tmp_path, seeds=2)
+    err = _refusal([str(tmp_path), "--baseline", "mle", "--primary-first", "-1"], capsys)
+    assert err.endswith("compare.primary_first must be an integer >= 0, got -1")
+    err = _refusal([str(tmp_path), "--baseline", "mle", "--primary-first", "2", "--primary-last", "1"], capsys)
+    assert err.endswith("compare.primary_last must be an integer >= 2, got 1")
+    with pytest.raises(SystemExit):
+        aggregate_main([str(tmp_path), "--primary-first", "0"])
+    assert "need --baseline ARM" in capsys.readouterr().err
+    assert not (tmp_path / "aggregate").exists()
