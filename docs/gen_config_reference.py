@@ -184,7 +184,9 @@ def _join(path: str, name: str) -> str:
 
 def _public_name(cls: type) -> str:
     """The shortest public import path of a class (``genfair.data.DigitsData``, not
-    ``genfair.data._images.DigitsData``)."""
+    ``genfair.data._images.DigitsData``): a public package above its module, else a public module
+    that re-exports it (``genfair.evaluation.EvaluationConfig``, whose dataclass lives in the
+    torch-free ``genfair._evaluation_config``)."""
     import importlib
 
     parts = cls.__module__.split(".")
@@ -194,7 +196,14 @@ def _public_name(cls: type) -> str:
             break
         if getattr(importlib.import_module(module), cls.__qualname__, None) is cls:
             return f"{module}.{cls.__qualname__}"
+    for module in _REEXPORTING:
+        if getattr(importlib.import_module(module), cls.__qualname__, None) is cls:
+            return f"{module}.{cls.__qualname__}"
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# Public modules that re-export config dataclasses kept in private torch-free modules.
+_REEXPORTING = ("genfair.evaluation",)
 
 
 def _anchor(path: str) -> str:

@@ -9,6 +9,9 @@ fails (a read-only folder, a full disk) removes its temporary file, leaves the o
 was and raises an ``OSError`` naming the file it was writing. Tensor files are safetensors;
 everything else is strict JSON (a NaN or infinite number is written ``null``). A reader that finds a truncated or altered file raises
 :class:`~genfair.errors.ConfigError` naming the file.
+
+torch is imported inside the functions that use it: the command line checks a config
+without importing torch (docs/architecture.md, section 1).
 """
 
 from __future__ import annotations
@@ -21,13 +24,12 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from genfair.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["check_writable_dir", "file_sha256", "load_tensors", "read_json", "save_tensors", "write_bytes_atomic", "write_json"]
 
@@ -66,6 +68,8 @@ def read_json(path: Path) -> Any:
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     """Save ``tensors`` as safetensors, atomically; returns the file's sha256."""
+    from safetensors.torch import save_file  # torch: imported where used (the CLI's checks import this module)
+
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     digest: list[str] = []
 
@@ -81,6 +85,9 @@ def load_tensors(path: Path, *, sha256: str | None = None) -> dict[str, torch.Te
     """Load a safetensors file, checking its sha256 when given; never unpickles."""
     if sha256 is not None and file_sha256(path) != sha256:
         raise ConfigError(f"checkpoint {path} does not match its recorded sha256: it was truncated or altered")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as error:

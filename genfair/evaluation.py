@@ -40,63 +40,19 @@ everything else, so enabling it changes no other metric.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from genfair._evaluation_config import SYNTHETIC_LABELS, EvaluationConfig
 from genfair.data import Batch
-from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
-from genfair.fairness import DownstreamConfig, binary_target, evaluate_slices, resolve_slices, train_downstream
-from genfair.metrics import ClassifierConfig, TrainedClassifier, fidelity_metrics, load_or_train_classifier
+from genfair.errors import ConfigError
+from genfair.fairness import binary_target, evaluate_slices, resolve_slices, train_downstream
+from genfair.metrics import TrainedClassifier, fidelity_metrics, load_or_train_classifier
 from genfair.loops import Measurement, draw_labels
 
 __all__ = ["SYNTHETIC_LABELS", "EvaluationConfig", "ImageEvaluation"]
-
-SYNTHETIC_LABELS: tuple[str, ...] = ("auto", "model", "classifier")
-
-
-@dataclass
-class EvaluationConfig:
-    """How each generation of a deep model is measured (``evaluation.*`` on the command line).
-
-    Attributes:
-        samples: generated images per generation that the metrics use (not the training set).
-        k: nearest neighbours of precision, recall, density and coverage.
-        bootstrap: resamples of the stratified bootstrap behind every interval.
-        level: coverage of the intervals (percentile bootstrap).
-        synthetic_labels: ``auto`` | ``model`` | ``classifier`` (see the module docstring).
-        grid: samples per class in each generation's sample grid (0: no grids).
-        classifier: the evaluation classifier (trained once per data set, then cached).
-        cache_dir: where trained classifiers are cached; default ``$GENFAIR_CACHE`` or
-            ``~/.cache/genfair``.
-        downstream: the downstream classifier evaluated by slice (disabled by default; see the
-            module docstring).
-    """
-
-    samples: int = 1000
-    k: int = 5
-    bootstrap: int = 200
-    level: float = 0.95
-    synthetic_labels: str = "auto"
-    grid: int = 8
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-    cache_dir: str | None = None
-    downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
-
-    def __post_init__(self) -> None:
-        check_positive_int("samples", self.samples)
-        check_positive_int("k", self.k)
-        check_positive_int("bootstrap", self.bootstrap)
-        check_positive_int("grid", self.grid, minimum=0)
-        check_choice("synthetic_labels", self.synthetic_labels, SYNTHETIC_LABELS)
-        check_number("level", self.level, above=0, below=1)
-        if self.k >= self.samples:
-            raise ConfigError(f"k must be smaller than samples={self.samples}, got {self.k}")
-        if isinstance(self.downstream, dict):  # a notebook may pass the node as a mapping
-            self.downstream = DownstreamConfig(**self.downstream)
-
 
 class ImageEvaluation:
     """The measure of a loop over an image source (see the module docstring).

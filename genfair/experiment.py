@@ -77,7 +77,6 @@ from genfair.models import (
 from genfair.plots import save_fidelity_figure, save_paired_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
 from genfair.progress import format_duration
 from genfair.remedies import RemedyConfig
-from genfair.seeding import torch_generator
 from genfair.loops import (
     ClassifierVerifier,
     GenerationRecord,

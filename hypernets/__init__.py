@@ -19,16 +19,22 @@ Example:
     True
 """
 
-from ._heads import ChunkedHead, DenseHead, auto_chunk_size
-from ._hypernetwork import BUFFER_POLICIES, HEADS, BoundModel, BufferPolicy, Head, HyperNetwork, SizeReport
-from ._targets import POSITIVITY, Positivity, TargetLayout, TensorSlot
-from ._discrepancy import NORMALIZATIONS, Normalize, expected_discrepancy, weight_discrepancy
-from ._encoder import SetEncoder
-from ._errors import HyperNetworkError
-from ._functional import call_method
-from ._ple import PLEConfig, PLEObjective, PLETerms, predict_weights
-from ._probe import input_sensitivity
-from ._protocols import ReparameterizedSampler
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, each imported on first use (see _lazy): no torch until then
+    from ._discrepancy import expected_discrepancy, weight_discrepancy
+    from ._encoder import SetEncoder
+    from ._errors import HyperNetworkError
+    from ._functional import call_method
+    from ._heads import ChunkedHead, DenseHead, auto_chunk_size
+    from ._hypernetwork import BoundModel, HyperNetwork, SizeReport
+    from ._options import BUFFER_POLICIES, HEADS, NORMALIZATIONS, POSITIVITY, BufferPolicy, Head, Normalize, PLEConfig, Positivity
+    from ._ple import PLEObjective, PLETerms, predict_weights
+    from ._probe import input_sensitivity
+    from ._protocols import ReparameterizedSampler
+    from ._targets import TargetLayout, TensorSlot
 
 __all__ = [
     "BUFFER_POLICIES",
@@ -59,3 +65,5 @@ __all__ = [
     "predict_weights",
     "weight_discrepancy",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

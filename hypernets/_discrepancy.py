@@ -13,16 +13,14 @@ tensor's numerator and denominator with ``"relative"``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 import torch
 
 from ._errors import HyperNetworkError, check_choice
+from ._options import NORMALIZATIONS, Normalize
 
 __all__ = ["NORMALIZATIONS", "Normalize", "expected_discrepancy", "weight_discrepancy"]
 
-Normalize = Literal["parameter", "relative"]
-NORMALIZATIONS: tuple[str, ...] = ("parameter", "relative")
 _EPS = 1e-12
 
 

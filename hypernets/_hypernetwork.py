@@ -19,14 +19,11 @@ from ._encoder import SetEncoder
 from ._errors import HyperNetworkError, check_choice
 from ._functional import call_method
 from ._heads import ChunkedHead, DenseHead
+from ._options import BUFFER_POLICIES, HEADS, BufferPolicy, Head
 from ._targets import Positivity, TargetLayout
 
 __all__ = ["BUFFER_POLICIES", "HEADS", "BufferPolicy", "Head", "HyperNetwork", "SizeReport"]
 
-Head = Literal["chunked", "dense"]
-HEADS: tuple[str, ...] = ("chunked", "dense")
-BufferPolicy = Literal["batch", "frozen", "track"]
-BUFFER_POLICIES: tuple[str, ...] = ("batch", "frozen", "track")
 Randomness = Literal["different", "same"]
 RANDOMNESS: tuple[str, ...] = ("different", "same")
 

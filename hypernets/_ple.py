@@ -74,56 +74,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-from ._discrepancy import NORMALIZATIONS, expected_discrepancy, weight_discrepancy
-from ._errors import HyperNetworkError, check_choice, check_number
+from ._discrepancy import expected_discrepancy, weight_discrepancy
+from ._errors import HyperNetworkError
 from ._hypernetwork import HyperNetwork, Randomness
+from ._options import PLEConfig
 from ._protocols import ReparameterizedSampler
 
 __all__ = ["PLEConfig", "PLEObjective", "PLETerms", "predict_weights"]
-
-Discrepancy = Literal["draw", "expectation"]
-Constraint = Literal["penalty", "augmented_lagrangian"]
-
-
-@dataclass
-class PLEConfig:
-    """Options of the PLE objective (see the module docstring).
-
-    Attributes:
-        lam: weight of the discrepancy (0.1, the paper's value); 0 gives ``hyper_mle``.
-        discrepancy: ``draw`` or ``expectation``.
-        normalize: ``parameter`` (mean squared distance per value) or ``relative`` (per tensor).
-        constraint: ``penalty`` or ``augmented_lagrangian``.
-        rho: the augmented Lagrangian's quadratic weight (10; in the variance study 1
-            under-enforces and 100 drifts towards a constant H).
-        dual_lr: the augmented Lagrangian's step on the multiplier, ``mu <- mu + dual_lr * c``
-            (the first version stepped by ``rho``, which overshoots).
-        detach_target, detach_samples: stop-gradient choices.
-    """
-
-    # Plain ``str`` annotations (the choices are ``Discrepancy``, ``Normalize`` and ``Constraint``,
-    # checked below): OmegaConf cannot type ``Literal``, and genfair's estimator config extends this.
-    lam: float = 0.1
-    discrepancy: str = "draw"
-    normalize: str = "parameter"
-    constraint: str = "penalty"
-    rho: float = 10.0
-    dual_lr: float = 0.05
-    detach_target: bool = False
-    detach_samples: bool = False
-
-    def __post_init__(self) -> None:
-        check_number("lam", self.lam, at_least=0)
-        check_number("rho", self.rho, above=0)
-        check_number("dual_lr", self.dual_lr, at_least=0)
-        check_choice("discrepancy", self.discrepancy, ["draw", "expectation"])
-        check_choice("normalize", self.normalize, NORMALIZATIONS)
-        check_choice("constraint", self.constraint, ["penalty", "augmented_lagrangian"])
-
 
 @dataclass(frozen=True)
 class PLETerms:

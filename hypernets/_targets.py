@@ -11,18 +11,16 @@ import fnmatch
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn.functional import softplus
 
 from ._errors import HyperNetworkError, check_choice
+from ._options import POSITIVITY, Positivity
 
 __all__ = ["POSITIVITY", "Positivity", "TargetLayout", "TensorSlot"]
 
-Positivity = Literal["softplus", "softmax", "exp", "psd"]
-POSITIVITY: tuple[str, ...] = ("softplus", "softmax", "exp", "psd")
 _PSD_JITTER = 1e-6
 
 

@@ -6,8 +6,7 @@ importable. Unlike ``genfair.hypernets`` it is part of genfair and uses its shar
 infrastructure: ``genfair.data`` (batches, stratified counts), ``genfair.errors``,
 ``genfair.checkpoint``, ``genfair.seeding``, ``genfair.devices``, ``genfair.targets`` (the
 user-code targets of ``model=custom`` and ``data=custom``) and the protocols of
-``genfair.models`` (importing that package loads its model classes too). ``genfair.errors``
-and ``genfair.models`` load ``genfair.hypernets`` (its error class and ``ReparameterizedSampler``),
+``genfair.models``. ``genfair.errors`` and ``genfair.models`` load ``genfair.hypernets`` (its error class and ``ReparameterizedSampler``),
 which imports only torch. It never imports the estimators, experiments, metrics, studies or the
 CLI (``tests/test_packaging.py`` checks).
 
@@ -22,31 +21,36 @@ Example:
     array([0.9 , 0.81, 0.73, 0.66, 0.59])
 """
 
-from genfair.loops._config import CURATION_RULES, LABEL_POLICIES, LOOP_KINDS, CurationConfig, LoopConfig, LoopKind
-from genfair.loops._curation import (
-    ClassifierVerifier,
-    Curated,
-    Verdict,
-    Verifier,
-    check_curation,
-    curate,
-    gaussian_verifier,
-)
-from genfair.loops._simulate import (
-    Fit,
-    FitCheckpoint,
-    FitContext,
-    FitOutput,
-    GenerationRecord,
-    GenerationStore,
-    LoopResult,
-    Measurement,
-    check_finite_parameters,
-    fit_closed_form,
-    simulate,
-)
-from genfair.loops._store import RunStore
-from genfair.loops._training_set import check_label_policy, draw_labels, policy_labels, training_set, training_set_size
+from typing import TYPE_CHECKING
+
+from genfair.hypernets._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+    from genfair.loops._config import CURATION_RULES, LABEL_POLICIES, LOOP_KINDS, CurationConfig, LoopConfig, LoopKind
+    from genfair.loops._curation import (
+        ClassifierVerifier,
+        Curated,
+        Verdict,
+        Verifier,
+        check_curation,
+        curate,
+        gaussian_verifier,
+    )
+    from genfair.loops._simulate import (
+        Fit,
+        FitCheckpoint,
+        FitContext,
+        FitOutput,
+        GenerationRecord,
+        GenerationStore,
+        LoopResult,
+        Measurement,
+        check_finite_parameters,
+        fit_closed_form,
+        simulate,
+    )
+    from genfair.loops._store import RunStore
+    from genfair.loops._training_set import check_label_policy, draw_labels, policy_labels, training_set, training_set_size
 
 __all__ = [
     "CURATION_RULES",
@@ -80,3 +84,5 @@ __all__ = [
     "training_set",
     "training_set_size",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -322,7 +322,7 @@ def test_downstream_mindiff_study_end_to_end(tmp_path):
         threshold_grid=[0.3, 0.5, 0.7],
     )
     assert STUDIES["downstream_mindiff"].config is DownstreamMindiffConfig
-    assert STUDIES["downstream_mindiff"].run is run_downstream_mindiff
+    assert STUDIES["downstream_mindiff"].runner() is run_downstream_mindiff
     summary = run_study(config, seed=0, run_dir=tmp_path)
     assert summary["status"] == "complete" and summary["study"] == "downstream_mindiff"
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "complete"

@@ -57,7 +57,7 @@ def test_defaults_are_the_papers_setting():
     assert config.lam == 0.1 and config.kl_samples == 100_000 and config.minority == 1
     assert config.hyper_arms(config.loop_size) == {"hyper_mle": 0.0, "ple": 0.1, "ple_lam0.01": 0.01, "ple_lam1": 1.0}
     assert config.hyper_arms(50) == {"hyper_mle": 0.0, "ple": 0.1}
-    assert STUDIES["gmm_ple"].config is GmmPleConfig and STUDIES["gmm_ple"].run is run_gmm_ple
+    assert STUDIES["gmm_ple"].config is GmmPleConfig and STUDIES["gmm_ple"].runner() is run_gmm_ple
 
 
 @pytest.mark.parametrize(

@@ -111,3 +111,87 @@ def test_the_only_top_level_import_name_is_genfair(tmp_path):
         assert done.returncode != 0 and f"ModuleNotFoundError: No module named '{bare}'" in done.stderr, done.stderr
         done = _python(f"import genfair.{bare}", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
+
+
+# The packages whose __init__ names their public API in an ``if TYPE_CHECKING:`` block, imported
+# on first use (genfair.hypernets._lazy).
+LAZY_PACKAGES = (
+    "genfair.hypernets",
+    "genfair.loops",
+    "genfair.data",
+    "genfair.estimators",
+    "genfair.fairness",
+    "genfair.metrics",
+    "genfair.models",
+    "genfair.remedies",
+    "genfair.studies",
+)
+
+
+def test_every_public_name_of_a_lazy_package_resolves_to_its_module():
+    """``__all__`` and the TYPE_CHECKING block must agree: a name in ``__all__`` that the block
+    does not import (or imports from the wrong module) fails here, not in a user's import."""
+    code = (
+        "import importlib, json\n"
+        f"packages = {list(LAZY_PACKAGES)!r}\n"
+        "out = {}\n"
+        "for name in packages:\n"
+        "    package = importlib.import_module(name)\n"
+        "    values = {n: getattr(package, n) for n in package.__all__}\n"
+        "    out[name] = {'all': sorted(values), 'dir': sorted(set(package.__all__) - set(dir(package)))}\n"
+        "print(json.dumps(out))\n"
+    )
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    for package, entry in report.items():
+        assert entry["all"], package
+        assert entry["dir"] == [], f"dir({package}) misses {entry['dir']}"
+
+
+def test_a_lazy_package_refuses_an_unknown_name_and_a_plain_import_in_its_block(tmp_path):
+    from genfair.hypernets._lazy import _guarded_imports
+
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import B as C\n    from pkg.d import E\n"
+    assert _guarded_imports(source, "pkg.sub") == {"C": ("pkg.sub.a", "B"), "E": ("pkg.d", "E")}
+    try:
+        _guarded_imports("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\n", "pkg")
+    except TypeError as error:
+        assert "may only hold 'from ... import'" in str(error)
+    else:
+        raise AssertionError("a plain import in the TYPE_CHECKING block was accepted")
+    done = _python("import genfair.data as d\ntry:\n    d.Nope\nexcept AttributeError as e:\n    print(e)")
+    assert done.stdout.strip() == "module 'genfair.data' has no attribute 'Nope'"
+
+
+def test_a_refused_override_imports_neither_torch_nor_the_other_heavy_modules(tmp_path):
+    """The command checks the whole config before it imports torch, scipy, matplotlib, sklearn or
+    diffusers, so a refusal answers in about a second (benchmarks/cli_startup.md); an import of
+    torch by a config dataclass's module fails this."""
+    heavy = ("torch", "scipy", "matplotlib", "sklearn", "diffusers", "pandas")
+    for overrides in (
+        ["loop.n_real=0"],
+        ["experiment=class_mixture_mad", "estimator.name=magic"],
+        ["estimator.name=magic"],
+        ["study=variance_bias", "study.n=1"],
+        ["experiment=downstream_mindiff", "study.sensitive=3"],
+        ["evaluation.k=0"],
+        ["model=ddpm", "model.sampler=euler"],
+    ):
+        run_dir = tmp_path / "run"
+        code = (
+            "import sys\n"
+            "from genfair.cli import main\n"
+            f"sys.argv = ['genfair', *{overrides!r}, 'hydra.run.dir={run_dir}']\n"
+            "try:\n"
+            "    code = main()\n"
+            "except SystemExit as exit:\n"
+            "    code = exit.code\n"
+            f"print(code, sorted(m for m in {heavy!r} if m in sys.modules))\n"
+        )
+        done = _python(code, cwd=tmp_path)
+        assert done.stdout.strip().splitlines()[-1] == "2 []", (overrides, done.stdout, done.stderr)
+        assert "genfair: error:" in done.stderr, overrides
+        assert not run_dir.exists(), overrides

@@ -24,7 +24,8 @@ from _commands import command_env
 
 from genfair.errors import ConfigError
 from genfair.studies import STUDIES, VarianceBiasConfig, run_study, run_variance_bias
-from genfair.studies._variance_bias import TABLE_COLUMNS, VarianceBiasArm, default_arms
+from genfair.studies._variance_bias import TABLE_COLUMNS
+from genfair.studies._variance_bias_config import VarianceBiasArm, default_arms
 from genfair.hypernets import PLEConfig
 
 BIN = Path(sys.executable).parent
@@ -78,7 +79,7 @@ def short_run(runs) -> tuple[dict, Path]:
 # ----------------------------------------------------------------------------- configuration
 def test_registered_as_a_study():
     assert STUDIES["variance_bias"].config is VarianceBiasConfig
-    assert STUDIES["variance_bias"].run is run_variance_bias
+    assert STUDIES["variance_bias"].runner() is run_variance_bias
 
 
 def test_default_arms_cover_mle_the_lam_ablation_and_the_constraint():

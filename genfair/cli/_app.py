@@ -126,19 +126,19 @@ def check_study_option(arguments: list[str]) -> None:
 
 
 def _run(cfg: DictConfig) -> None:
-    import torch
-
-    from genfair.devices import resolve_device
-
     check_positive_int("seed", cfg.seed, minimum=0)
-    torch.set_num_threads(check_positive_int("threads", cfg.threads))
+    threads = check_positive_int("threads", cfg.threads)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     config["overrides"] = list(HydraConfig.get().overrides.task)
     if cfg.study is None:
         arms = arms_from_config(cfg)
-        device = resolve_device(cfg.device)
+        # torch only now: a refused config answers without it (benchmarks/cli_startup.md)
+        from genfair.devices import resolve_device
         from genfair.experiment import run_experiment
+
+        _set_threads(threads)
+        device = resolve_device(cfg.device)
 
         run_experiment(
             arms, seed=cfg.seed, run_dir=run_dir, config=config, device=device, workers=cfg.workers,
@@ -148,7 +148,15 @@ def _run(cfg: DictConfig) -> None:
     study = study_config(cfg)  # checked before anything is written
     from genfair.studies import run_study
 
+    _set_threads(threads)
+
     run_study(study, seed=cfg.seed, run_dir=run_dir, overrides=config["overrides"])
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://genfair.configs", config_name="config")

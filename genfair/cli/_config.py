@@ -15,7 +15,7 @@ from omegaconf import MISSING
 from genfair.comparisons import CompareConfig
 from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
 from genfair.estimators import EstimatorConfig
-from genfair.evaluation import EvaluationConfig
+from genfair._evaluation_config import EvaluationConfig
 from genfair.models import AnalyticModelConfig, DDPMConfig, VAEConfig
 from genfair.remedies import RemedyConfig
 from genfair.loops import LoopConfig

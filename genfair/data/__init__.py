@@ -1,9 +1,16 @@
 """Data sources: analytic truths with exact answers, and real labelled images."""
 
-from genfair.data._batch import Batch
-from genfair.data._custom import CustomData
-from genfair.data._gaussian import ClassMixtureData, GaussianData, stratified_counts
-from genfair.data._image_files import ImageFileData
-from genfair.data._images import DigitsData
+from typing import TYPE_CHECKING
+
+from genfair.hypernets._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+    from genfair.data._batch import Batch
+    from genfair.data._custom import CustomData
+    from genfair.data._gaussian import ClassMixtureData, GaussianData, stratified_counts
+    from genfair.data._image_files import ImageFileData
+    from genfair.data._images import DigitsData
 
 __all__ = ["Batch", "ClassMixtureData", "CustomData", "DigitsData", "GaussianData", "ImageFileData", "stratified_counts"]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

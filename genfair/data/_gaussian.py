@@ -1,14 +1,21 @@
-"""Analytic data: a standard normal, and labelled Gaussian classes with chosen shares."""
+"""Analytic data: a standard normal, and labelled Gaussian classes with chosen shares.
+
+torch is imported inside the functions that use it: the command line checks a config
+without importing torch (docs/architecture.md, section 1).
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-
-from genfair.data._batch import Batch
 from genfair.errors import ConfigError, check_positive_int
+
+if TYPE_CHECKING:
+    import torch
+
+    from genfair.data._batch import Batch
 
 __all__ = ["GaussianData", "ClassMixtureData", "stratified_counts"]
 
@@ -47,14 +54,21 @@ class GaussianData:
 
     def true_means(self) -> torch.Tensor:
         """``(1, dim)`` float64 true mean."""
+        import torch
+
         return torch.zeros(1, self.dim, dtype=torch.float64)
 
     def true_covariances(self) -> torch.Tensor:
         """``(1, dim, dim)`` float64 true covariance."""
+        import torch
+
         return torch.eye(self.dim, dtype=torch.float64).unsqueeze(0)
 
     def draw(self, replicates: int, n: int, *, generator: torch.Generator) -> Batch:
         """``n`` iid real samples for each of ``replicates`` chains: x ``(replicates, n, dim)``."""
+        import torch
+        from genfair.data._batch import Batch
+
         x = torch.randn(replicates, n, self.dim, generator=generator, dtype=torch.float64)
         return Batch(x, torch.zeros(replicates, n, dtype=torch.int64))
 
@@ -93,6 +107,8 @@ class ClassMixtureData:
                 raise ConfigError(
                     f"covariances must have shape (classes={k}, dim={d}, dim={d}), got {_shape(self.covariances)}"
                 )
+            import torch  # here, not at the top: checking a config without covariances needs no torch
+
             cov = torch.tensor(self.covariances, dtype=torch.float64)
             if not torch.allclose(cov, cov.mT) or torch.linalg.eigvalsh(cov).min() <= 0:
                 raise ConfigError(f"covariances must be symmetric positive definite, got {self.covariances}")
@@ -120,6 +136,8 @@ class ClassMixtureData:
 
     def true_means(self) -> torch.Tensor:
         """``(classes, dim)`` float64 class means."""
+        import torch
+
         if self.means is not None:
             return torch.tensor(self.means, dtype=torch.float64)
         means = torch.zeros(len(self.proportions), self.dim, dtype=torch.float64)
@@ -128,12 +146,17 @@ class ClassMixtureData:
 
     def true_covariances(self) -> torch.Tensor:
         """``(classes, dim, dim)`` float64 class covariances."""
+        import torch
+
         if self.covariances is not None:
             return torch.tensor(self.covariances, dtype=torch.float64)
         return torch.eye(self.dim, dtype=torch.float64).expand(len(self.proportions), -1, -1).clone()
 
     def draw(self, replicates: int, n: int, *, generator: torch.Generator) -> Batch:
         """Stratified real samples: x ``(replicates, n, dim)``, y ``(replicates, n)``."""
+        import torch
+        from genfair.data._batch import Batch
+
         counts = stratified_counts(n, self.proportions)
         y = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).expand(replicates, -1)
         z = torch.randn(replicates, n, self.dim, generator=generator, dtype=torch.float64)

@@ -1,5 +1,9 @@
 """A user's own labelled images, read offline: an ``.npz`` with ``x`` and ``y``, or a folder
-with one sub-folder of images per class (how MNIST or CIFAR are brought in)."""
+with one sub-folder of images per class (how MNIST or CIFAR are brought in).
+
+torch is imported inside the functions that use it: the command line checks a config
+without importing torch (docs/architecture.md, section 1).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from genfair.data._images import RawImages, _ImageSource
 from genfair.errors import ConfigError
@@ -80,6 +83,8 @@ class ImageFileData(_ImageSource):
 
 def read_npz(path: Path) -> RawImages:
     """Images ``x`` and integer labels ``y`` from an ``.npz``, checked."""
+    import torch
+
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in ("x", "y") if key not in archive.files]
@@ -123,6 +128,8 @@ def read_npz(path: Path) -> RawImages:
 
 def read_folder(path: Path) -> RawImages:
     """Images from ``path/<class>/*.{png,jpg,jpeg}``, classes sorted by name, checked."""
+    import torch
+
     from PIL import Image, UnidentifiedImageError
 
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -6,19 +6,26 @@ set on purpose (exactly ``stratified_counts(n, proportions)`` images of each cla
 without replacement from that class's pool, independently per replicate); ``heldout`` returns
 every held-out image for evaluation. Pixels come back float32 in [0, 1], ``(C, H, W)``.
 Nothing is downloaded: scikit-learn's digits are bundled, user data is read from disk.
+
+torch is imported inside the functions that use it: the command line checks a config
+without importing torch (docs/architecture.md, section 1).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from genfair.data._batch import Batch
 from genfair.data._gaussian import stratified_counts
 from genfair.errors import ConfigError, check_number, check_positive_int
+
+if TYPE_CHECKING:
+    import torch
+
+    from genfair.data._batch import Batch
 
 __all__ = ["DigitsData", "RawImages"]
 
@@ -99,6 +106,9 @@ class _ImageSource:
         Class k contributes exactly ``stratified_counts(n, shares)[k]`` images, drawn without
         replacement from its training pool, independently in every replicate.
         """
+        import torch
+        from genfair.data._batch import Batch
+
         check_positive_int("replicates", replicates)
         check_positive_int("n", n)
         pools = self._pools()
@@ -125,6 +135,9 @@ class _ImageSource:
 
         What an evaluation classifier is trained on; never overlaps ``heldout()``.
         """
+        import torch
+        from genfair.data._batch import Batch
+
         pools = self._pools()
         x = torch.cat(pools.train).to(torch.float32) / pools.scale
         sizes = torch.tensor([len(t) for t in pools.train])
@@ -133,6 +146,9 @@ class _ImageSource:
 
     def heldout(self) -> Batch:
         """Every held-out image of the chosen classes: x ``(1, m, C, H, W)``, y ``(1, m)``."""
+        import torch
+        from genfair.data._batch import Batch
+
         pools = self._pools()
         x = torch.cat(pools.held).to(torch.float32) / pools.scale
         sizes = torch.tensor([len(h) for h in pools.held])
@@ -146,6 +162,8 @@ class _ImageSource:
         return cached
 
     def _split(self, raw: RawImages) -> _Pools:
+        import torch
+
         chosen = self._choose(raw.names)
         names = self._display_names([raw.names[i] for i in chosen])
         sizes = [int((raw.labels == i).sum()) for i in chosen]
@@ -216,6 +234,8 @@ class DigitsData(_ImageSource):
             raise ConfigError(f"class_names must be {len(digits)} unique names, got {list(names)}")
 
     def _read(self) -> RawImages:
+        import torch
+
         from sklearn.datasets import load_digits
 
         digits = load_digits()

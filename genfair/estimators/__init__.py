@@ -7,13 +7,18 @@ Example:
     ...                 positive={"shares": "softmax", "covs": "psd"}, per_replicate=True)
 """
 
-from genfair.estimators._adversarial_fit import AdversarialFit
-from genfair.estimators._build import build_fit
-from genfair.estimators._config import BASES, ESTIMATORS, Base, EstimatorConfig, EstimatorName, SubsampleConfig
-from genfair.estimators._evidence import EVIDENCE_KEYS
-from genfair.estimators._fits import AnchoredFit, GradientFit
-from genfair.estimators._hypernetwork_fit import HypernetworkFit
-from genfair.estimators._step_checkpoints import StepCheckpoints
+from typing import TYPE_CHECKING
+
+from genfair.hypernets._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+    from genfair.estimators._adversarial_fit import AdversarialFit
+    from genfair.estimators._build import build_fit
+    from genfair.estimators._config import BASES, ESTIMATORS, Base, EstimatorConfig, EstimatorName, SubsampleConfig
+    from genfair.estimators._evidence import EVIDENCE_KEYS
+    from genfair.estimators._fits import AnchoredFit, GradientFit
+    from genfair.estimators._hypernetwork_fit import HypernetworkFit
+    from genfair.estimators._step_checkpoints import StepCheckpoints
 
 __all__ = [
     "BASES",
@@ -30,3 +35,5 @@ __all__ = [
     "SubsampleConfig",
     "build_fit",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -13,29 +13,35 @@ Example:
     [1.0, 1.0, 1.0, 1.0]
 """
 
-from genfair.fairness._downstream import (
-    DownstreamClassifier,
-    TrainedDownstream,
-    binary_target,
-    grad_reverse,
-    resolve_slices,
-    similarity_correlation,
-    train_downstream,
-)
-from genfair.fairness._downstream_config import CLASSIFIER_REMEDIES, DownstreamConfig
-from genfair.fairness._frame import INTERVALS, Interval, MetricFrame, jackknife_buckets, jackknife_se
-from genfair.fairness._mindiff_case_study import DownstreamArm, DownstreamMindiffConfig, run_downstream_mindiff
-from genfair.fairness._mmd import KERNELS, mmd2
-from genfair.fairness._reweighing import reweighing_factors
-from genfair.fairness._slices import (
-    SLICE_METRICS,
-    SliceReport,
-    accuracy_at,
-    evaluate_slices,
-    false_negative_rate,
-    false_positive_rate,
-    true_positive_rate,
-)
+from typing import TYPE_CHECKING
+
+from genfair.hypernets._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+    from genfair.fairness._downstream import (
+        DownstreamClassifier,
+        TrainedDownstream,
+        binary_target,
+        grad_reverse,
+        resolve_slices,
+        similarity_correlation,
+        train_downstream,
+    )
+    from genfair.fairness._downstream_config import CLASSIFIER_REMEDIES, INTERVALS, KERNELS, DownstreamConfig
+    from genfair.fairness._frame import Interval, MetricFrame, jackknife_buckets, jackknife_se
+    from genfair.fairness._mindiff_case_study import run_downstream_mindiff
+    from genfair.fairness._mindiff_config import DownstreamArm, DownstreamMindiffConfig
+    from genfair.fairness._mmd import mmd2
+    from genfair.fairness._reweighing import reweighing_factors
+    from genfair.fairness._slices import (
+        SLICE_METRICS,
+        SliceReport,
+        accuracy_at,
+        evaluate_slices,
+        false_negative_rate,
+        false_positive_rate,
+        true_positive_rate,
+    )
 
 __all__ = [
     "CLASSIFIER_REMEDIES",
@@ -66,3 +72,5 @@ __all__ = [
     "train_downstream",
     "true_positive_rate",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
-from genfair.fairness._frame import INTERVALS
-from genfair.fairness._mmd import KERNELS
 
-__all__ = ["CLASSIFIER_REMEDIES", "DownstreamConfig"]
+__all__ = ["CLASSIFIER_REMEDIES", "INTERVALS", "KERNELS", "DownstreamConfig"]
 
+# The option values of the package, here so that a config is checked without importing torch.
+INTERVALS: tuple[str, ...] = ("bootstrap", "jackknife")  # genfair.fairness.MetricFrame's intervals
+KERNELS: tuple[str, ...] = ("gaussian", "laplacian")  # genfair.fairness.mmd2's kernels
 CLASSIFIER_REMEDIES: tuple[str, ...] = ("none", "mindiff", "spectral_decoupling", "adversary", "parade")
 
 

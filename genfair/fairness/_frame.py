@@ -43,15 +43,15 @@ from typing import Any, Literal
 import torch
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
+from genfair.fairness._downstream_config import INTERVALS
 from genfair.metrics import percentile_interval, stratified_resample
 from genfair.metrics._array_like import as_tensor
 
-__all__ = ["INTERVALS", "Interval", "MetricFrame"]
+__all__ = ["Interval", "MetricFrame"]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 # A statistic of one evaluation: (overall {metric: value}, by_group {metric: {group: value}}) -> value.
 Statistic = Callable[[Mapping[str, float], Mapping[str, Mapping[str, float]]], float]
-INTERVALS: tuple[str, ...] = ("bootstrap", "jackknife")
 
 
 @dataclass(frozen=True)

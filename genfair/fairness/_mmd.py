@@ -18,11 +18,11 @@ from typing import Any, Literal
 import torch
 
 from genfair.errors import ConfigError, check_choice, check_number
+from genfair.fairness._downstream_config import KERNELS
 from genfair.metrics._array_like import as_tensor
 
-__all__ = ["KERNELS", "mmd2"]
+__all__ = ["mmd2"]
 
-KERNELS: tuple[str, ...] = ("gaussian", "laplacian")
 
 
 def mmd2(x: Any, y: Any, *, kernel: Literal["gaussian", "laplacian"] = "gaussian", length: float = 0.1) -> torch.Tensor:

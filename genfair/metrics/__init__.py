@@ -1,29 +1,34 @@
 """Metrics of fidelity across generations (closed-form, and in a feature space with bootstrap
 intervals), class shares, and their summaries across replicates."""
 
-from genfair.metrics._bootstrap import percentile_interval, resample_confusion, stratified_resample
-from genfair.metrics._class_shares import corrected_shares, fairness_discrepancy, raw_shares, representation_ratio
-from genfair.metrics._feature_distances import frechet_distance, kid
-from genfair.metrics._fidelity import Estimate, fidelity_metrics
-from genfair.metrics._gaussian import class_gaussian_metrics, gaussian_w2_sq
-from genfair.metrics._kl import KLEstimate, monte_carlo_kl
-from genfair.metrics._prdc import PRDCContributions, prdc, prdc_contributions
-from genfair.metrics._summary import (
-    UNIT_INTERVAL_METRICS,
-    ReplicateSummary,
-    in_unit_interval,
-    logit_interval,
-    mean_interval,
-    summarize_replicates,
-)
-from genfair.metrics._classifier import (
-    CLASSIFIER_VERSION,
-    ClassifierConfig,
-    EvaluationClassifier,
-    TrainedClassifier,
-    load_or_train_classifier,
-    train_classifier,
-)
+from typing import TYPE_CHECKING
+
+from genfair.hypernets._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+    from genfair.metrics._bootstrap import percentile_interval, resample_confusion, stratified_resample
+    from genfair.metrics._class_shares import corrected_shares, fairness_discrepancy, raw_shares, representation_ratio
+    from genfair.metrics._feature_distances import frechet_distance, kid
+    from genfair.metrics._fidelity import Estimate, fidelity_metrics
+    from genfair.metrics._gaussian import class_gaussian_metrics, gaussian_w2_sq
+    from genfair.metrics._kl import KLEstimate, monte_carlo_kl
+    from genfair.metrics._prdc import PRDCContributions, prdc, prdc_contributions
+    from genfair.metrics._summary import (
+        UNIT_INTERVAL_METRICS,
+        ReplicateSummary,
+        in_unit_interval,
+        logit_interval,
+        mean_interval,
+        summarize_replicates,
+    )
+    from genfair.metrics._classifier import (
+        CLASSIFIER_VERSION,
+        EvaluationClassifier,
+        TrainedClassifier,
+        load_or_train_classifier,
+        train_classifier,
+    )
+    from genfair.metrics._classifier_config import ClassifierConfig
 
 __all__ = [
     "Estimate",
@@ -57,3 +62,5 @@ __all__ = [
     "logit_interval",
     "mean_interval",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -1,20 +1,25 @@
 """Generative models: one small protocol, optional abilities, and the model families."""
 
-from genfair.models._analytic_config import AnalyticModelConfig, build_analytic_model
-from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, psd_sqrt
-from genfair.models._ddpm import DDPM
-from genfair.models._deep_config import DDPMConfig, VAEConfig, build_model
-from genfair.models._gaussian_mixture import GaussianMixtureModel
-from genfair.models._custom import CustomModelConfig, check_model_protocol, import_target
-from genfair.models._protocols import (
-    AdversarialTraining,
-    BiasedSampler,
-    ClosedFormFit,
-    GenerativeModel,
-    ReparameterizedSampler,
-)
-from genfair.models._saving import load_model, save_model
-from genfair.models._vae import VAE
+from typing import TYPE_CHECKING
+
+from genfair.hypernets._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+    from genfair.models._analytic_config import AnalyticModelConfig, build_analytic_model
+    from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, psd_sqrt
+    from genfair.models._ddpm import DDPM
+    from genfair.models._deep_config import DDPMConfig, VAEConfig, build_model
+    from genfair.models._gaussian_mixture import GaussianMixtureModel
+    from genfair.models._custom import CustomModelConfig, check_model_protocol, import_target
+    from genfair.models._protocols import (
+        AdversarialTraining,
+        BiasedSampler,
+        ClosedFormFit,
+        GenerativeModel,
+        ReparameterizedSampler,
+    )
+    from genfair.models._saving import load_model, save_model
+    from genfair.models._vae import VAE
 
 __all__ = [
     "DDPM",
@@ -39,3 +44,5 @@ __all__ = [
     "psd_sqrt",
     "save_model",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

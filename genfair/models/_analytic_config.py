@@ -1,12 +1,19 @@
-"""How ``model=gaussian`` and ``model=class_mixture`` are configured and built."""
+"""How ``model=gaussian`` and ``model=class_mixture`` are configured and built.
+
+torch is imported inside the functions that use it: the command line checks a config
+without importing torch (docs/architecture.md, section 1).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from genfair.data import ClassMixtureData, GaussianData, stratified_counts
 from genfair.errors import ConfigError, check_choice, check_positive_int
-from genfair.models._class_gaussian import ClassGaussianModel
+
+if TYPE_CHECKING:
+    from genfair.models._class_gaussian import ClassGaussianModel
 
 __all__ = ["AnalyticModelConfig", "build_analytic_model"]
 
@@ -36,6 +43,8 @@ def build_analytic_model(
     config: AnalyticModelConfig, *, data: GaussianData | ClassMixtureData, replicates: int, n_real: int
 ) -> ClassGaussianModel:
     """The model for ``data``, checked against generation 0's class counts before any work."""
+    from genfair.models._class_gaussian import ClassGaussianModel
+
     if config.name == "gaussian" and not isinstance(data, GaussianData):
         raise ConfigError("model=gaussian fits one Gaussian and needs data=gaussian; use model=class_mixture")
     if isinstance(data, ClassMixtureData):

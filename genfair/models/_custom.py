@@ -22,6 +22,9 @@ written; see :mod:`genfair.models._protocols`):
   likelihood and refuse such a model);
 - ``num_classes``: ``None`` or the number of classes it conditions on, agreeing with
   ``conditional``.
+
+torch is imported inside the functions that use it: the command line checks a config
+without importing torch (docs/architecture.md, section 1).
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
 
 from genfair.errors import ConfigError
-from genfair.models._protocols import AdversarialTraining, GenerativeModel
 from genfair.targets import check_target, import_target, split_target_node
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["CustomModelConfig", "check_model_protocol", "import_target"]
 
@@ -74,6 +78,8 @@ class CustomModelConfig:
     def build(self, *, sample_shape: Sequence[int], num_classes: int | None) -> nn.Module:
         """The untrained model, with ``sample_shape`` and ``num_classes`` passed where the
         target's signature takes them."""
+        from torch import nn
+
         factory = import_target(self.target, key="model._target_")
         arguments = dict(self.kwargs)
         wanted = {"sample_shape": tuple(sample_shape), "num_classes": num_classes if self.conditional else None}
@@ -92,6 +98,8 @@ def check_model_protocol(
 ) -> None:
     """Refuse, in one line naming the class, the method and what it is for, a model that lacks what
     the arm asks of it (see the module docstring); ``where`` names the arm."""
+    from genfair.models._protocols import AdversarialTraining, GenerativeModel
+
     name = type(model).__name__
     if not callable(getattr(model, "sample", None)):
         raise ConfigError(f"{name} has no method 'sample' (the loop draws each generation's synthetic data with it){where}")

@@ -37,6 +37,7 @@ from torch import nn
 
 from genfair.devices import multinomial, randint, randn
 from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.models._deep_config import BETA_SCHEDULES, SAMPLERS
 from genfair.models._labels import check_class_labels
 from genfair.models._protocols import GenerativeModel
 from genfair.models._vae import _check_shape  # a non-empty tuple (or list, as OmegaConf gives) of sizes
@@ -44,12 +45,10 @@ from genfair.models._vae import _check_shape  # a non-empty tuple (or list, as O
 if TYPE_CHECKING:
     from diffusers import DDIMScheduler, DDPMScheduler
 
-__all__ = ["BETA_SCHEDULES", "DDPM", "SAMPLERS"]
+__all__ = ["DDPM"]
 
 Sampler = Literal["ddpm", "ddim"]
-SAMPLERS: tuple[str, ...] = ("ddpm", "ddim")
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
-BETA_SCHEDULES: tuple[str, ...] = ("linear", "scaled_linear", "squaredcos_cap_v2")  # those both schedulers know
 
 
 class DDPM(nn.Module, GenerativeModel):

@@ -4,22 +4,32 @@ The configs are plain dataclasses (usable as Hydra structured-config schemas: on
 float, bool and lists of them); values are checked in ``__post_init__``, and what depends on
 the data (the sample shape, the number of classes) is given to :func:`build_model`.
 OmegaConf hands lists where the models take tuples: both are accepted.
+
+torch is imported inside the functions that use it: the command line checks a config
+without importing torch (docs/architecture.md, section 1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from genfair.errors import ConfigError, check_choice, check_positive_int
 from genfair.models._custom import CustomModelConfig
-from genfair.models._ddpm import BETA_SCHEDULES, DDPM, SAMPLERS
-from genfair.models._vae import ARCHITECTURES, VAE
 
-__all__ = ["DEEP_CONFIGS", "DDPMConfig", "VAEConfig", "build_model"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from genfair.models._ddpm import DDPM
+    from genfair.models._vae import VAE
+
+__all__ = ["ARCHITECTURES", "BETA_SCHEDULES", "DEEP_CONFIGS", "SAMPLERS", "DDPMConfig", "VAEConfig", "build_model"]
+
+# The models' options, here so that a config is checked without importing torch or diffusers.
+ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")  # VAE
+SAMPLERS: tuple[str, ...] = ("ddpm", "ddim")  # DDPM
+BETA_SCHEDULES: tuple[str, ...] = ("linear", "scaled_linear", "squaredcos_cap_v2")  # DDPM: those both schedulers know
 
 
 @dataclass
@@ -65,6 +75,8 @@ class VAEConfig:
     def build(self, *, sample_shape: Sequence[int], num_classes: int | None) -> VAE:
         """The VAE for samples of ``sample_shape``; conditional on ``num_classes`` classes only
         when ``conditional`` (and ``num_classes`` is not ``None``)."""
+        from genfair.models._vae import VAE
+
         return VAE(
             sample_shape=tuple(sample_shape),
             hidden=tuple(self.hidden),
@@ -133,6 +145,8 @@ class DDPMConfig:
     def build(self, *, sample_shape: Sequence[int], num_classes: int | None) -> DDPM:
         """The DDPM for images of ``sample_shape`` ``(C, H, W)``; conditional on ``num_classes``
         classes only when ``conditional`` (and ``num_classes`` is not ``None``)."""
+        from genfair.models._ddpm import DDPM
+
         return DDPM(
             sample_shape=tuple(sample_shape),
             block_out_channels=tuple(self.block_out_channels),

@@ -43,13 +43,13 @@ from torch.nn.functional import softplus
 
 from genfair.devices import multinomial, randn
 from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.models._deep_config import ARCHITECTURES
 from genfair.models._labels import check_class_labels
 from genfair.models._protocols import GenerativeModel, ReparameterizedSampler
 
 __all__ = ["VAE"]
 
 Architecture = Literal["mlp", "conv"]
-ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")
 _LOG_2PI = math.log(2 * math.pi)
 
 

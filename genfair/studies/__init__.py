@@ -16,14 +16,17 @@ Example:
     >>> run_study(config, seed=0, run_dir=tmp_path)["results"]["loop"]  # doctest: +SKIP
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from typing import Any
+from genfair.hypernets._lazy import lazy_exports
 
-from genfair.studies._gmm_config import GmmPleConfig
-from genfair.studies._gmm_ple import run_gmm_ple
-from genfair.studies._runner import SUMMARY_KEYS, Study, StudyConfig, StudyResult, run_study
-from genfair.studies._variance_bias import VarianceBiasArm, VarianceBiasConfig, run_variance_bias
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+    from genfair.studies._gmm_config import GmmPleConfig
+    from genfair.studies._gmm_ple import run_gmm_ple
+    from genfair.studies._registry import STUDIES
+    from genfair.studies._runner import SUMMARY_KEYS, Study, StudyConfig, StudyResult, run_study
+    from genfair.studies._variance_bias import run_variance_bias
+    from genfair.studies._variance_bias_config import VarianceBiasArm, VarianceBiasConfig
 
 __all__ = [
     "STUDIES",
@@ -39,26 +42,4 @@ __all__ = [
     "run_variance_bias",
 ]
 
-STUDIES: dict[str, Study]  # built on first use, see __getattr__
-
-
-def __getattr__(name: str) -> Any:
-    """``STUDIES``, built when first asked for: the MinDiff case study's config (in
-    ``genfair.fairness``) subclasses :class:`StudyConfig` from this package, so importing it
-    here at import time would make the two packages import each other."""
-    if name != "STUDIES":
-        raise AttributeError(f"module 'genfair.studies' has no attribute {name!r}")
-    from genfair.fairness import DownstreamMindiffConfig, run_downstream_mindiff
-
-    studies = {
-        # PLE, hypernetwork MLE and EM on a 1-D Gaussian mixture (experiment=gmm_ple).
-        "gmm_ple": Study(GmmPleConfig, run_gmm_ple),
-        # The bias of a hypernetwork's variance estimate under hypernetwork MLE, fixed-lam PLE
-        # penalties and the enforced constraint (experiment=variance_bias).
-        "variance_bias": Study(VarianceBiasConfig, run_variance_bias),
-        # The MinDiff case study on digits: the FPR gap of a rare negative digit, baseline
-        # against the classifier-side remedies (experiment=downstream_mindiff).
-        "downstream_mindiff": Study(DownstreamMindiffConfig, run_downstream_mindiff),
-    }
-    globals()["STUDIES"] = studies
-    return studies
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

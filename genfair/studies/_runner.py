@@ -26,6 +26,7 @@ is summarised and compared arm against arm, seeds paired, by ``genfair-aggregate
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from genfair._outputs import write_metrics_csv
 from genfair.checkpoint import write_json
 
 __all__ = ["SUMMARY_KEYS", "Study", "StudyConfig", "StudyResult", "run_study"]
@@ -72,10 +72,19 @@ class StudyResult:
 
 @dataclass(frozen=True)
 class Study:
-    """A registered study (``genfair.studies.STUDIES``): its config class and its ``run``."""
+    """A registered study (``genfair.studies.STUDIES``): its config class and its ``run``, the
+    function or its dotted path (``package.module.function``, imported when the study runs, so
+    that the command line checks a study's config without importing the study's code)."""
 
     config: type[StudyConfig]
-    run: Callable[..., StudyResult]
+    run: Callable[..., StudyResult] | str
+
+    def runner(self) -> Callable[..., StudyResult]:
+        """``run``, imported if it is a dotted path."""
+        if callable(self.run):
+            return self.run
+        module, _, name = self.run.rpartition(".")
+        return getattr(importlib.import_module(module), name)
 
 
 def run_study(
@@ -120,7 +129,7 @@ def run_study(
     }
     write_json(run_dir / "summary.json", summary)
     try:
-        result = study.run(config, seed=seed, run_dir=run_dir)
+        result = study.runner()(config, seed=seed, run_dir=run_dir)
     except Exception as error:
         summary.update(status="failed", seconds=round(time.perf_counter() - started, 2), error=" ".join(str(error).split()))
         write_json(run_dir / "summary.json", summary)
@@ -145,13 +154,15 @@ def _write_rows(path: Path, rows: Sequence[dict]) -> Path:
         missing = [key for key in _REQUIRED_COLUMNS if key not in row]
         if missing:
             raise ValueError(f"StudyResult.rows: every row needs {list(_REQUIRED_COLUMNS)}, got a row without {missing}: {row}")
+    from genfair._outputs import write_metrics_csv  # numpy and the loop's records: not needed to check a config
+
     write_metrics_csv(path, list(rows))
     return path
 
 
 def _registered(config: StudyConfig) -> tuple[str, Study]:
     """The name and entry of ``STUDIES`` whose config class ``config`` is an instance of."""
-    from genfair.studies import STUDIES
+    from genfair.studies._registry import STUDIES
 
     for name, study in STUDIES.items():
         if isinstance(config, study.config):
