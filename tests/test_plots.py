@@ -159,3 +159,16 @@ def test_plot_refuses_an_unknown_group_naming_the_allowed_ones(runs, tmp_path, c
     stderr = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and len(stderr.splitlines()) == 1, stderr
     assert all(word in stderr for word in ("--groups", "'bogus'", "minority", "'all'", "'6'")), stderr
+
+
+def test_sixteen_arms_get_sixteen_colours_in_the_lines_and_the_legend():
+    """experiment=fairness_x_madness has 16 arms: matplotlib's C0-C9 would give two arms one colour."""
+    from matplotlib.colors import to_rgba
+
+    arms = [f"arm{i}" for i in range(16)]
+    rows = [{**row, "arm": arm} for arm in arms for row in _image_rows(2)]
+    figure = fidelity_figure(rows, minority="6", majority="3", target_share=0.1)
+    solid = [line for line in figure.axes[3].get_lines() if line.get_linestyle() == "-"]
+    assert len(solid) == 16
+    assert len({to_rgba(line.get_color()) for line in solid}) == 16
+    assert len({to_rgba(handle.get_color()) for handle in figure.legends[0].legend_handles[:16]}) == 16

@@ -20,6 +20,7 @@ __all__ = [
     "IMAGE_METRICS",
     "METRIC_LABELS",
     "POOLED_GROUPS",
+    "arm_colors",
     "default_groups",
     "metric_figure",
     "metric_label",
@@ -54,6 +55,19 @@ POOLED_GROUPS = ("all", "minority_to_majority")
 _LINESTYLES = ("-", "--", ":", "-.")
 # 0/1 indicators, whose median is uninformative: drawn as the mean with a 95 % confidence band.
 FRACTION_METRICS = frozenset({"extinct"})
+
+
+def arm_colors(count: int) -> list:
+    """``count`` distinct colours, one per arm: matplotlib's ``C0``-``C9`` for up to 10 arms,
+    ``tab20`` for up to 20 (the 16 arms of ``experiment=fairness_x_madness``), else evenly spaced
+    hues of ``turbo``; ``C{i}`` repeats after 10, so two arms would share a colour."""
+    from matplotlib import colormaps
+
+    if count <= 10:
+        return [f"C{i}" for i in range(count)]
+    if count <= 20:
+        return [colormaps["tab20"](i) for i in range(count)]
+    return [colormaps["turbo"](i / (count - 1)) for i in range(count)]
 
 
 def metric_label(metric: str, rows: Sequence[dict]) -> str:

@@ -12,6 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from genfair.checkpoint import write_bytes_atomic
+from genfair.plots._curves import arm_colors
 
 __all__ = ["FIDELITY_PANELS", "fidelity_figure", "save_fidelity_figure"]
 
@@ -49,11 +50,12 @@ def fidelity_figure(rows: Sequence[dict], *, minority: str, majority: str, targe
         target_share: the minority's share in the real training data.
     """
     arms = list(dict.fromkeys(row["arm"] for row in rows))
+    colors = arm_colors(len(arms))
     figure = Figure(figsize=(10, 6.4), layout="constrained")
     axes = figure.subplots(2, 2, sharex=True).ravel()
     for ax, (metric, label) in zip(axes, FIDELITY_PANELS):
         for index, arm in enumerate(arms):
-            color = f"C{index}"
+            color = colors[index]
             for group, style, width in ((minority, "-", 1.8), (majority, ":", 1.0)):
                 curve = _curve(rows, arm, metric, group)
                 if not curve or (metric == "share" and group == majority):
@@ -73,7 +75,7 @@ def fidelity_figure(rows: Sequence[dict], *, minority: str, majority: str, targe
         ax.set_xlabel("generation")
     # One entry per arm (its colour) and one per line style, below the panels: readable for any
     # number of arms.
-    entries = [(Line2D([], [], color=f"C{index}", linewidth=1.8), arm) for index, arm in enumerate(arms)]
+    entries = [(Line2D([], [], color=color, linewidth=1.8), arm) for color, arm in zip(colors, arms)]
     entries += [
         (Line2D([], [], color="0.2", linewidth=1.8), f"{minority} (minority, 95 % band)"),
         (Line2D([], [], color="0.2", linewidth=1.0, linestyle=":"), f"{majority} (majority)"),

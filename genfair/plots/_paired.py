@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator
 from genfair.checkpoint import write_bytes_atomic
 from genfair.comparisons import PairedComparisons
 from genfair.errors import ConfigError
+from genfair.plots._curves import arm_colors
 
 __all__ = ["save_paired_figure"]
 
@@ -42,6 +43,7 @@ def save_paired_figure(
             f"got {list(metrics)}"
         )
     arms = list(dict.fromkeys(row["arm"] for row in rows))
+    colors = arm_colors(len(arms))
     columns = 2 if len(metrics) == 4 else min(len(metrics), 3)
     figure = Figure(figsize=(4.2 * columns, 3.4 * math.ceil(len(metrics) / columns) + 0.6), layout="constrained")
     axes = figure.subplots(math.ceil(len(metrics) / columns), columns, squeeze=False).ravel()
@@ -49,10 +51,10 @@ def save_paired_figure(
         for index, arm in enumerate(arms):
             curve = sorted((r for r in rows if r["metric"] == metric and r["arm"] == arm), key=lambda r: r["generation"])
             x = [r["generation"] for r in curve]
-            ax.plot(x, [r["mean_diff"] for r in curve], "o-", color=f"C{index}", markersize=3, label=arm)
+            ax.plot(x, [r["mean_diff"] for r in curve], "o-", color=colors[index], markersize=3, label=arm)
             low = [r["lo"] if math.isfinite(r["lo"]) else r["mean_diff"] for r in curve]  # no interval: n < 2
             high = [r["hi"] if math.isfinite(r["hi"]) else r["mean_diff"] for r in curve]
-            ax.fill_between(x, low, high, color=f"C{index}", alpha=0.18, linewidth=0)
+            ax.fill_between(x, low, high, color=colors[index], alpha=0.18, linewidth=0)
         ax.axhline(0.0, color="0.3", linewidth=0.9, linestyle="--")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("generation")
