@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from _commands import pool_workers, run_command, run_commands
 
@@ -87,11 +88,20 @@ BAD_DEEP_CONFIGS = [
 
 
 def _experiment_tiny(name: str) -> list[str]:
-    """The shrinking overrides for an experiment: analytic ones set their own data and model."""
-    text = (Path(__file__).resolve().parents[1] / "configs" / "experiment" / f"{name}.yaml").read_text()
+    """The shrinking overrides for an experiment: analytic ones set their own data and model; an
+    arm that sets its own step count (the hypernetwork arms' 60 amortised steps) is given the
+    shrunk one, in the command line's list form."""
+    path = Path(__file__).resolve().parents[1] / "configs" / "experiment" / f"{name}.yaml"
+    text = path.read_text()
     if "override /model: gaussian" in text or "override /model: class_mixture" in text:
         return TINY
-    return DEEP_TINY + (["model.sample_steps=2"] if "override /model: ddpm" in text else [])
+    steps = next(o for o in DEEP_TINY if o.startswith("estimator.steps="))
+    arms = [
+        f"arms.{arm}=[{','.join(json.dumps(steps if c.startswith('estimator.steps=') else c) for c in changes)}]"
+        for arm, changes in (yaml.safe_load(text).get("arms") or {}).items()
+        if any(c.startswith("estimator.steps=") for c in changes)
+    ]
+    return DEEP_TINY + (["model.sample_steps=2"] if "override /model: ddpm" in text else []) + arms
 
 
 # ------------------------------------------------------------------------ all commands at once
@@ -107,7 +117,7 @@ def cli(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]
     jobs: dict[str, tuple[list[str], Path]] = {}
     for name, extra in (("run", []), ("run_seed1", ["seed=1"])):
         jobs[name] = ([GENFAIR, ANALYTIC, f"hydra.run.dir={cwd / name}", *TINY, *extra], cwd / name)
-    jobs["default"] = ([GENFAIR, f"hydra.run.dir={cwd / 'default'}", *DEEP_TINY], cwd / "default")
+    jobs["default"] = ([GENFAIR, f"hydra.run.dir={cwd / 'default'}", *_experiment_tiny("digits_vae")], cwd / "default")
     for case in BAD_CONFIGS:
         override, run = case.values[0], cwd / "bad" / case.id
         jobs[f"bad/{override}"] = ([GENFAIR, ANALYTIC, f"hydra.run.dir={run}", *TINY, override], run)

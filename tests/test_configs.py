@@ -28,13 +28,20 @@ def compose_config(overrides: list[str]):
 
 
 def compose_shrunk(overrides: list[str]):
-    """The config with ``overrides``, shrunk to a tiny run of its family."""
+    """The config with ``overrides``, shrunk to a tiny run of its family; an arm that sets its own
+    step count (the hypernetwork arms' 60 amortised steps) takes the shrunk one too."""
     cfg = compose_config([*SHRINK, *overrides])
     if cfg.model.name in ("gaussian", "class_mixture"):
-        return compose_config([*SHRINK, *ANALYTIC_SHRINK, *overrides])
-    if cfg.model.name == "ddpm":
-        return compose_config([*SHRINK, *DEEP_SHRINK, *DEEP_REPLICATES, *overrides])
-    return compose_config([*SHRINK, *DEEP_REPLICATES, *overrides])
+        cfg = compose_config([*SHRINK, *ANALYTIC_SHRINK, *overrides])
+    elif cfg.model.name == "ddpm":
+        cfg = compose_config([*SHRINK, *DEEP_SHRINK, *DEEP_REPLICATES, *overrides])
+    else:
+        cfg = compose_config([*SHRINK, *DEEP_REPLICATES, *overrides])
+    steps = next(o for o in SHRINK if o.startswith("estimator.steps="))
+    for name, changes in (cfg.get("arms") or {}).items():
+        if not isinstance(changes, str) and all(isinstance(c, str) for c in changes):  # the list form
+            cfg.arms[name] = [steps if c.startswith("estimator.steps=") else c for c in changes]
+    return cfg
 
 
 @pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])
