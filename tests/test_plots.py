@@ -172,3 +172,7 @@ def test_sixteen_arms_get_sixteen_colours_in_the_lines_and_the_legend():
     assert len(solid) == 16
     assert len({to_rgba(line.get_color()) for line in solid}) == 16
     assert len({to_rgba(handle.get_color()) for handle in figure.legends[0].legend_handles[:16]}) == 16
+    # the per-metric figures and genfair-plot's overlay: one colour per arm of each run
+    for runs in ([("", rows)], [("a", rows[: len(rows) // 2]), ("b", rows[len(rows) // 2 :])]):
+        lines = metric_figure(runs, metric="coverage", groups=[["6"]] * len(runs)).axes[0].get_lines()
+        assert len(lines) == 16 and len({to_rgba(line.get_color()) for line in lines}) == 16

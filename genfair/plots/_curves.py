@@ -105,7 +105,7 @@ def plot_curves(
     selected = [row for row in rows if row["metric"] == metric]
     arms = list(dict.fromkeys(row["arm"] for row in selected))
     groups = list(groups) if groups is not None else default_groups(rows, metric)
-    colors = colors if colors is not None else iter(f"C{i}" for i in itertools.count())
+    colors = colors if colors is not None else iter(arm_colors(len(arms)))
     for arm in arms:
         color = next(colors)
         for group, style in zip(groups, itertools.cycle(_LINESTYLES)):
@@ -172,7 +172,8 @@ def metric_figure(
         raise ConfigError(f"metric {metric!r} means different things in these runs ({' / '.join(sorted(labels))}); plot them apart")
     figure = Figure(figsize=(7, 4.2), layout="constrained")
     ax = figure.add_subplot()
-    colors = iter(f"C{i}" for i in itertools.count())
+    curves = sum(len({row["arm"] for row in rows if row["metric"] == metric}) for _, rows in runs)
+    colors = iter(arm_colors(curves))  # one per arm of each run
     for index, (label, rows) in enumerate(runs):
         plot_curves(ax, rows, metric=metric, label_prefix=label, colors=colors, groups=None if groups is None else groups[index])
     drawn = [row for _, rows in runs for row in rows if row["metric"] == metric]
