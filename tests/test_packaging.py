@@ -125,6 +125,7 @@ LAZY_PACKAGES = (
     "genfair.models",
     "genfair.remedies",
     "genfair.studies",
+    "genfair.cli",
 )
 
 

@@ -1,13 +1,20 @@
 """Command-line entry points: ``genfair`` (a Hydra app), ``genfair-plot`` and ``genfair-aggregate``.
 
-Every name is imported on first use (PEP 562): ``genfair --help`` and ``genfair --version`` load
-neither torch nor Hydra's composition, and ``genfair`` does not load the plotting and statistics
-modules of ``genfair-plot`` and ``genfair-aggregate``.
+Every name is imported on first use (PEP 562, ``genfair.hypernets._lazy``): ``genfair --help``
+and ``genfair --version`` load neither torch nor Hydra's composition, and ``genfair`` does not
+load the plotting and statistics modules of ``genfair-plot`` and ``genfair-aggregate``.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from typing import Any
+from genfair.hypernets._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+    from genfair.cli._aggregate import Aggregate, aggregate, aggregate_main
+    from genfair.cli._app import arms_from_config, study_config
+    from genfair.cli._config import GenfairConfig, register_configs
+    from genfair.cli._main import main
+    from genfair.cli._plot import overlay, plot_main
 
 __all__ = [
     "Aggregate",
@@ -22,30 +29,4 @@ __all__ = [
     "study_config",
 ]
 
-_LAZY = {
-    "Aggregate": "genfair.cli._aggregate",
-    "aggregate": "genfair.cli._aggregate",
-    "aggregate_main": "genfair.cli._aggregate",
-    "arms_from_config": "genfair.cli._app",
-    "main": "genfair.cli._main",
-    "study_config": "genfair.cli._app",
-    "GenfairConfig": "genfair.cli._config",
-    "register_configs": "genfair.cli._config",
-    "overlay": "genfair.cli._plot",
-    "plot_main": "genfair.cli._plot",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """The public names of :data:`__all__`, each imported from its module on first use."""
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'genfair.cli' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
