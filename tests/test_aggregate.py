@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from _commands import command_env
+from _commands import run_command
 
 from genfair.cli import aggregate, aggregate_main
 
@@ -184,7 +184,7 @@ def test_image_runs_get_the_minority_fidelity_figure(tmp_path):
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=300)
+    result = run_command(command, cwd)
     assert result.returncode == 0, f"exit {result.returncode}\n--- stderr ---\n{result.stderr[-4000:]}"
     assert "Traceback" not in result.stderr
     return result

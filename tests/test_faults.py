@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _commands import command_env
+from _commands import run_command
 
 import genfair.checkpoint
 import genfair.experiment
@@ -157,7 +156,7 @@ def test_command_exits_3_with_one_line_when_a_loss_blows_up(tmp_path):
         GENFAIR, f"hydra.run.dir={run}", "experiment=class_mixture_mad", "loop.generations=3",
         "loop.replicates=8", "estimator=anchor", "estimator.lr=1e6", "estimator.steps=5",
     ]
-    result = subprocess.run(command, cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
+    result = run_command(command, tmp_path)
     stderr = result.stderr.strip()
     assert result.returncode == 3, result.stdout[-2000:] + stderr
     assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr, stderr
@@ -466,13 +465,13 @@ def test_command_stops_at_a_read_only_arm_directory_in_one_line(tmp_path):
     """The run directory is writable but an arm's folder is not (a real permission, not a mock)."""
     run_dir = tmp_path / "run"
     command = [GENFAIR, f"hydra.run.dir={run_dir}", "experiment=class_mixture_mad", "loop.replicates=8"]
-    first = subprocess.run([*command, "loop.generations=2"], cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
+    first = run_command([*command, "loop.generations=2"], tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     locked = run_dir / "arms" / "mle"
     before = _files(run_dir / "arms")
     locked.chmod(0o500)
     try:
-        result = subprocess.run([*command, "loop.generations=3"], cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
+        result = run_command([*command, "loop.generations=3"], tmp_path)
     finally:
         locked.chmod(0o700)
     stderr = result.stderr.strip()
@@ -494,7 +493,7 @@ def test_command_refuses_a_read_only_run_directory_in_one_line(tmp_path, multiru
                "loop.generations=2", "loop.replicates=8", *(["seed=0,1"] if multirun else [])]
     locked.chmod(0o500)
     try:
-        result = subprocess.run(command, cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
+        result = run_command(command, tmp_path)
     finally:
         locked.chmod(0o700)
     assert result.returncode == 2, result.stderr[-2000:]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _commands import command_env
+from _commands import command_env, run_command
 
 import genfair.experiment
 from genfair import ConfigError
@@ -410,10 +410,7 @@ def test_killed_command_resumes_to_the_same_results(tmp_path, uninterrupted):
 def test_command_refuses_a_directory_of_another_experiment(tmp_path, uninterrupted):
     run = _finished(uninterrupted)
     before = _tree_digest(run)
-    other = subprocess.run(
-        [GENFAIR, f"hydra.run.dir={run}", *KILL_ARGS, "loop.n_real=50"],
-        cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300,
-    )
+    other = run_command([GENFAIR, f"hydra.run.dir={run}", *KILL_ARGS, "loop.n_real=50"], tmp_path)
     stderr = other.stderr.strip()
     assert other.returncode == 2, stderr
     assert stderr.startswith("genfair: error: ") and len(stderr.splitlines()) == 1, stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from _commands import command_env
+from _commands import run_command
 
 from genfair.errors import ConfigError
 from genfair.studies import STUDIES, VarianceBiasConfig, run_study, run_variance_bias
@@ -59,7 +59,7 @@ def runs(tmp_path_factory) -> dict[str, tuple]:
     def cli(name: str) -> tuple[subprocess.CompletedProcess, Path]:
         out = cwd / name
         command = [GENFAIR, "experiment=variance_bias", f"hydra.run.dir={out}", *commands[name]]
-        return subprocess.run(command, cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=300), out
+        return run_command(command, cwd), out
 
     def short() -> tuple[dict, Path]:
         config = VarianceBiasConfig(**SHORT, only=["hyper_mle"])
