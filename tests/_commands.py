@@ -1,13 +1,19 @@
 """Running genfair's commands from tests: in a subprocess with one torch thread, the Agg plotting
-backend and without the debugging variables a developer's shell may set."""
+backend and without the debugging variables a developer's shell may set; and the overrides that
+shrink an experiment's own arms."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import yaml
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "configs" / "experiment"
 
 
 def command_env() -> dict[str, str]:
@@ -34,3 +40,16 @@ def run_commands(
     with ThreadPoolExecutor(max_workers=pool_workers()) as pool:
         futures = {name: pool.submit(run_command, command, cwd, timeout=timeout) for name, (command, cwd) in jobs.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+def shrunk_arms(experiment: str, steps: str) -> list[str]:
+    """Overrides that give every arm of ``configs/experiment/<experiment>.yaml`` which sets its own
+    step count (the hypernetwork arms' 60 amortised steps) the shrunk ``steps``
+    (``"estimator.steps=3"``) instead: a root ``estimator.steps`` does not reach them. Each is the
+    arm's list in the command line's quoted form, ``arms.ple=["estimator.name=ple","estimator.steps=3"]``."""
+    arms = yaml.safe_load((EXPERIMENTS / f"{experiment}.yaml").read_text()).get("arms") or {}
+    return [
+        f"arms.{arm}=[{','.join(json.dumps(steps if c.startswith('estimator.steps=') else c) for c in changes)}]"
+        for arm, changes in arms.items()
+        if any(c.startswith("estimator.steps=") for c in changes)
+    ]

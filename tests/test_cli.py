@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from _commands import pool_workers, run_command, run_commands
+from _commands import pool_workers, run_command, run_commands, shrunk_arms
 
 BIN = Path(sys.executable).parent
 GENFAIR = str(BIN / "genfair") if (BIN / "genfair").exists() else shutil.which("genfair")
@@ -88,20 +87,13 @@ BAD_DEEP_CONFIGS = [
 
 
 def _experiment_tiny(name: str) -> list[str]:
-    """The shrinking overrides for an experiment: analytic ones set their own data and model; an
-    arm that sets its own step count (the hypernetwork arms' 60 amortised steps) is given the
-    shrunk one, in the command line's list form."""
-    path = Path(__file__).resolve().parents[1] / "configs" / "experiment" / f"{name}.yaml"
-    text = path.read_text()
+    """The shrinking overrides for an experiment: analytic ones set their own data and model; the
+    arms that set their own step count get the shrunk one too."""
+    text = (Path(__file__).resolve().parents[1] / "configs" / "experiment" / f"{name}.yaml").read_text()
     if "override /model: gaussian" in text or "override /model: class_mixture" in text:
         return TINY
     steps = next(o for o in DEEP_TINY if o.startswith("estimator.steps="))
-    arms = [
-        f"arms.{arm}=[{','.join(json.dumps(steps if c.startswith('estimator.steps=') else c) for c in changes)}]"
-        for arm, changes in (yaml.safe_load(text).get("arms") or {}).items()
-        if any(c.startswith("estimator.steps=") for c in changes)
-    ]
-    return DEEP_TINY + (["model.sample_steps=2"] if "override /model: ddpm" in text else []) + arms
+    return DEEP_TINY + (["model.sample_steps=2"] if "override /model: ddpm" in text else []) + shrunk_arms(name, steps)
 
 
 # ------------------------------------------------------------------------ all commands at once

@@ -8,6 +8,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 
+from _commands import shrunk_arms
+
 from genfair.cli import arms_from_config, register_configs, study_config
 from genfair.errors import ConfigError
 from genfair.experiment import run_experiment
@@ -28,20 +30,17 @@ def compose_config(overrides: list[str]):
 
 
 def compose_shrunk(overrides: list[str]):
-    """The config with ``overrides``, shrunk to a tiny run of its family; an arm that sets its own
-    step count (the hypernetwork arms' 60 amortised steps) takes the shrunk one too."""
-    cfg = compose_config([*SHRINK, *overrides])
-    if cfg.model.name in ("gaussian", "class_mixture"):
-        cfg = compose_config([*SHRINK, *ANALYTIC_SHRINK, *overrides])
-    elif cfg.model.name == "ddpm":
-        cfg = compose_config([*SHRINK, *DEEP_SHRINK, *DEEP_REPLICATES, *overrides])
-    else:
-        cfg = compose_config([*SHRINK, *DEEP_REPLICATES, *overrides])
+    """The config with ``overrides``, shrunk to a tiny run of its family; the arms that set their
+    own step count get the shrunk one too."""
+    experiment = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), "digits_vae")
     steps = next(o for o in SHRINK if o.startswith("estimator.steps="))
-    for name, changes in (cfg.get("arms") or {}).items():
-        if not isinstance(changes, str) and all(isinstance(c, str) for c in changes):  # the list form
-            cfg.arms[name] = [steps if c.startswith("estimator.steps=") else c for c in changes]
-    return cfg
+    shrink = [*SHRINK, *shrunk_arms(experiment, steps)]
+    cfg = compose_config([*shrink, *overrides])
+    if cfg.model.name in ("gaussian", "class_mixture"):
+        return compose_config([*shrink, *ANALYTIC_SHRINK, *overrides])
+    if cfg.model.name == "ddpm":
+        return compose_config([*shrink, *DEEP_SHRINK, *DEEP_REPLICATES, *overrides])
+    return compose_config([*shrink, *DEEP_REPLICATES, *overrides])
 
 
 @pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])

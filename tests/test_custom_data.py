@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _commands import run_commands
+from _commands import run_commands, shrunk_arms
 
 from genfair.data import CustomData
 from genfair.errors import ConfigError
@@ -23,11 +23,9 @@ from genfair.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GENFAIR = str(BIN / "genfair") if (BIN / "genfair").exists() else shutil.which("genfair")
-# The default experiment, shrunk: its hypernetwork arms set their own step count, so they are
-# given the shrunk one too (and two data sets per step).
+# The default experiment, shrunk (its arms that set their own step count too).
 TINY = ["loop.generations=2", "loop.replicates=1", "estimator.steps=3", "estimator.sets_per_step=2",
-        'arms.hyper_mle=["estimator.name=hyper_mle","estimator.steps=3"]', 'arms.ple=["estimator.name=ple","estimator.steps=3"]',
-        "evaluation.samples=60", "evaluation.bootstrap=10", "workers=1"]
+        *shrunk_arms("digits_vae", "estimator.steps=3"), "evaluation.samples=60", "evaluation.bootstrap=10", "workers=1"]
 RUN = ["data=custom", "data._target_=examples.data.OnesAndSevens", "+data.minority_share=0.1"]
 NO_HELDOUT = ["data=custom", "data._target_=user_data.NoHeldout"]
 USER_DATA = '''
