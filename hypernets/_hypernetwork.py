@@ -73,6 +73,8 @@ class HyperNetwork(nn.Module):
             weight set then shares one set of running statistics (only for a single data set).
         num_classes: if set, the encoder also takes the samples' labels.
         hidden, embedding_dim: widths of the set encoder.
+        set_size_input: the encoder also reads each set's size n (as ``log n``), for an
+            estimator trained over sets of several sizes (see :class:`SetEncoder`).
         chunk_size, chunk_dim: the chunked head's chunk length (default ~sqrt of the generated
             size) and chunk-embedding width.
         per_replicate: the target holds independent replicates along every parameter's first
@@ -106,6 +108,7 @@ class HyperNetwork(nn.Module):
         chunk_size: int | None = None,
         chunk_dim: int = 16,
         per_replicate: bool = False,
+        set_size_input: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(target, nn.Module):
@@ -118,7 +121,10 @@ class HyperNetwork(nn.Module):
         )
         # Not a submodule: the target's parameters must not become the hypernetwork's.
         object.__setattr__(self, "_target", target)
-        self.encoder = SetEncoder(tuple(sample_shape), num_classes=num_classes, hidden=hidden, embedding_dim=embedding_dim)
+        self.encoder = SetEncoder(
+            tuple(sample_shape), num_classes=num_classes, hidden=hidden, embedding_dim=embedding_dim,
+            set_size_input=set_size_input,
+        )
         numel = self.layout.numel
         if self.head_kind == "chunked":
             self.head = ChunkedHead(

@@ -23,12 +23,28 @@ from genfair.hypernets._lazy import lazy_exports
 if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
     from genfair.studies._gmm_config import GmmPleConfig
     from genfair.studies._gmm_ple import run_gmm_ple
+    from genfair.studies._amortised import AmortisedTraining, load_estimator, save_estimator, train_over_prior
+    from genfair.studies._assessment import ASSESSMENT_COLUMNS, assessment_row, write_assessment
+    from genfair.studies._prior_config import GaussianPriorConfig, GmmPriorConfig, PriorStudyConfig
+    from genfair.studies._prior_study import run_gaussian_prior, run_gmm_prior
     from genfair.studies._registry import STUDIES
     from genfair.studies._runner import SUMMARY_KEYS, Study, StudyConfig, StudyResult, run_study
     from genfair.studies._variance_bias import run_variance_bias
     from genfair.studies._variance_bias_config import VarianceBiasArm, VarianceBiasConfig
 
 __all__ = [
+    "ASSESSMENT_COLUMNS",
+    "AmortisedTraining",
+    "GaussianPriorConfig",
+    "GmmPriorConfig",
+    "PriorStudyConfig",
+    "assessment_row",
+    "load_estimator",
+    "run_gaussian_prior",
+    "run_gmm_prior",
+    "save_estimator",
+    "train_over_prior",
+    "write_assessment",
     "STUDIES",
     "SUMMARY_KEYS",
     "GmmPleConfig",

@@ -96,11 +96,13 @@ def match_components(means: torch.Tensor, true_means: torch.Tensor) -> torch.Ten
     """For each set, which fitted component plays each true component: ``(R, K)`` indices.
 
     The permutation minimising ``sum_k ||means[perm[k]] - true_means[k]||^2`` (all K!
-    permutations are tried; K is small). means: ``(R, K, d)``, true_means: ``(K, d)``.
+    permutations are tried; K is small). means: ``(R, K, d)``, true_means: ``(K, d)``, or
+    ``(R, K, d)`` for a truth of its own per set.
     """
-    k = true_means.shape[0]
+    k = true_means.shape[-2]
     perms = torch.tensor(list(itertools.permutations(range(k))), dtype=torch.int64)  # (P, K)
-    cost = (means[:, perms] - true_means).square().sum((-2, -1))  # (R, P)
+    truth = true_means[:, None] if true_means.dim() == 3 else true_means  # (R, 1, K, d) or (K, d)
+    cost = (means[:, perms] - truth).square().sum((-2, -1))  # (R, P)
     return perms[cost.argmin(dim=1)]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from genfair.fairness._mindiff_config import DownstreamMindiffConfig
 from genfair.studies._gmm_config import GmmPleConfig
+from genfair.studies._prior_config import GaussianPriorConfig, GmmPriorConfig
 from genfair.studies._runner import Study
 from genfair.studies._variance_bias_config import VarianceBiasConfig
 
@@ -18,6 +19,10 @@ __all__ = ["STUDIES"]
 STUDIES: dict[str, Study] = {
     # PLE, hypernetwork MLE and EM on a 1-D Gaussian mixture (experiment=gmm_ple).
     "gmm_ple": Study(GmmPleConfig, "genfair.studies._gmm_ple.run_gmm_ple"),
+    # Hypernetworks trained over a prior of distributions, assessed on held-out draws and run in
+    # the loop as amortised estimators (experiment=gaussian_prior, experiment=gmm_prior).
+    "gaussian_prior": Study(GaussianPriorConfig, "genfair.studies._prior_study.run_gaussian_prior"),
+    "gmm_prior": Study(GmmPriorConfig, "genfair.studies._prior_study.run_gmm_prior"),
     # The bias of a hypernetwork's variance estimate under hypernetwork MLE, fixed-lam PLE
     # penalties and the enforced constraint (experiment=variance_bias).
     "variance_bias": Study(VarianceBiasConfig, "genfair.studies._variance_bias.run_variance_bias"),
