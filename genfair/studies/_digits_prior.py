@@ -1,0 +1,174 @@
+"""A fair test of PLE on the digits: hypernetworks trained over a prior of class shares, assessed
+like amortised estimators, then run in the loop (``genfair experiment=digits_prior``).
+
+Every hypernetwork of the default experiment was trained on sets from one distribution and
+memorised it; its stability in a loop was insensitivity. Here (neural Bayes estimators,
+Sainsbury-Dale et al. 2024) each training set comes from a fresh distribution drawn from a prior
+(``SharePrior``: the minority's share, Uniform(0, 1) by default), with a fresh set size given to
+H. The generator is the conditional VAE whose weights carry the class shares (``class_logits``):
+its synthetic labels are drawn from them, so an estimator that does not read the shares from its
+data cannot keep them.
+
+1. Train (or load, ``hypernetworks``) one H per arm over the prior: ``hyper_mle`` (lam 0) and
+   ``ple_lam<lam>`` (``ple_lams``); each is kept as safetensors with its description.
+2. Assess every arm and the refit on held-out draws from the prior: ``assessment.csv``.
+3. The share response (only majority images, only minority images, sets at given shares):
+   ``share_response.csv`` and each arm's slope.
+4. The loop, ``theta_{g+1} = E(Y_g)`` for ``generations`` over ``chains`` paired chains; the
+   declared primary endpoint (``primary_metric`` of ``primary_group`` at the last generation
+   minus generation 0, arm minus ``refit``) and the exploratory cells: ``comparisons.csv``;
+   per-generation means across chains: ``metrics.csv`` (written by ``run_study``).
+
+Randomness: the root seed is split into four phase roots (train, assess, response, loop); every
+arm reuses the same streams (common random numbers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genfair.comparisons import CompareConfig, paired_comparisons, write_comparisons_csv
+from genfair.errors import ConfigError
+from genfair.hypernets import HyperNetwork
+from genfair.metrics import summarize_replicates
+from genfair.seeding import child_seed, torch_generator
+from genfair.studies._amortised import AmortisedTraining, load_estimator, save_estimator
+from genfair.studies._assessment import write_assessment, write_table
+from genfair.studies._digits_prior_assessment import RESPONSE_COLUMNS, assess, share_response
+from genfair.studies._digits_prior_config import DigitsPriorConfig
+from genfair.studies._digits_prior_estimators import Estimator, build_hypernetwork, hyper_estimate, refit, train_amortised
+from genfair.studies._digits_prior_loop import run_loop
+from genfair.studies._digits_prior_measure import DigitsMeasure
+from genfair.studies._runner import StudyResult
+from genfair.studies._share_prior import SharePriorSource
+
+__all__ = ["DigitsPriorConfig", "run_digits_prior"]
+
+log = logging.getLogger("genfair")
+
+_PHASES = ("train", "assess", "response", "loop")
+
+
+def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> StudyResult:
+    """Run the study into ``run_dir`` (see the module docstring); returns its numbers, files and
+    the loop's ``metrics.csv`` rows."""
+    started, run_dir = time.perf_counter(), Path(run_dir)
+    source = SharePriorSource(config.classes, config.prior)
+    if config.set_size_range[1] > source.largest_set:  # refused before any work
+        raise ConfigError(
+            f"set_size_range must end at most at {source.largest_set} (the smaller class pool of digits "
+            f"{list(config.classes)}, what a set of share 0 or 1 needs), got {list(config.set_size_range)}"
+        )
+    roots = {phase: int(np.random.SeedSequence([seed, 1 + i]).generate_state(1, dtype=np.uint64)[0]) for i, phase in enumerate(_PHASES)}
+    measure = DigitsMeasure(source, samples=config.samples, k=config.k, bootstrap=config.bootstrap)
+    seconds: dict[str, float] = {}
+
+    # 1. Train (or load) one amortised H per arm over the prior.
+    tick = time.perf_counter()
+    directory = Path(config.hypernetworks) if config.hypernetworks is not None else run_dir / "hypernetworks"
+    trained = {
+        arm: _amortised(config, source, arm=arm, lam=lam, seed=seed, root=roots["train"], directory=directory)
+        for arm, lam in config.arms.items()
+    }
+    estimators: dict[str, Estimator] = {"refit": lambda data, generator: refit(data, config, generator=generator)}
+    estimators.update({arm: (lambda data, _, h=hnet: hyper_estimate(h, data)) for arm, (hnet, _) in trained.items()})
+    seconds["train"] = time.perf_counter() - tick
+
+    # 2. Assess every arm on held-out draws from the prior.
+    tick = time.perf_counter()
+    assessment = assess(estimators, source, measure, config, root=roots["assess"])
+    seconds["assessment"] = time.perf_counter() - tick
+
+    # 3. The share response.
+    tick = time.perf_counter()
+    response, slopes = share_response(estimators, source, measure, config, root=roots["response"])
+    seconds["response"] = time.perf_counter() - tick
+
+    # 4. The loop, every arm's chains on the same streams; the declared endpoint against refit.
+    tick = time.perf_counter()
+    loop = run_loop(estimators, source, measure, config, root=roots["loop"])
+    compare = CompareConfig(baseline="refit", primary_metric=config.primary_metric, primary_group=config.primary_group,
+                            primary_first=config.generations - 1)  # fmt: skip
+    comparisons = paired_comparisons(loop, generations=list(range(config.generations)), minority=source.group_names[1],
+                                     config=compare, arms=list(estimators), seed=seed)  # fmt: skip
+    seconds["loop"] = time.perf_counter() - tick
+
+    # 5. Write the tables; run_study writes metrics.csv from the rows.
+    files = [
+        write_assessment(run_dir / "assessment.csv", assessment),
+        write_table(run_dir / "share_response.csv", response, columns=RESPONSE_COLUMNS),
+        write_comparisons_csv(run_dir / "comparisons.csv", comparisons),
+    ]
+    if directory.resolve().is_relative_to(run_dir.resolve()):  # the hypernetworks trained by this run
+        files += sorted(directory.glob("*"))
+    seconds["total"] = time.perf_counter() - started
+    results = {
+        "classes": {"majority": source.group_names[0], "minority": source.group_names[1]},
+        "prior": dataclasses.asdict(config.prior),
+        "response_slope": {**slopes, "constant": 0.0},
+        "assessment": assessment,
+        "share_response": response,
+        "primary": comparisons.primary,
+        "training": {arm: dataclasses.asdict(record) for arm, (_, record) in trained.items()},
+        "seconds": seconds,
+    }
+    log.info("digits_prior: results in %s (%.0f s); response slopes %s", run_dir, seconds["total"],
+             {arm: round(s, 3) for arm, s in slopes.items()})  # fmt: skip
+    return StudyResult(results=results, files=tuple(files), rows=tuple(_metric_rows(loop)))
+
+
+def description(config: DigitsPriorConfig, *, arm: str, lam: float, seed: int) -> dict[str, Any]:
+    """What a saved H was trained for: a saved one is reused only where every entry is the run's."""
+    return {
+        "study": "digits_prior",
+        "arm": arm,
+        "lam": float(lam),
+        "seed": int(seed),
+        "classes": list(config.classes),
+        "prior": dataclasses.asdict(config.prior),
+        "target": {"model": "VAE", "sample_shape": [1, 8, 8], "hidden": list(config.vae_hidden),
+                   "latent_dim": config.latent_dim, "num_classes": 2},  # fmt: skip
+        "hypernetwork": {"head": "dense", "hidden": config.hidden, "embedding_dim": config.embedding_dim,
+                         "set_size_input": True, "labels": True},  # fmt: skip
+        "training": {"steps": config.steps, "sets_per_step": config.sets_per_step, "lr": config.lr,
+                     "set_size_range": list(config.set_size_range)},  # fmt: skip
+    }
+
+
+def _amortised(
+    config: DigitsPriorConfig, source: SharePriorSource, *, arm: str, lam: float, seed: int, root: int, directory: Path
+) -> tuple[HyperNetwork, AmortisedTraining]:
+    """The trained H of ``arm``: loaded from ``directory`` when saved there for this very setting
+    (another setting or a bad checksum is refused), else trained over the prior and saved."""
+    init_seed = int(child_seed(root, 0, "fit").generate_state(1)[0])  # the same initial H for every lam
+    hnet = build_hypernetwork(config, init_seed=init_seed)
+    path = directory / arm.replace(".", "p")  # ple_lam0.1 -> ple_lam0p1.{json,safetensors}
+    wanted = description(config, arm=arm, lam=lam, seed=seed)
+    record = load_estimator(path, hnet, description=wanted)
+    if record is not None:
+        log.info("digits_prior: %s loaded from %s", arm, path.with_suffix(".json"))
+        return hnet, record
+    record = train_amortised(hnet, source, config, lam=lam, data_generator=torch_generator(root, 0, "real"),
+                             ple_generator=torch_generator(root, 0, "sample"))  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    save_estimator(path, hnet, record, description=wanted)
+    log.info("digits_prior: trained %s (lam %g) in %.1f s: NLL %.2f, D %.2e", arm, lam, record.seconds, record.nll, record.discrepancy)
+    return hnet, record
+
+
+def _metric_rows(loop: dict[str, dict[str, np.ndarray]]) -> list[dict]:
+    """``metrics.csv`` rows: per arm, generation and ``metric/group``, the summary across chains."""
+    rows = []
+    for arm, values in loop.items():
+        for key, table in values.items():
+            metric, group = key.split("/", 1)
+            for g, row in enumerate(table):
+                rows.append({"arm": arm, "generation": g, "group": group, "metric": metric, **summarize_replicates(row).as_dict()})
+    return rows
