@@ -44,6 +44,11 @@ SHRINK = {
                 "study.ablation_lams=[]", "study.steps=2", "study.samples_per_step=60", "study.hidden=4",
                 "study.embedding_dim=4", "study.em_max_iter=5", "study.probe_sets=2", "study.generations=2",
                 "study.chains=2"],
+    "digits_prior": ["study.set_size_range=[10,20]", "study.loop_size=12", "study.assessment_sizes=[12]",
+                     "study.assessment_draws=3", "study.response_shares=[0.0,1.0]", "study.response_sets=2",
+                     "study.samples=12", "study.vae_hidden=[8]", "study.latent_dim=2", "study.hidden=8",
+                     "study.embedding_dim=4", "study.steps=2", "study.sets_per_step=2", "study.ple_lams=[0.1]",
+                     "study.refit_steps=2", "study.generations=2", "study.chains=2", "study.bootstrap=2", "study.k=2"],
     "downstream_mindiff": ["study.replicates=2", "study.bootstrap=5", "study.n_train=200", "study.classifier.steps=3",
                            "study.classifier.hidden=8", "study.threshold_grid=[0.3,0.5,0.7]"],
 }

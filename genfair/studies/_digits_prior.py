@@ -43,7 +43,7 @@ from genfair.studies._amortised import AmortisedTraining, load_estimator, save_e
 from genfair.studies._assessment import write_assessment, write_table
 from genfair.studies._digits_prior_assessment import RESPONSE_COLUMNS, assess, share_response
 from genfair.studies._digits_prior_config import DigitsPriorConfig
-from genfair.studies._digits_prior_estimators import Estimator, build_hypernetwork, hyper_estimate, refit, train_amortised
+from genfair.studies._digits_prior_estimators import build_estimators, build_hypernetwork, train_amortised
 from genfair.studies._digits_prior_loop import run_loop
 from genfair.studies._digits_prior_measure import DigitsMeasure
 from genfair.studies._runner import StudyResult
@@ -77,8 +77,7 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
         arm: _amortised(config, source, arm=arm, lam=lam, seed=seed, root=roots["train"], directory=directory)
         for arm, lam in config.arms.items()
     }
-    estimators: dict[str, Estimator] = {"refit": lambda data, generator: refit(data, config, generator=generator)}
-    estimators.update({arm: (lambda data, _, h=hnet: hyper_estimate(h, data)) for arm, (hnet, _) in trained.items()})
+    estimators = build_estimators(config, {arm: hnet for arm, (hnet, _) in trained.items()})
     seconds["train"] = time.perf_counter() - tick
 
     # 2. Assess every arm on held-out draws from the prior.

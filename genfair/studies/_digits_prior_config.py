@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
 
+from genfair.data._priors import check_range
 from genfair.errors import ConfigError, check_number, check_positive_int
 from genfair.studies._runner import StudyConfig
 
@@ -20,32 +21,33 @@ class SharePrior:
     """The prior over data-generating distributions of the digits: the share ``p`` of the
     minority class (the second of ``classes``) in a drawn set's distribution,
 
-        p = low + (high - low) * Beta(alpha, beta),
+        p = low + (high - low) * Beta(alpha, beta),    [low, high] = minority_share,
 
-    so the default ``low = 0, high = 1, alpha = beta = 1`` is ``p ~ Uniform(0, 1)``, which
-    reaches shares near 0 (only the majority) and near 1 (only the minority). The images of
+    so the default ``minority_share = [0, 1]``, ``alpha = beta = 1`` is ``p ~ Uniform(0, 1)``,
+    which reaches shares near 0 (only the majority) and near 1 (only the minority). The images of
     each class are the class's own, whatever p: only the class shares vary over the prior.
 
     Attributes:
-        low, high: the range of the minority share, ``0 <= low < high <= 1``.
+        minority_share: ``[low, high]``, the range of the minority share inside [0, 1], low < high.
         alpha, beta: the Beta distribution's shapes on that range, both > 0.
     """
 
-    low: float = 0.0
-    high: float = 1.0
+    minority_share: list[float] = field(default_factory=lambda: [0.0, 1.0])
     alpha: float = 1.0
     beta: float = 1.0
 
     def __post_init__(self) -> None:
-        for key in ("low", "high"):
-            check_number(f"prior.{key}", getattr(self, key), at_least=0, at_most=1, note="(a class share)")
-        if not self.low < self.high:
-            raise ConfigError(
-                f"prior.low must be below prior.high (a non-empty range of shares in [0, 1]), "
-                f"got low={self.low!r}, high={self.high!r}"
-            )
+        check_range("prior.minority_share", self.minority_share, lower=0, upper=1)
         for key in ("alpha", "beta"):
             check_number(f"prior.{key}", getattr(self, key), above=0, note="(a Beta shape)")
+
+    @property
+    def low(self) -> float:
+        return float(self.minority_share[0])
+
+    @property
+    def high(self) -> float:
+        return float(self.minority_share[1])
 
 
 @dataclass

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from genfair.training import take_step
 
 __all__ = [
     "Estimator",
+    "build_estimators",
     "build_hypernetwork",
     "build_vae",
     "draw_from",
@@ -107,6 +108,14 @@ def train_amortised(
         float(lam), config.steps, config.sets_per_step, float(np.mean(nll[-tail:])), float(np.mean(gap[-tail:])),
         time.perf_counter() - started,
     )
+
+
+def build_estimators(config: DigitsPriorConfig, hypernetworks: Mapping[str, HyperNetwork]) -> dict[str, Estimator]:
+    """``{arm: estimator}``: ``refit``, then each trained, frozen H applied as it is (one forward
+    pass per estimate, never a training step)."""
+    estimators: dict[str, Estimator] = {"refit": lambda data, generator: refit(data, config, generator=generator)}
+    estimators.update({arm: (lambda data, _, h=hnet: hyper_estimate(h, data)) for arm, hnet in hypernetworks.items()})
+    return estimators
 
 
 @torch.no_grad()
