@@ -44,6 +44,13 @@ SHRINK = {
                 "study.ablation_lams=[]", "study.steps=2", "study.samples_per_step=60", "study.hidden=4",
                 "study.embedding_dim=4", "study.em_max_iter=5", "study.probe_sets=2", "study.generations=2",
                 "study.chains=2"],
+    "gaussian_prior": ["study.steps=2", "study.sets=3", "study.set_sizes=[5,20]", "study.assess_sizes=[10]",
+                       "study.loop_size=10", "study.heldout_draws=6", "study.sampling_points=1", "study.sampling_sets=5",
+                       "study.generations=2", "study.chains=4", "study.hidden=4", "study.embedding_dim=4"],
+    "gmm_prior": ["study.steps=2", "study.sets=3", "study.set_sizes=[5,20]", "study.assess_sizes=[10]",
+                  "study.loop_size=10", "study.heldout_draws=6", "study.sampling_points=1", "study.sampling_sets=5",
+                  "study.generations=2", "study.chains=4", "study.hidden=4", "study.embedding_dim=4",
+                  "study.kl_samples=100", "study.em_max_iter=5"],
     "downstream_mindiff": ["study.replicates=2", "study.bootstrap=5", "study.n_train=200", "study.classifier.steps=3",
                            "study.classifier.hidden=8", "study.threshold_grid=[0.3,0.5,0.7]"],
 }
