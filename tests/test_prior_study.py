@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from genfair.data import GaussianPrior, MixturePrior
+from genfair.data import ClassGaussianPrior, GaussianPrior, MixturePrior
 from genfair.errors import ConfigError
 from genfair.hypernets import HyperNetwork
 from genfair.models import GaussianMixtureModel
@@ -53,6 +53,18 @@ def test_the_mixture_draws_its_minority_at_its_weight():
     share = (draw.x[..., 0] > ((p["majority_mean"] + p["minority_mean"]) / 2)[:, None]).double().mean(1)
     se = (p["minority_weight"] * (1 - p["minority_weight"]) / 4000).sqrt()
     assert ((share - p["minority_weight"]).abs() / se).max() < 4.5  # binomial, 200 sets
+
+
+def test_a_class_gaussian_prior_labels_each_sample_with_its_class_and_a_mixture_hides_it():
+    parameters = ClassGaussianPrior(gap=[6.0, 8.0], log_variance=[-2.0, -1.0]).draw_parameters(50, generator=torch.Generator().manual_seed(3))
+    for prior, labelled in ((ClassGaussianPrior(), True), (MixturePrior(), False)):
+        draw = prior.fixed(parameters).draw(50, 400, generator=torch.Generator().manual_seed(4))
+        right = draw.x[..., 0] > ((parameters["majority_mean"] + parameters["minority_mean"]) / 2)[:, None]
+        if labelled:
+            assert torch.equal(draw.y, right.to(torch.int64))  # 5 sd apart: the side is the class
+            assert prior.fixed(parameters).group_names == ("majority", "minority")
+        else:
+            assert not draw.y.any() and right.any()
 
 
 @pytest.mark.parametrize(
