@@ -31,7 +31,7 @@ from genfair.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_writable_dir", "file_sha256", "load_tensors", "read_json", "save_tensors", "write_bytes_atomic", "write_json"]
+__all__ = ["check_writable_dir", "file_sha256", "finite_or_null", "load_tensors", "read_json", "save_tensors", "write_bytes_atomic", "write_json"]
 
 
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
@@ -43,18 +43,18 @@ def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented strict JSON (RFC 8259), atomically: a NaN or infinite float,
     which the ``json`` module would write as the non-standard ``NaN`` / ``Infinity``, becomes
     ``null``; other objects that JSON lacks are written as their ``str``."""
-    text = json.dumps(_finite_or_null(obj), indent=2, sort_keys=False, default=str, allow_nan=False)
+    text = json.dumps(finite_or_null(obj), indent=2, sort_keys=False, default=str, allow_nan=False)
     write_bytes_atomic(path, (text + "\n").encode())
 
 
-def _finite_or_null(obj: Any) -> Any:
+def finite_or_null(obj: Any) -> Any:
     """``obj`` with every NaN or infinite float (NumPy's float64 is a ``float``) replaced by ``None``."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {key: _finite_or_null(value) for key, value in obj.items()}
+        return {key: finite_or_null(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite_or_null(value) for value in obj]
+        return [finite_or_null(value) for value in obj]
     return obj
 
 

@@ -49,6 +49,13 @@ SHRINK = {
                      "study.samples=12", "study.vae_hidden=[8]", "study.latent_dim=2", "study.hidden=8",
                      "study.embedding_dim=4", "study.steps=2", "study.sets_per_step=2", "study.ple_lams=[0.1]",
                      "study.refit_steps=2", "study.generations=2", "study.chains=2", "study.bootstrap=2", "study.k=2"],
+    "gaussian_prior": ["study.steps=2", "study.sets=3", "study.set_sizes=[5,20]", "study.assess_sizes=[10]",
+                       "study.loop_size=10", "study.heldout_draws=6", "study.sampling_points=1", "study.sampling_sets=5",
+                       "study.generations=2", "study.chains=4", "study.hidden=4", "study.embedding_dim=4"],
+    "gmm_prior": ["study.steps=2", "study.sets=3", "study.set_sizes=[5,20]", "study.assess_sizes=[10]",
+                  "study.loop_size=10", "study.heldout_draws=6", "study.sampling_points=1", "study.sampling_sets=5",
+                  "study.generations=2", "study.chains=4", "study.hidden=4", "study.embedding_dim=4",
+                  "study.kl_samples=100", "study.em_max_iter=5"],
     "downstream_mindiff": ["study.replicates=2", "study.bootstrap=5", "study.n_train=200", "study.classifier.steps=3",
                            "study.classifier.hidden=8", "study.threshold_grid=[0.3,0.5,0.7]"],
 }

@@ -10,10 +10,10 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hyper
     from genfair.data._gaussian import ClassMixtureData, GaussianData, stratified_counts
     from genfair.data._image_files import ImageFileData
     from genfair.data._images import DigitsData
-    from genfair.data._priors import GaussianPrior, MixturePrior, PriorDraw, PriorSource
+    from genfair.data._priors import ClassGaussianPrior, GaussianPrior, MixturePrior, PriorDraw, PriorSource
 
 __all__ = [
-    "Batch", "ClassMixtureData", "CustomData", "DigitsData", "GaussianData", "GaussianPrior", "ImageFileData", "MixturePrior",
+    "Batch", "ClassGaussianPrior", "ClassMixtureData", "CustomData", "DigitsData", "GaussianData", "GaussianPrior", "ImageFileData", "MixturePrior",
     "PriorDraw", "PriorSource", "stratified_counts",
 ]
 

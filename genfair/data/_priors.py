@@ -7,7 +7,8 @@ set (Sainsbury-Dale, Zammit-Mangion & Huser 2024; REFERENCES.md section 6). A pr
 
   - ``draw_parameters(sets, generator=...)``: ``{name: (sets,)}`` float64 true parameters;
   - ``sample(parameters, n, generator=...)``: ``(sets, n, 1)`` samples, set b from parameters b;
-  - ``draw_sets(sets, n, generator=...)``: both, a :class:`PriorDraw`;
+  - ``draw_sets(sets, n, generator=...)``: both, a :class:`PriorDraw` with the samples' labels
+    (the observed class for :class:`ClassGaussianPrior`, all 0 for unlabelled data);
   - ``fixed(parameters)``: a data source for ``genfair.loops.simulate`` whose chain r always
     draws from parameters r (a loop started from held-out draws of the prior).
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     from genfair.data._batch import Batch
 
-__all__ = ["GaussianPrior", "MixturePrior", "PriorDraw", "PriorSource", "check_range"]
+__all__ = ["ClassGaussianPrior", "GaussianPrior", "MixturePrior", "PriorDraw", "PriorSource", "check_range"]
 
 
 def check_range(key: str, value: Any, *, lower: float | None = None, upper: float | None = None, closed: bool = True) -> tuple[float, float]:
@@ -53,19 +54,32 @@ def check_range(key: str, value: Any, *, lower: float | None = None, upper: floa
 
 @dataclass(frozen=True)
 class PriorDraw:
-    """Sets drawn from a prior: ``x (sets, n, 1)`` and each set's true ``parameters {name: (sets,)}``."""
+    """Sets drawn from a prior: ``x (sets, n, 1)``, their labels ``(sets, n)`` int64 and each
+    set's true ``parameters {name: (sets,)}``."""
 
     x: torch.Tensor
+    labels: torch.Tensor
     parameters: dict[str, torch.Tensor]
 
 
 class _Prior:
-    """What every prior shares: ``draw_sets`` and ``fixed`` from its own ``draw_parameters`` and
-    ``sample``."""
+    """What every prior shares: ``sample``, ``draw_sets`` and ``fixed`` from its own
+    ``draw_parameters`` and ``sample_labelled`` (samples and the component each came from);
+    ``LABELLED`` says whether the component is observed (a class label) or latent."""
+
+    LABELLED: ClassVar[bool] = False
+    group_names: ClassVar[tuple[str, ...]] = ("all",)
+
+    def sample(self, parameters: Mapping[str, torch.Tensor], n: int, *, generator: torch.Generator) -> torch.Tensor:
+        return self.sample_labelled(parameters, n, generator=generator)[0]
 
     def draw_sets(self, sets: int, n: int, *, generator: torch.Generator) -> PriorDraw:
         parameters = self.draw_parameters(sets, generator=generator)
-        return PriorDraw(self.sample(parameters, n, generator=generator), parameters)
+        return PriorDraw(*self._observed(parameters, n, generator), parameters)
+
+    def _observed(self, parameters: Mapping[str, torch.Tensor], n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        x, components = self.sample_labelled(parameters, n, generator=generator)
+        return x, components if self.LABELLED else components.zero_()
 
     def fixed(self, parameters: Mapping[str, torch.Tensor]) -> PriorSource:
         return PriorSource(self, dict(parameters))
@@ -94,12 +108,15 @@ class GaussianPrior(_Prior):
         variance = _uniform([math.log(v) for v in self.variance], sets, generator).exp()
         return {"mean": mean, "variance": variance}
 
-    def sample(self, parameters: Mapping[str, torch.Tensor], n: int, *, generator: torch.Generator) -> torch.Tensor:
+    def sample_labelled(
+        self, parameters: Mapping[str, torch.Tensor], n: int, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
         sets = parameters["mean"].shape[0]
         z = torch.randn(sets, n, 1, generator=generator, dtype=torch.float64)
-        return parameters["mean"][:, None, None] + parameters["variance"].sqrt()[:, None, None] * z
+        x = parameters["mean"][:, None, None] + parameters["variance"].sqrt()[:, None, None] * z
+        return x, torch.zeros(sets, n, dtype=torch.int64)
 
 
 @dataclass
@@ -143,7 +160,10 @@ class MixturePrior(_Prior):
             "minority_variance": variances[:, 1],
         }
 
-    def sample(self, parameters: Mapping[str, torch.Tensor], n: int, *, generator: torch.Generator) -> torch.Tensor:
+    def sample_labelled(
+        self, parameters: Mapping[str, torch.Tensor], n: int, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples ``(sets, n, 1)`` and their components ``(sets, n)`` (0 majority, 1 minority)."""
         import torch
 
         sets = parameters["minority_weight"].shape[0]
@@ -151,20 +171,30 @@ class MixturePrior(_Prior):
         z = torch.randn(sets, n, generator=generator, dtype=torch.float64)
         mean = torch.where(minority, parameters["minority_mean"][:, None], parameters["majority_mean"][:, None])
         variance = torch.where(minority, parameters["minority_variance"][:, None], parameters["majority_variance"][:, None])
-        return (mean + variance.sqrt() * z)[..., None]
+        return (mean + variance.sqrt() * z)[..., None], minority.to(torch.int64)
+
+
+@dataclass
+class ClassGaussianPrior(MixturePrior):
+    """The two Gaussians of :class:`MixturePrior` with each sample's class observed (label 0 the
+    majority, 1 the minority), as ``data=class_mixture`` labels them: a prior over class-Gaussian
+    sources (class shares, means and variances)."""
+
+    LABELLED: ClassVar[bool] = True
+    group_names: ClassVar[tuple[str, ...]] = ("majority", "minority")
 
 
 class PriorSource:
-    """A data source for ``genfair.loops.simulate`` (one group, ``all``) whose replicate r always
-    draws from ``parameters[*][r]``: every chain of a loop has its own true distribution."""
+    """A data source for ``genfair.loops.simulate`` whose replicate r always draws from
+    ``parameters[*][r]``: every chain of a loop has its own true distribution (labelled like
+    the prior's draws)."""
 
-    group_names = ("all",)
-    shares = (1.0,)
     sample_shape = (1,)
 
     def __init__(self, prior: GaussianPrior | MixturePrior, parameters: dict[str, torch.Tensor]) -> None:
         self.prior = prior
         self.parameters = parameters
+        self.group_names = prior.group_names
 
     @property
     def replicates(self) -> int:
@@ -177,8 +207,7 @@ class PriorSource:
 
         if replicates != self.replicates:
             raise ConfigError(f"replicates must be {self.replicates}, one per fixed distribution, got {replicates}")
-        x = self.prior.sample(self.parameters, n, generator=generator)
-        return Batch(x, torch.zeros(replicates, n, dtype=torch.int64))
+        return Batch(*self.prior._observed(self.parameters, n, generator))
 
 
 def _uniform(bounds: Sequence[float], size: int, generator: torch.Generator) -> torch.Tensor:

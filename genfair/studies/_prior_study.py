@@ -26,6 +26,7 @@ Randomness: the root seed is split into phase roots (train, test, loop) with
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genfair.checkpoint import finite_or_null
 from genfair.hypernets import HyperNetwork
 from genfair.loops import FitContext, LoopConfig, simulate
 from genfair.models import GaussianMixtureModel
@@ -68,12 +70,11 @@ def _run(config: PriorStudyConfig, *, seed: int, run_dir: Path, components: int)
     started = time.perf_counter()
     roots = {phase: int(np.random.SeedSequence([seed, 11 + i]).generate_state(1, dtype=np.uint64)[0]) for i, phase in enumerate(_PHASES)}
 
-    # 1. Train (or load) one H per lam over the prior.
+    # 1. Train (or load) one H per lam over the prior; every saved one is checked before any training.
     directory = Path(config.estimators_dir) if config.estimators_dir else run_dir / "estimators"
-    trained = {
-        arm: _trained(config, arm, lam, components, seed=seed, root=roots["train"], index=i, directory=directory)
-        for i, (arm, lam) in enumerate(config.hyper_arms().items())
-    }
+    built = {arm: _built(config, lam, components, seed=seed, root=roots["train"]) for arm, lam in config.hyper_arms().items()}
+    loaded = {arm: load_estimator(directory / arm, hnet, description=d) for arm, (hnet, d) in built.items()}
+    trained = {arm: (hnet, loaded[arm] or _train(config, arm, hnet, d, roots["train"], directory)) for arm, (hnet, d) in built.items()}
     estimators = {**_refits(config, components), **{arm: _applied(hnet) for arm, (hnet, _) in trained.items()}}
 
     # 2. Assess every arm on held-out draws of the prior (and beyond it).
@@ -87,7 +88,9 @@ def _run(config: PriorStudyConfig, *, seed: int, run_dir: Path, components: int)
     # 4. Endpoints and files.
     weights = truths["minority_weight"].numpy() if components == 2 else None
     endpoints = endpoint_rows(values, config=config, seed=seed, true_weights=weights)
+    kept = [directory / f"{arm}{suffix}" for arm in trained for suffix in (".safetensors", ".json")]
     files = (
+        *(path for path in kept if path.resolve().is_relative_to(run_dir.resolve())),
         write_assessment(run_dir / "assessment.csv", assessment),
         write_table(run_dir / "sampling.csv", sampling),
         write_table(run_dir / "endpoints.csv", endpoints),
@@ -99,12 +102,12 @@ def _run(config: PriorStudyConfig, *, seed: int, run_dir: Path, components: int)
         type(config).__name__, primary["metric"], primary["arm"], primary["baseline"], primary["mean_diff"],
         primary["lo"], primary["hi"], primary["p_signflip"], primary["n"],
     )
-    results = {
+    results = finite_or_null({  # as summary.json stores them: NaN (a correlation of a constant) is null
         "training": {arm: record.__dict__ for arm, (_, record) in trained.items()},
         "assessment": assessment,
         "endpoints": endpoints,
         "seconds": time.perf_counter() - started,
-    }
+    })
     return StudyResult(results=results, files=files, rows=tuple(loop_rows(values)))
 
 
@@ -112,39 +115,40 @@ def _target(components: int) -> GaussianMixtureModel:
     return GaussianMixtureModel(components, 1).to(torch.float32)
 
 
-def _trained(
-    config: PriorStudyConfig, arm: str, lam: float, components: int, *, seed: int, root: int, index: int, directory: Path
-) -> tuple[HyperNetwork, AmortisedTraining]:
-    """H for ``arm``: loaded from ``directory`` when one trained for exactly these settings is
-    there, else trained over the prior and saved."""
+def _built(config: PriorStudyConfig, lam: float, components: int, *, seed: int, root: int) -> tuple[HyperNetwork, dict]:
+    """A fresh H (the same initial weights for every lam: common random numbers) and the
+    description a saved one must match: target, prior, H's options and its training."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(child_seed(root, 0, "fit").generate_state(1)[0]))  # the same initial H for every lam
+        torch.manual_seed(int(child_seed(root, 0, "fit").generate_state(1)[0]))
         hnet = HyperNetwork(
             _target(components), sample_shape=(1,), head="dense", per_replicate=True, set_size_input=True,
             positive={"weights": "softmax", "variances": "softplus"}, hidden=config.hidden, embedding_dim=config.embedding_dim,
         )
     description = {
         "target": {"model": "GaussianMixtureModel", "components": components, "dim": 1},
-        "prior": {"type": type(config.prior).__name__, **config.prior.__dict__},
+        "prior": {"type": type(config.prior).__name__, **dataclasses.asdict(config.prior)},
         "hypernetwork": {"head": "dense", "hidden": config.hidden, "embedding_dim": config.embedding_dim, "set_size_input": True},
         "training": {
             "lam": lam, "discrepancy": config.discrepancy, "steps": config.steps, "sets": config.sets,
             "set_sizes": list(config.set_sizes), "lr": config.lr, "seed": seed,
         },
     }
-    path = directory / arm
-    record = load_estimator(path, hnet, description=description)
-    if record is not None:
-        log.info("%s: loaded the trained H of %s", arm, path.with_suffix(".safetensors"))
-        return hnet, record
+    return hnet, description
+
+
+def _train(
+    config: PriorStudyConfig, arm: str, hnet: HyperNetwork, description: dict, root: int, directory: Path
+) -> AmortisedTraining:
+    """Train ``hnet`` over the prior and save it in ``directory``."""
+    lam = description["training"]["lam"]
     record = train_over_prior(
         hnet, config.prior, lam=lam, steps=config.steps, sets=config.sets, set_sizes=tuple(config.set_sizes), lr=config.lr,
         discrepancy=config.discrepancy, data_generator=torch_generator(root, 0, "real"),
         ple_generator=torch_generator(root, 0, "sample"), what=f"H of arm {arm} (lam={lam:g})",
     )
-    save_estimator(path, hnet, record, description=description)
+    save_estimator(directory / arm, hnet, record, description=description)
     log.info("%s: trained H over the prior in %.0f s (NLL %.4f, D %.2e)", arm, record.seconds, record.nll, record.discrepancy)
-    return hnet, record
+    return record
 
 
 def _applied(hnet: HyperNetwork) -> Estimator:
