@@ -21,7 +21,7 @@ from genfair.errors import ConfigError
 from genfair.seeding import torch_generator
 from genfair.studies import DigitsPriorConfig, SharePrior
 from genfair.studies import _digits_prior_estimators as estimators_module
-from genfair.studies._digits_prior import _amortised
+from genfair.studies._digits_prior import load_or_train
 from genfair.studies._digits_prior_assessment import assess, response_slope, share_response
 from genfair.studies._digits_prior_estimators import build_estimators, build_hypernetwork, hyper_estimate, train_amortised
 from genfair.studies._digits_prior_loop import run_loop
@@ -59,7 +59,7 @@ def _with_share(share: float):
     p = min(max(share, 1e-6), 1 - 1e-6)
     with torch.no_grad():
         model.class_logits.copy_(torch.tensor([math.log(1 - p), math.log(p)]))
-    return model
+    return model.requires_grad_(False)
 
 
 # ------------------------------------------------------------------------------------ the prior
@@ -227,21 +227,27 @@ def test_experiment_runs_shrunk_through_the_command_line(tmp_path):
 
 
 def test_a_saved_h_is_reused_for_its_own_setting_only(source, tmp_path):
-    """Loaded (not retrained) for the same setting; refused in one line for another prior, another
-    target, or tensors that fail their checksum."""
+    """Loaded (not retrained) for the same setting; refused in one line, before any training, for
+    another prior, another target, or tensors that fail their checksum."""
     config = DigitsPriorConfig(**TINY)
-    trained, record = _amortised(config, source, arm="ple_lam0.1", lam=0.1, seed=0, root=5, directory=tmp_path)
-    assert record.seconds > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["ple_lam0p1.json", "ple_lam0p1.safetensors"]
-    loaded, again = _amortised(config, source, arm="ple_lam0.1", lam=0.1, seed=0, root=5, directory=tmp_path)
-    assert again.seconds == 0.0 and all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()))
+    run = lambda c: load_or_train(c, source, seed=0, root=5, directory=tmp_path)  # noqa: E731
+    trained, records = run(config)
+    assert all(r.seconds > 0 for r in records.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hyper_mle.json", "hyper_mle.safetensors", "ple_lam0p1.json", "ple_lam0p1.safetensors"]
+    loaded, again = run(config)
+    assert all(r.seconds == 0.0 for r in again.values())
+    for arm in trained:
+        assert all(torch.equal(a, b) for a, b in zip(trained[arm].state_dict().values(), loaded[arm].state_dict().values()))
     for change, key in (({"prior": SharePrior(minority_share=[0.05, 0.5])}, "prior.minority_share: [0.0, 1.0] saved, [0.05, 0.5] now"),
                         ({"latent_dim": 3}, "target.latent_dim: 2 saved, 3 now")):
         with pytest.raises(ConfigError) as raised:
-            _amortised(DigitsPriorConfig(**{**TINY, **change}), source, arm="ple_lam0.1", lam=0.1, seed=0, root=5, directory=tmp_path)
+            run(DigitsPriorConfig(**{**TINY, **change}))
         assert f"was trained for another setting ({key})" in str(raised.value) and "\n" not in str(raised.value)
+    (tmp_path / "hyper_mle.json").unlink()  # hyper_mle would be trained again, but only after every check
     blob = tmp_path / "ple_lam0p1.safetensors"
     data = bytearray(blob.read_bytes())
     data[-1] ^= 1  # one bit flipped
     blob.write_bytes(bytes(data))
     with pytest.raises(ConfigError, match="does not match its recorded sha256"):
-        _amortised(config, source, arm="ple_lam0.1", lam=0.1, seed=0, root=5, directory=tmp_path)
+        run(config)
+    assert not (tmp_path / "hyper_mle.json").exists()  # refused before any training

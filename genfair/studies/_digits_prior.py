@@ -70,25 +70,24 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
     measure = DigitsMeasure(source, samples=config.samples, k=config.k, bootstrap=config.bootstrap)
     seconds: dict[str, float] = {}
 
-    # 1. Train (or load) one amortised H per arm over the prior.
+    # 1. Train (or load) one amortised H per arm over the prior; every saved one is checked first.
     tick = time.perf_counter()
     directory = Path(config.hypernetworks) if config.hypernetworks is not None else run_dir / "hypernetworks"
-    trained = {
-        arm: _amortised(config, source, arm=arm, lam=lam, seed=seed, root=roots["train"], directory=directory)
-        for arm, lam in config.arms.items()
-    }
-    estimators = build_estimators(config, {arm: hnet for arm, (hnet, _) in trained.items()})
+    hypernetworks, trained = load_or_train(config, source, seed=seed, root=roots["train"], directory=directory)
+    estimators = build_estimators(config, hypernetworks)
     seconds["train"] = time.perf_counter() - tick
 
     # 2. Assess every arm on held-out draws from the prior.
     tick = time.perf_counter()
     assessment = assess(estimators, source, measure, config, root=roots["assess"])
     seconds["assessment"] = time.perf_counter() - tick
+    log.info("digits_prior: assessment on %d held-out draws per size in %.1f s", config.assessment_draws, seconds["assessment"])
 
     # 3. The share response.
     tick = time.perf_counter()
     response, slopes = share_response(estimators, source, measure, config, root=roots["response"])
     seconds["response"] = time.perf_counter() - tick
+    log.info("digits_prior: share response in %.1f s, slopes %s", seconds["response"], {a: round(v, 3) for a, v in slopes.items()})
 
     # 4. The loop, every arm's chains on the same streams; the declared endpoint against refit.
     tick = time.perf_counter()
@@ -115,11 +114,10 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
         "assessment": assessment,
         "share_response": response,
         "primary": comparisons.primary,
-        "training": {arm: dataclasses.asdict(record) for arm, (_, record) in trained.items()},
+        "training": {arm: dataclasses.asdict(record) for arm, record in trained.items()},
         "seconds": seconds,
     }
-    log.info("digits_prior: results in %s (%.0f s); response slopes %s", run_dir, seconds["total"],
-             {arm: round(s, 3) for arm, s in slopes.items()})  # fmt: skip
+    log.info("digits_prior: results in %s (%.0f s)", run_dir, seconds["total"])
     return StudyResult(results=results, files=tuple(files), rows=tuple(_metric_rows(loop)))
 
 
@@ -141,25 +139,41 @@ def description(config: DigitsPriorConfig, *, arm: str, lam: float, seed: int) -
     }
 
 
-def _amortised(
-    config: DigitsPriorConfig, source: SharePriorSource, *, arm: str, lam: float, seed: int, root: int, directory: Path
-) -> tuple[HyperNetwork, AmortisedTraining]:
-    """The trained H of ``arm``: loaded from ``directory`` when saved there for this very setting
-    (another setting or a bad checksum is refused), else trained over the prior and saved."""
+def load_or_train(
+    config: DigitsPriorConfig, source: SharePriorSource, *, seed: int, root: int, directory: Path
+) -> tuple[dict[str, HyperNetwork], dict[str, AmortisedTraining]]:
+    """Every arm's H and its training record: loaded from ``directory`` where saved there for this
+    very setting (:func:`description`), else trained over the prior and saved. Every saved one is
+    checked before any training: one for another setting, or failing its checksum, is refused in
+    one line (:func:`genfair.studies._amortised.load_estimator`)."""
     init_seed = int(child_seed(root, 0, "fit").generate_state(1)[0])  # the same initial H for every lam
-    hnet = build_hypernetwork(config, init_seed=init_seed)
-    path = directory / arm.replace(".", "p")  # ple_lam0.1 -> ple_lam0p1.{json,safetensors}
-    wanted = description(config, arm=arm, lam=lam, seed=seed)
-    record = load_estimator(path, hnet, description=wanted)
-    if record is not None:
-        log.info("digits_prior: %s loaded from %s", arm, path.with_suffix(".json"))
-        return hnet, record
+    built = {arm: build_hypernetwork(config, init_seed=init_seed) for arm in config.arms}
+    wanted = {arm: description(config, arm=arm, lam=lam, seed=seed) for arm, lam in config.arms.items()}
+    loaded = {arm: load_estimator(_path(directory, arm), hnet, description=wanted[arm]) for arm, hnet in built.items()}
+    trained = {
+        arm: loaded[arm] or _train(config, source, arm, lam, built[arm], wanted[arm], root=root, directory=directory)
+        for arm, lam in config.arms.items()
+    }
+    return built, trained
+
+
+def _train(
+    config: DigitsPriorConfig, source: SharePriorSource, arm: str, lam: float, hnet: HyperNetwork, wanted: dict, *,
+    root: int, directory: Path,
+) -> AmortisedTraining:
+    """Train ``hnet`` over the prior (every arm on the same training sets: common random numbers)
+    and save it with its description into ``directory``."""
     record = train_amortised(hnet, source, config, lam=lam, data_generator=torch_generator(root, 0, "real"),
                              ple_generator=torch_generator(root, 0, "sample"))  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True)
-    save_estimator(path, hnet, record, description=wanted)
+    save_estimator(_path(directory, arm), hnet, record, description=wanted)
     log.info("digits_prior: trained %s (lam %g) in %.1f s: NLL %.2f, D %.2e", arm, lam, record.seconds, record.nll, record.discrepancy)
-    return hnet, record
+    return record
+
+
+def _path(directory: Path, arm: str) -> Path:
+    """Where ``arm``'s H is kept: ``ple_lam0.1`` -> ``ple_lam0p1.{json,safetensors}`` (no dot in the stem)."""
+    return directory / arm.replace(".", "p")
 
 
 def _metric_rows(loop: dict[str, dict[str, np.ndarray]]) -> list[dict]:
