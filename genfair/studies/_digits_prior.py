@@ -37,7 +37,7 @@ import torch
 from genfair.comparisons import CompareConfig, paired_comparisons, write_comparisons_csv
 from genfair.errors import ConfigError
 from genfair.hypernets import HyperNetwork
-from genfair.metrics import summarize_replicates
+from genfair.metrics import in_unit_interval, mean_interval, summarize_replicates
 from genfair.seeding import child_seed, torch_generator
 from genfair.studies._amortised import AmortisedTraining, load_estimator, save_estimator
 from genfair.studies._assessment import write_assessment, write_table
@@ -177,11 +177,14 @@ def _path(directory: Path, arm: str) -> Path:
 
 
 def _metric_rows(loop: dict[str, dict[str, np.ndarray]]) -> list[dict]:
-    """``metrics.csv`` rows: per arm, generation and ``metric/group``, the summary across chains."""
+    """``metrics.csv`` rows: per arm, generation and ``metric/group``, the summary across chains
+    and its 95 % t-interval (on the logit scale for metrics in [0, 1])."""
     rows = []
     for arm, values in loop.items():
         for key, table in values.items():
             metric, group = key.split("/", 1)
             for g, row in enumerate(table):
-                rows.append({"arm": arm, "generation": g, "group": group, "metric": metric, **summarize_replicates(row).as_dict()})
+                summary = summarize_replicates(row)
+                lo, hi = mean_interval(summary, bounded=in_unit_interval(metric))
+                rows.append({"arm": arm, "generation": g, "group": group, "metric": metric, **summary.as_dict(), "lo": lo, "hi": hi})
     return rows
