@@ -221,6 +221,9 @@ def test_experiment_runs_shrunk_through_the_command_line(tmp_path):
         (a, "refit", "share_change", "6", "2-2") for a in ("hyper_mle", "ple_lam0.1")
     }
 
+    control = [r for r in _read(first / "comparisons_control.csv") if r["endpoint"] == "control"]
+    assert [(r["arm"], r["baseline"], r["metric"]) for r in control] == [("ple_lam0.1", "hyper_mle", "share_change")]
+    assert len(_read(first / "chains.csv")) == 3 * 2 * 3 * len({r["key"] for r in _read(first / "chains.csv")})
     assert sorted(p.name for p in (first / "hypernetworks").iterdir()) == [
         "hyper_mle.json", "hyper_mle.safetensors", "ple_lam0p1.json", "ple_lam0p1.safetensors"
     ]

@@ -17,7 +17,9 @@ data cannot keep them.
 4. The loop, ``theta_{g+1} = E(Y_g)`` for ``generations`` over ``chains`` paired chains; the
    declared primary endpoint (``primary_metric`` of ``primary_group`` at the last generation
    minus generation 0, arm minus ``refit``) and the exploratory cells: ``comparisons.csv``;
-   per-generation means across chains: ``metrics.csv`` (written by ``run_study``).
+   per-generation means across chains: ``metrics.csv`` (written by ``run_study``); every chain's
+   values: ``chains.csv``; each ``ple`` arm against ``hyper_mle`` (the control, exploratory):
+   ``comparisons_control.csv``.
 
 Randomness: the root seed is split into four phase roots (train, assess, response, loop); every
 arm reuses the same streams (common random numbers).
@@ -94,8 +96,14 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
     loop = run_loop(estimators, source, measure, config, root=roots["loop"])
     compare = CompareConfig(baseline="refit", primary_metric=config.primary_metric, primary_group=config.primary_group,
                             primary_first=config.generations - 1)  # fmt: skip
-    comparisons = paired_comparisons(loop, generations=list(range(config.generations)), minority=source.group_names[1],
-                                     config=compare, arms=list(estimators), seed=seed)  # fmt: skip
+    generations, minority = list(range(config.generations)), source.group_names[1]
+    comparisons = paired_comparisons(loop, generations=generations, minority=minority, config=compare, arms=list(estimators), seed=seed)
+    # The control: every ple arm against hyper_mle, the same H without the penalty (exploratory).
+    control = dataclasses.replace(compare, baseline="hyper_mle")
+    controls = paired_comparisons({arm: v for arm, v in loop.items() if arm != "refit"}, generations=generations,
+                                  minority=minority, config=control, seed=seed)  # fmt: skip
+    for row in controls.primary.values():  # the declared endpoint's metric, but not the declared contrast
+        row["endpoint"] = "control"
     seconds["loop"] = time.perf_counter() - tick
 
     # 5. Write the tables; run_study writes metrics.csv from the rows.
@@ -103,6 +111,8 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
         write_assessment(run_dir / "assessment.csv", assessment),
         write_table(run_dir / "share_response.csv", response, columns=RESPONSE_COLUMNS),
         write_comparisons_csv(run_dir / "comparisons.csv", comparisons),
+        write_comparisons_csv(run_dir / "comparisons_control.csv", controls),
+        write_table(run_dir / "chains.csv", _chain_rows(loop)),
     ]
     if directory.resolve().is_relative_to(run_dir.resolve()):  # the hypernetworks trained by this run
         files += sorted(directory.glob("*"))
@@ -114,6 +124,7 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
         "assessment": assessment,
         "share_response": response,
         "primary": comparisons.primary,
+        "control": controls.primary,
         "training": {arm: dataclasses.asdict(record) for arm, record in trained.items()},
         "seconds": seconds,
     }
@@ -178,13 +189,24 @@ def _path(directory: Path, arm: str) -> Path:
 
 def _metric_rows(loop: dict[str, dict[str, np.ndarray]]) -> list[dict]:
     """``metrics.csv`` rows: per arm, generation and ``metric/group``, the summary across chains
-    and its 95 % t-interval (on the logit scale for metrics in [0, 1])."""
+    and its 95 % t-interval (on the logit scale for metrics in [0, 1], the model's own share
+    ``weight`` among them)."""
     rows = []
     for arm, values in loop.items():
         for key, table in values.items():
             metric, group = key.split("/", 1)
             for g, row in enumerate(table):
                 summary = summarize_replicates(row)
-                lo, hi = mean_interval(summary, bounded=in_unit_interval(metric))
+                lo, hi = mean_interval(summary, bounded=in_unit_interval(metric) or metric == "weight")
                 rows.append({"arm": arm, "generation": g, "group": group, "metric": metric, **summary.as_dict(), "lo": lo, "hi": hi})
     return rows
+
+
+def _chain_rows(loop: dict[str, dict[str, np.ndarray]]) -> list[dict]:
+    """``chains.csv``: every chain's value per arm, generation and ``metric/group`` (NaN where
+    undefined, e.g. the precision of a class with fewer than k + 1 generated images)."""
+    return [
+        {"arm": arm, "chain": r, "generation": g, "key": key, "value": float(table[g, r])}
+        for arm, values in loop.items() for key, table in values.items()
+        for g in range(table.shape[0]) for r in range(table.shape[1])
+    ]  # fmt: skip
