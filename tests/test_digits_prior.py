@@ -254,3 +254,15 @@ def test_a_saved_h_is_reused_for_its_own_setting_only(source, tmp_path):
     with pytest.raises(ConfigError, match="does not match its recorded sha256"):
         run(config)
     assert not (tmp_path / "hyper_mle.json").exists()  # refused before any training
+
+
+def test_a_set_size_beyond_a_class_pool_is_refused_before_any_work(tmp_path):
+    from genfair.studies import run_digits_prior
+
+    with pytest.raises(ConfigError) as raised:
+        run_digits_prior(DigitsPriorConfig(set_size_range=[25, 140]), seed=0, run_dir=tmp_path)
+    assert str(raised.value) == (
+        "set_size_range must end at most at 136 (the smaller class pool of digits [3, 6], what a set of share 0 or 1 "
+        "needs), got [25, 140]"
+    )
+    assert not any(tmp_path.iterdir())

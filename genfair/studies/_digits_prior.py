@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genfair.comparisons import CompareConfig, paired_comparisons, write_comparisons_csv
+from genfair.comparisons import CompareConfig, PairedComparisons, paired_comparisons, write_comparisons_csv
 from genfair.errors import ConfigError
 from genfair.hypernets import HyperNetwork
 from genfair.metrics import in_unit_interval, mean_interval, summarize_replicates
@@ -63,11 +63,7 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
     the loop's ``metrics.csv`` rows."""
     started, run_dir = time.perf_counter(), Path(run_dir)
     source = SharePriorSource(config.classes, config.prior)
-    if config.set_size_range[1] > source.largest_set:  # refused before any work
-        raise ConfigError(
-            f"set_size_range must end at most at {source.largest_set} (the smaller class pool of digits "
-            f"{list(config.classes)}, what a set of share 0 or 1 needs), got {list(config.set_size_range)}"
-        )
+    _check_set_sizes(config, source)  # refused before any work
     roots = {phase: int(np.random.SeedSequence([seed, 1 + i]).generate_state(1, dtype=np.uint64)[0]) for i, phase in enumerate(_PHASES)}
     measure = DigitsMeasure(source, samples=config.samples, k=config.k, bootstrap=config.bootstrap)
     seconds: dict[str, float] = {}
@@ -94,16 +90,7 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
     # 4. The loop, every arm's chains on the same streams; the declared endpoint against refit.
     tick = time.perf_counter()
     loop = run_loop(estimators, source, measure, config, root=roots["loop"])
-    compare = CompareConfig(baseline="refit", primary_metric=config.primary_metric, primary_group=config.primary_group,
-                            primary_first=config.generations - 1)  # fmt: skip
-    generations, minority = list(range(config.generations)), source.group_names[1]
-    comparisons = paired_comparisons(loop, generations=generations, minority=minority, config=compare, arms=list(estimators), seed=seed)
-    # The control: every ple arm against hyper_mle, the same H without the penalty (exploratory).
-    control = dataclasses.replace(compare, baseline="hyper_mle")
-    controls = paired_comparisons({arm: v for arm, v in loop.items() if arm != "refit"}, generations=generations,
-                                  minority=minority, config=control, seed=seed)  # fmt: skip
-    for row in controls.primary.values():  # the declared endpoint's metric, but not the declared contrast
-        row["endpoint"] = "control"
+    comparisons, controls = _compare(loop, config, minority=source.group_names[1], seed=seed)
     seconds["loop"] = time.perf_counter() - tick
 
     # 5. Write the tables; run_study writes metrics.csv from the rows.
@@ -118,7 +105,7 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
         files += sorted(directory.glob("*"))
     seconds["total"] = time.perf_counter() - started
     results = {
-        "classes": {"majority": source.group_names[0], "minority": source.group_names[1]},
+        "classes": dict(zip(("majority", "minority"), source.group_names)),
         "prior": dataclasses.asdict(config.prior),
         "response_slope": {**slopes, "constant": 0.0},
         "assessment": assessment,
@@ -130,6 +117,32 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
     }
     log.info("digits_prior: results in %s (%.0f s)", run_dir, seconds["total"])
     return StudyResult(results=results, files=tuple(files), rows=tuple(_metric_rows(loop)))
+
+
+def _check_set_sizes(config: DigitsPriorConfig, source: SharePriorSource) -> None:
+    if config.set_size_range[1] > source.largest_set:
+        raise ConfigError(
+            f"set_size_range must end at most at {source.largest_set} (the smaller class pool of digits "
+            f"{list(config.classes)}, what a set of share 0 or 1 needs), got {list(config.set_size_range)}"
+        )
+
+
+def _compare(
+    loop: dict[str, dict[str, np.ndarray]], config: DigitsPriorConfig, *, minority: str, seed: int
+) -> tuple[PairedComparisons, PairedComparisons]:
+    """The declared endpoint and the exploratory cells, every arm against ``refit``; and the
+    control, each ``ple`` arm against ``hyper_mle`` (the same H without the penalty), whose
+    endpoint rows are marked ``control``: the declared metric, not the declared contrast."""
+    generations = list(range(config.generations))
+    compare = CompareConfig(baseline="refit", primary_metric=config.primary_metric, primary_group=config.primary_group,
+                            primary_first=config.generations - 1)  # fmt: skip
+    comparisons = paired_comparisons(loop, generations=generations, minority=minority, config=compare, seed=seed)
+    hypernetworks = {arm: values for arm, values in loop.items() if arm != "refit"}
+    controls = paired_comparisons(hypernetworks, generations=generations, minority=minority,
+                                  config=dataclasses.replace(compare, baseline="hyper_mle"), seed=seed)  # fmt: skip
+    for row in controls.primary.values():
+        row["endpoint"] = "control"
+    return comparisons, controls
 
 
 def description(config: DigitsPriorConfig, *, arm: str, lam: float, seed: int) -> dict[str, Any]:
