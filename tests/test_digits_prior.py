@@ -266,3 +266,25 @@ def test_a_set_size_beyond_a_class_pool_is_refused_before_any_work(tmp_path):
         "needs), got [25, 140]"
     )
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("study.prior.minority_share=[0.5,0.2]",
+         "study.prior.minority_share must be two numbers [low, high] with low < high inside [0, 1], got [0.5, 0.2]"),
+        ("study.prior.minority_share=[]", "study.prior.minority_share must be two numbers [low, high] with low < high inside [0, 1], got []"),
+        ("study.prior.beta=-1", "study.prior.beta must be a number > 0 (a Beta shape), got -1.0"),
+    ],
+)
+def test_the_command_line_names_the_prior_key(override, message):
+    from hydra import compose, initialize_config_module
+
+    from genfair.cli import register_configs, study_config
+
+    register_configs()
+    with initialize_config_module(config_module="genfair.configs", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=digits_prior", override])
+    with pytest.raises(ConfigError) as raised:
+        study_config(cfg)
+    assert str(raised.value) == message
