@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from genfair.comparisons import CompareConfig, PairedComparisons, paired_comparisons, write_comparisons_csv
 from genfair.errors import ConfigError
