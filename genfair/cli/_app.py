@@ -34,6 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 from genfair.checkpoint import check_writable_dir
 from genfair.cli._arms import arm_changes
 from genfair.cli._config import register_configs
+from genfair.cli._group_options import check_group_options
 from genfair.errors import USER_ERRORS, ConfigError, GenerationFailed, check_positive_int
 from genfair.run_lock import LOCK_FILE, RunDirInUse, hold_run_dir, lock_holder
 
@@ -113,19 +114,6 @@ def study_config(cfg: DictConfig) -> StudyConfig | None:
         raise ConfigError(f"study: {_first_line(error)}") from None
     _reject_unknown_keys("study", cfg.study, built)
     return built
-
-
-def check_study_option(arguments: list[str]) -> None:
-    """Refuse ``study=<name>`` on the command line when ``configs/study/`` has no such option, in
-    one line naming the options, before Hydra composes the config (whose own message spans a
-    screen and lists the schemas too). Sweeps (``study=a,b``) are left to Hydra."""
-    from genfair.cli._help import config_groups
-
-    options = config_groups().get("study", [])
-    for argument in arguments:
-        key, _, value = argument.partition("=")
-        if key.lstrip("+") == "study" and value not in options and not set(",()[]") & set(value):
-            raise ConfigError(f"study must be one of {options}, got {value!r} (no study: the self-consuming loop; ~study drops one)")
 
 
 def _run(cfg: DictConfig) -> None:
@@ -247,7 +235,7 @@ def run_app() -> None:
     """The Hydra app behind the ``genfair`` command (``genfair.cli.main`` answers ``--help`` and
     ``--version`` itself and then calls this)."""
     try:
-        check_study_option(sys.argv[1:])
+        check_group_options(sys.argv[1:])
     except ConfigError as error:
         print(f"genfair: error: {error}", file=sys.stderr)
         sys.exit(2)
