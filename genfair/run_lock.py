@@ -58,7 +58,7 @@ _PAUSE = 0.05  # seconds between those tries
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-_held: dict[str, list] = {}  # real path of a run directory -> [fd, depth] while this process holds it
+_held: set[str] = set()  # the real paths of the run directories this process holds
 _held_guard = threading.Lock()
 
 
@@ -111,17 +111,9 @@ def hold_run_dir(run_dir: Path | str, *, key: str = "hydra.run.dir") -> Iterator
     run_dir = Path(run_dir)
     name = os.path.realpath(run_dir)
     with _held_guard:
-        if name in _held:
-            _held[name][1] += 1
-            entered = True
-        else:
-            entered = False
-    if entered:
-        try:
-            yield
-        finally:
-            with _held_guard:
-                _held[name][1] -= 1
+        nested = name in _held
+    if nested:  # this process holds it already (the command, then run_experiment inside it)
+        yield
         return
     check_writable_dir(run_dir, key=key)
     absolute = run_dir.absolute()
@@ -133,11 +125,11 @@ def hold_run_dir(run_dir: Path | str, *, key: str = "hydra.run.dir") -> Iterator
         raise
     try:
         with _held_guard:
-            _held[name] = [fd, 1]
+            _held.add(name)
         yield
     finally:
         with _held_guard:
-            del _held[name]
+            _held.discard(name)
         _release(fd, run_dir / LOCK_FILE)
         _remove_empty(missing)
 
