@@ -77,6 +77,7 @@ from genfair.models import (
 from genfair.plots import save_fidelity_figure, save_paired_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
 from genfair.progress import format_duration
 from genfair.remedies import RemedyConfig
+from genfair.run_lock import holds_run_dir
 from genfair.loops import (
     ClassifierVerifier,
     GenerationRecord,
@@ -129,6 +130,7 @@ class ExperimentResult:
     summary: dict[str, Any]
 
 
+@holds_run_dir  # one writer per run directory, from its check to its last file (genfair.run_lock)
 def run_experiment(
     arms: Sequence[Arm],
     *,
@@ -161,6 +163,9 @@ def run_experiment(
     exist, is refused before any work. The device is recorded in
     summary.json but is not part of the fingerprint: a run may be resumed on another device
     (its later generations then round as that device does).
+
+    The call holds ``run_dir``'s lock throughout (``genfair.run_lock``): a directory that another
+    run holds is refused with ``RunDirInUse`` before anything is read or written.
 
     Everything is checked before any work. An arm whose generation fails stops there, the
     other arms run, and then the first failure is raised (see the module docstring). Results are rewritten after each generation; a run

@@ -9,7 +9,10 @@ Every run directory under ``SWEEP_DIR`` (a folder holding ``summary.json`` and `
 at any depth) is one seed. Finished runs count, ``complete`` and ``degraded`` alike (a run whose
 samples lost a class is a result, and leaving it out would bias the aggregate towards the seeds
 where the minority survived; its undefined values are left out of ``n_seeds``); runs still
-``running`` or ``failed`` are skipped with a warning.
+``running`` or ``failed`` are skipped with a warning. A run directory that a ``genfair`` process
+holds (``genfair.run_lock``, read without taking the lock) is still running whatever its
+``summary.json`` says, and the warning names that process; one whose summary says ``running``
+but which no process holds was stopped, and the warning says that its command resumes it.
 The runs must be the same experiment apart from the seed (their ``summary.json`` fingerprints
 equal once ``seed`` is removed) and must have distinct seeds. Written into ``--out`` (default
 ``SWEEP_DIR/aggregate``):
@@ -63,6 +66,7 @@ from genfair.comparisons import CompareConfig, PairedComparisons, check_compare,
 from genfair.errors import USER_ERRORS, ConfigError
 from genfair.metrics import in_unit_interval, logit_interval
 from genfair.plots import save_fidelity_figure, save_metric_figure, save_paired_figure
+from genfair.run_lock import LockHolder, lock_holder
 
 __all__ = [
     "AGGREGATE_COLUMNS",
@@ -159,12 +163,13 @@ def aggregate(
     runs, skipped = [], []
     for run_dir, summary in found:
         status = summary.get("status", "unknown")
-        if status in FINISHED:
+        holder = lock_holder(run_dir)
+        if status in FINISHED and holder is None:
             runs.append((run_dir, summary))
         else:
-            skipped.append((run_dir, str(status)))
+            skipped.append((run_dir, "running" if holder is not None else str(status)))
             if warn is not None:
-                warn(f"genfair-aggregate: warning: skipping {run_dir} (status {status!r}, not finished)")
+                warn(f"genfair-aggregate: warning: skipping {run_dir} ({_unfinished(status, holder)})")
     if not runs:
         raise ConfigError(f"none of the {len(found)} run directories under {sweep_dir} is finished (complete or degraded)")
     fingerprint = _common_fingerprint(runs)
@@ -215,6 +220,15 @@ def aggregate(
         tuple(skipped),
         tuple(paths),
     )
+
+
+def _unfinished(status: str, holder: LockHolder | None) -> str:
+    """Why a run is skipped: who still runs it, or that it stopped, or its status."""
+    if holder is not None:
+        return f"still running: {holder.describe()}"
+    if status == "running":
+        return "status 'running', but no process holds it: the run was stopped; its command resumes it"
+    return f"status {status!r}, not finished"
 
 
 def aggregate_rows(runs: list[list[dict]]) -> list[dict]:

@@ -1,4 +1,7 @@
-"""``genfair-plot RUN_DIR [RUN_DIR ...]``: overlay the metrics of several runs in one figure."""
+"""``genfair-plot RUN_DIR [RUN_DIR ...]``: overlay the metrics of several runs in one figure.
+
+A run directory that a ``genfair`` process still holds (``genfair.run_lock``, read without taking
+the lock) is plotted as far as it has got, with a warning naming that process."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from genfair._outputs import read_metrics_csv
 from genfair.checkpoint import read_json
 from genfair.errors import USER_ERRORS, ConfigError
+from genfair.run_lock import lock_holder
 
 __all__ = ["overlay", "plot_main"]
 
@@ -30,6 +34,11 @@ def plot_main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("overlay"), help="output directory (default: ./overlay)")
     args = parser.parse_args(argv)
+    for run_dir in args.run_dirs:
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            print(f"genfair-plot: warning: {run_dir} is still running ({holder.describe()}); plotting the generations "
+                  "it has finished", file=sys.stderr)
     try:
         groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups is not None else None
         paths = overlay(args.run_dirs, metrics=args.metric, out=args.out, groups=groups)
