@@ -539,6 +539,12 @@ def _check_comparison(arms: Sequence[Arm], compare: CompareConfig | None) -> Com
     groups = ["minority", "all", *data.group_names]
     if compare.primary_group not in groups:
         raise ConfigError(f"compare.primary_group must be one of {groups}, got {compare.primary_group!r}")
+    last = min(arm.loop.generations for arm in arms) - 1
+    if compare.relative_to == "generation_0" and compare.primary_first > last:
+        raise ConfigError(
+            f"compare.primary_first must be a generation after 0 that the run measures (1..{last}) with "
+            f"compare.relative_to 'generation_0', got {compare.primary_first}"
+        )
     return compare
 
 
@@ -560,15 +566,19 @@ def _write_comparisons(outputs: RunOutputs, arms: Sequence[Arm], compare: Compar
     shown = [m for m in ("coverage", "recall", "precision", "share") if f"{m}/{result.group}" in values[arms[0].name]]
     save_paired_figure(run_dir / "figures" / "paired_differences.png", result, metrics=shown or [compare.primary_metric],
                        group=result.group, title=f"class {result.group}: paired differences to {result.baseline}")
+    replicates = arms[0].loop.replicates
+    form = " change from generation 0" if compare.relative_to == "generation_0" else ""
     for arm, row in result.primary.items():
         log.info(
-            "primary endpoint %s/%s over generations %s: %s - %s = %+.3g [%.3g, %.3g], sign-flip p = %.3g (n = %d)",
-            row["metric"], row["group"], row["generation"], arm, result.baseline, row["mean_diff"], row["lo"], row["hi"],
-            row["p_signflip"], row["n"],
+            "primary endpoint %s/%s%s over generations %s: %s - %s = %+.3g [%.3g, %.3g], sign-flip p = %.3g (n = %d of %d replicates)",
+            row["metric"], row["group"], form, row["generation"], arm, result.baseline, row["mean_diff"], row["lo"],
+            row["hi"], row["p_signflip"], row["n"], replicates,
         )
     return {
         "baseline": result.baseline,
+        "relative_to": compare.relative_to,
         "primary": {arm: {k: v for k, v in row.items() if k not in ("endpoint",)} for arm, row in result.primary.items()},
+        **({"start": result.start} if result.start else {}),
         "adjustment": "Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) over every exploratory cell",
         "file": "comparisons.csv",
     }
