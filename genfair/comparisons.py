@@ -65,6 +65,7 @@ __all__ = [
     "check_compare",
     "holm",
     "paired_comparisons",
+    "read_comparisons_csv",
     "sign_flip_pvalue",
     "write_comparisons_csv",
 ]
@@ -528,3 +529,24 @@ def write_comparisons_csv(path: Path, result: PairedComparisons) -> Path:
 
     write_metrics_csv(Path(path), [*result.primary.values(), *result.start.values(), *result.rows], columns=COMPARISON_COLUMNS)
     return Path(path)
+
+
+_TEXT_COLUMNS = ("endpoint", "relative_to", "arm", "baseline", "metric", "group", "generation", "signflip")
+
+
+def read_comparisons_csv(path: Path) -> list[dict]:
+    """The rows of a ``comparisons.csv``, in file order: ``n`` an int, the other columns of
+    :data:`COMPARISON_COLUMNS` outside the text ones floats (NaN where empty); a file written
+    before ``relative_to`` existed reads as ``"none"`` there."""
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row.setdefault("relative_to", "none")
+        for column in COMPARISON_COLUMNS:
+            if column == "n":
+                row[column] = int(row[column])
+            elif column not in _TEXT_COLUMNS:
+                row[column] = float(row.get(column) or "nan")
+    return rows

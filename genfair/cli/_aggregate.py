@@ -36,7 +36,13 @@ equal once ``seed`` is removed) and must have distinct seeds. Written into ``--o
   the runs: ``summary.json`` says so), else the runs' declared ``compare`` config when their
   ``config`` has one, else ``coverage`` of the minority (the first
   headline metric when the runs have no coverage) over generations 1 .. G-1 (generation 0 when
-  the runs have no other); ``summary.json`` says which and where it came from.
+  the runs have no other); ``summary.json`` says which and where it came from. With
+  ``--relative-to generation_0`` (or the runs' declared ``compare.relative_to``) each seed's
+  endpoint is its change from its own generation 0 and the arms are compared by the paired
+  difference of those changes, with generation 0's difference as a ``start`` row (see
+  :mod:`genfair.comparisons`); a seed without a generation-0 value drops out of the pair
+  (``n`` counts the seeds left), an arm without any is refused before anything is written.
+  ``figures/forest.png``: the primary rows of ``comparisons.csv`` as a forest plot.
   ``figures/paired_vs_<arm>.png``: the minority's paired differences across generations.
 - ``summary.json``: the runs and seeds used, the runs skipped, the common fingerprint.
 - ``figures/<metric>.png`` for each headline metric, and ``figures/minority_fidelity.png`` for
@@ -59,10 +65,17 @@ from scipy import stats
 
 from genfair._outputs import read_metrics_csv, write_metrics_csv
 from genfair.checkpoint import read_json, write_json
-from genfair.comparisons import CompareConfig, PairedComparisons, check_compare, paired_comparisons, write_comparisons_csv
+from genfair.comparisons import (
+    RELATIVE_TO,
+    CompareConfig,
+    PairedComparisons,
+    check_compare,
+    paired_comparisons,
+    write_comparisons_csv,
+)
 from genfair.errors import USER_ERRORS, ConfigError
 from genfair.metrics import in_unit_interval, logit_interval
-from genfair.plots import save_fidelity_figure, save_metric_figure, save_paired_figure
+from genfair.plots import save_fidelity_figure, save_forest_figure, save_metric_figure, save_paired_figure
 
 __all__ = [
     "AGGREGATE_COLUMNS",
@@ -103,11 +116,15 @@ def aggregate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--primary-group", default=None, help="its group, or 'minority' (the default)")
     parser.add_argument("--primary-first", type=int, default=None, help="its first generation (default 1; a study: 0)")
     parser.add_argument("--primary-last", type=int, default=None, help="its last generation (default: the last)")
+    parser.add_argument(
+        "--relative-to", choices=RELATIVE_TO, default=None,
+        help="none: the endpoint's level; generation_0: each seed's change from its generation 0 (default: none)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    chosen = {key: getattr(args, key) for key in ("primary_metric", "primary_group", "primary_first", "primary_last")}
-    given = {key: value for key, value in chosen.items() if value is not None}
+    keys = ("primary_metric", "primary_group", "primary_first", "primary_last", "relative_to")
+    given = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if args.baseline is None and given:
-        parser.error("--primary-metric, --primary-group, --primary-first and --primary-last need --baseline ARM")
+        parser.error("--primary-metric, --primary-group, --primary-first, --primary-last and --relative-to need --baseline ARM")
     try:
         compare = None
         if given:
@@ -209,6 +226,7 @@ def aggregate(
     paths += _figures(out / "figures", rows, first, n_seeds=len(runs))
     if comparisons is not None:
         paths += _paired_figure(out / "figures" / f"paired_vs_{baseline}.png", comparisons, first)
+        paths.append(save_forest_figure(out / "figures" / "forest.png", list(comparisons.primary.values())))
     return Aggregate(
         out,
         tuple((run_dir, summary["seed"]) for run_dir, summary in runs),
@@ -317,15 +335,17 @@ def _comparisons_record(comparisons: PairedComparisons, source: str) -> dict:
     """``summary.json``'s account of ``comparisons.csv``: baseline, primary endpoint, tests."""
     config = comparisons.config
     first = next(iter(comparisons.primary.values()))
+    change = ", minus each seed's generation 0 (change from generation 0)" if config.relative_to == "generation_0" else ""
     return {
         "file": "comparisons.csv",
         "baseline": comparisons.baseline,
-        "primary": f"{config.primary_metric} of {comparisons.group}, mean over generations {first['generation']}",
+        "primary": f"{config.primary_metric} of {comparisons.group}, mean over generations {first['generation']}{change}",
+        "relative_to": config.relative_to,
         "primary_source": source,
         "unit": "seed (each run's mean), paired across arms",
-        "tests": "paired t-test and sign-flip permutation test (exact for n <= 16 pairs); primary tested "
-        f"alone at {1 - config.level:.2g}; exploratory cells: Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) "
-        "over all of them",
+        "tests": "paired t-test and sign-flip permutation test (exact for n <= 16 pairs); primary rows (one per "
+        f"arm) at {1 - config.level:.2g}, Holm and BH over the primary rows; exploratory cells: Holm (p_*_holm) "
+        "and Benjamini-Hochberg (q_*_bh) over all of them",
         "interval": f"{config.level * 100:g} % t-interval of the mean paired difference",
     }
 
