@@ -86,3 +86,39 @@ def test_split_arms_by_prefix():
     assert placed.column("augment-hyper_mle") == "augment" and placed.colour("augment-hyper_mle") == "hyper_mle"
     assert placed.columns() == LOOPS and placed.colours() == ESTIMATORS
     assert _refusal(lambda: split_arms(["a-b", "c"], "-")) == "--facet-by-prefix '-' must split every arm's name in two, got ['c'] without it"
+
+
+@pytest.mark.parametrize(
+    "experiment, facet, columns, colours",
+    [
+        ("fairness_x_madness", "loop", LOOPS, ESTIMATORS),
+        ("curation", "labels", ["counts", "real"], ["none", "agreement", "confidence"]),
+        ("remedies", None, [""], ["none", "reweight", "oversample", "smote", "group_dro", "mindiff", "hard_mining", "hyper_mle", "ple"]),
+    ],
+)
+def test_the_shipped_factored_experiments_place_every_arm(experiment, facet, columns, colours):
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from genfair.cli import register_configs
+
+    register_configs()
+    with initialize_config_module(config_module="genfair.configs", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={experiment}"])
+    placed = place_arms(OmegaConf.to_object(cfg.arm_factors), list(cfg.arms))
+    assert (placed.facet, placed.columns(), placed.colours()) == (facet, columns, colours)
+
+
+def test_a_run_refuses_arms_its_factors_do_not_cover_before_anything_is_written(tmp_path):
+    from genfair.data import ClassMixtureData
+    from genfair.experiment import Arm, run_experiment
+    from genfair.loops import LoopConfig
+    from genfair.models import AnalyticModelConfig
+
+    data, loop = ClassMixtureData(class_names=["big", "small"], proportions=[0.8, 0.2]), LoopConfig(generations=2, replicates=4)
+    arms = [Arm(name, data, AnalyticModelConfig(estimator=estimator), loop) for name, estimator in
+            (("fs-mle", "mle"), ("fs-unbiased", "unbiased"), ("other", "mle"))]  # fmt: skip
+    factors = ArmFactorsConfig(levels={"loop": ["fs"], "estimator": ["mle", "unbiased"]})
+    message = _refusal(lambda: run_experiment(arms, seed=0, run_dir=tmp_path / "run", arm_factors=factors))
+    assert message.startswith("arm_factors: arm 'other' must match arm_factors.pattern '{loop}-{estimator}'")
+    assert not (tmp_path / "run").exists()
