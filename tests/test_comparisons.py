@@ -288,18 +288,19 @@ def test_a_relative_endpoint_pairs_replicate_r_with_replicate_r_and_drops_a_lost
     # The baseline's replicates are the arm's in reverse: pairing by position gives d_r = c_r(arm)
     # - c_{R-1-r}(arm), which a pairing by sorted values or by means would not.
     change = np.array([0.4, 0.1, -0.2, 0.3, 0.0])
-    start = np.array([0.5, 0.6, 0.7, 0.4, 0.5])
+    start = np.array([0.50, 0.65, 0.70, 0.30, 0.45])  # no symmetry: a reversed generation 0 changes d
     arm = np.stack([start, start + change])  # (2, 5): generation 0, generation 1
     baseline = arm[:, ::-1].copy()
     baseline[0, 2] = math.nan  # replicate 2 of the baseline lost its generation 0
     values = {"mle": {"coverage/6": baseline}, "ple": {"coverage/6": arm}}
     result = paired_comparisons(values, generations=[0, 1], minority="6", config=CompareConfig(relative_to="generation_0"))
-    d = change - change[::-1]  # 0.4, 0.2, 0.0, -0.2, -0.4; replicate 2 dropped
+    d = change - change[::-1]  # 0.4, -0.2, 0.0, 0.2, -0.4; replicate 2 dropped
     kept = np.delete(d, 2)
     primary = result.primary["ple"]
     assert primary["n"] == 4
     assert primary["mean_diff"] == pytest.approx(kept.mean(), abs=1e-12)
     assert primary["se"] == pytest.approx(kept.std(ddof=1) / 2, rel=1e-12)
+    assert primary["mean_baseline"] == pytest.approx(np.delete(change[::-1], 2).mean(), abs=1e-12)
     assert result.start["ple"]["n"] == 4  # the start row leaves the lost replicate out too
 
 
