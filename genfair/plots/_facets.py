@@ -127,10 +127,13 @@ def faceted_metric_figure(
     grid = facet_grid(factors, [metric_label(metric, runs[0][1])], width=3.6, height=3.2)
     for (label, rows, placement), drawn in zip(runs, groups):
         for arm in placement.placement:
-            colour, _ = grid.styles[placement.colour(arm)]
+            colour, marker = grid.styles[placement.colour(arm)]
             ax = grid.axes[0][factors.columns().index(placement.column(arm))]
             arm_rows = [row for row in rows if row["arm"] == arm]
+            before = len(ax.get_lines())
             plot_curves(ax, arm_rows, metric=metric, label_prefix=label if len(runs) > 1 else "", colors=iter([colour]), groups=drawn)
+            for line in ax.get_lines()[before:]:  # beyond 10 colour levels, the marker tells them apart
+                line.set_marker(marker or line.get_marker())
             ax.set_ylabel("")
     grid.axes[0][0].set_ylabel(metric_label(metric, runs[0][1]), fontsize=8)
     legend_once(grid)
