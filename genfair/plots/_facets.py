@@ -5,6 +5,7 @@ metric, the legend once (``genfair.factors`` places the arms)."""
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -121,7 +122,7 @@ def faceted_metric_figure(
             facet's levels and colour levels (the union is drawn).
         groups: for each run, the groups to draw.
     """
-    from genfair.plots._curves import metric_label, plot_curves
+    from genfair.plots._curves import _LINESTYLES, metric_label, plot_curves
 
     factors = _union([placement for _, _, placement in runs])
     grid = facet_grid(factors, [metric_label(metric, runs[0][1])], width=3.6, height=3.2)
@@ -136,7 +137,8 @@ def faceted_metric_figure(
                 line.set_marker(marker or line.get_marker())
             ax.set_ylabel("")
     grid.axes[0][0].set_ylabel(metric_label(metric, runs[0][1]), fontsize=8)
-    legend_once(grid)
+    styles = zip(dict.fromkeys(g for run_groups in groups for g in run_groups), itertools.cycle(_LINESTYLES))
+    legend_once(grid, [(Line2D([], [], color="0.2", linestyle=style), f"group {group}") for group, style in styles])
     grid.figure.suptitle(title or f"{metric} across generations, by {factors.facet or 'arm'}", fontsize=10)
     return grid.figure
 
