@@ -55,7 +55,8 @@ def facet_grid(factors: ArmFactors, row_labels: Sequence[str], *, width: float =
     """The empty grid: rows share their y-axis (one metric each), every panel the x-axis
     (generations, whole numbers); columns titled ``facet = level``; y labels on the first column."""
     columns = factors.columns()
-    figure = Figure(figsize=(width * len(columns) + 1.0, height * len(row_labels) + 1.2), layout="constrained")
+    # at least 8 inches wide: the title and the legend fit over two columns too
+    figure = Figure(figsize=(max(8.0, width * len(columns) + 1.0), height * len(row_labels) + 1.2), layout="constrained")
     axes = figure.subplots(len(row_labels), len(columns), sharex=True, sharey="row", squeeze=False)
     for row, label in enumerate(row_labels):
         axes[row][0].set_ylabel(label, fontsize=8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def faceted_fidelity_figure(
         (Line2D([], [], color="0.2", linewidth=0.9, linestyle=":"), f"{majority} (majority)"),
         (Line2D([], [], color="0.5", linewidth=1.0, linestyle="--"), f"real share of {minority}"),
     ])  # fmt: skip
-    grid.figure.suptitle(title or f"minority fidelity across generations (class {minority})", fontsize=11)
+    grid.figure.suptitle(textwrap.fill(title or f"minority fidelity across generations (class {minority})", 110), fontsize=10)
     return grid.figure
 
 
