@@ -430,3 +430,29 @@ def test_relative_to_generation_0_compares_each_seeds_change_by_hand(tmp_path, c
     assert err.endswith("compare.primary_first must be >= 1 with compare.relative_to 'generation_0' (a change from "
                         "generation 0 over generations that include it), got 0")  # fmt: skip
     assert not (tmp_path / "x").exists()
+
+
+def test_factored_image_runs_get_small_multiples_and_a_bad_declaration_is_refused_before_writing(tmp_path, capsys, monkeypatch):
+    import genfair.cli._aggregate as module
+
+    arms = ["fresh-mle", "fresh-ple", "augment-mle", "augment-ple"]
+    values = {(arm, g, group, metric): 0.1 + 0.01 * g + (0.5 if group == "3" else 0.0)
+              for arm in arms for g in range(2) for group in ("3", "6") for metric in ("share", "precision", "recall", "coverage")}  # fmt: skip
+    factors = {"levels": {"loop": ["fresh", "augment"], "estimator": ["mle", "ple"]}, "pattern": "{loop}-{estimator}"}
+    for seed in (0, 1):
+        run = _write_run(tmp_path / str(seed), seed=seed, values=values, family="images", groups=("3", "6"), proportions=(0.9, 0.1))
+        summary = json.loads((run / "summary.json").read_text())
+        summary["config"]["arm_factors"] = factors
+        (run / "summary.json").write_text(json.dumps(summary))
+    drawn = []
+    monkeypatch.setattr(module, "save_fidelity_figure", lambda path, rows, **kw: drawn.append(kw["factors"]) or path)
+    aggregate(tmp_path)
+    (placed,) = drawn
+    assert placed.facet == "loop" and placed.column("augment-ple") == "augment" and placed.colour("augment-ple") == "ple"
+    for seed in (0, 1):  # a declaration that misses the arm "augment-ple"'s level
+        summary = json.loads((tmp_path / str(seed) / "summary.json").read_text())
+        summary["config"]["arm_factors"]["levels"]["estimator"] = ["mle"]
+        (tmp_path / str(seed) / "summary.json").write_text(json.dumps(summary))
+    err = _refusal([str(tmp_path), "--out", str(tmp_path / "x")], capsys)
+    assert err.endswith("arm_factors: arm 'fresh-ple' must match arm_factors.pattern '{loop}-{estimator}' with levels of arm_factors.levels, got no match")
+    assert not (tmp_path / "x").exists()

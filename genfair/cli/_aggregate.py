@@ -47,7 +47,8 @@ equal once ``seed`` is removed) and must have distinct seeds. Written into ``--o
 - ``summary.json``: the runs and seeds used, the runs skipped, the common fingerprint.
 - ``figures/<metric>.png`` for each headline metric, and ``figures/minority_fidelity.png`` for
   deep image runs: the runs' figures, but the mean across seeds with its interval as the band
-  (logit-scale t-interval for bounded metrics, as in ``metrics.csv``).
+  (logit-scale t-interval for bounded metrics, as in ``metrics.csv``); small multiples when the
+  runs declare ``arm_factors`` (:mod:`genfair.factors`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ from genfair.comparisons import (
     write_comparisons_csv,
 )
 from genfair.errors import USER_ERRORS, ConfigError
+from genfair.factors import ArmFactors, ArmFactorsConfig, place_arms
 from genfair.metrics import in_unit_interval, logit_interval
 from genfair.plots import save_fidelity_figure, save_forest_figure, save_metric_figure, save_paired_figure
 
@@ -192,6 +194,7 @@ def aggregate(
     rows = aggregate_rows(per_seed)
     arms = list(dict.fromkeys(row["arm"] for row in rows))
     first = runs[0][1]
+    factors = _declared_factors(first, arms)
     comparisons, declared = None, None
     if baseline is not None:
         if baseline not in arms:
@@ -223,7 +226,7 @@ def aggregate(
             write_comparisons_csv(out / "comparisons.csv", comparisons),
         ]
     write_json(out / "summary.json", record)
-    paths += _figures(out / "figures", rows, first, n_seeds=len(runs))
+    paths += _figures(out / "figures", rows, first, n_seeds=len(runs), factors=factors)
     if comparisons is not None:
         paths += _paired_figure(out / "figures" / f"paired_vs_{baseline}.png", comparisons, first)
         paths.append(save_forest_figure(out / "figures" / "forest.png", list(comparisons.primary.values())))
@@ -412,7 +415,15 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     return None if a == b else (prefix.rstrip(".") or "fingerprint")
 
 
-def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int) -> list[Path]:
+def _declared_factors(summary: dict, arms: list[str]) -> ArmFactors | None:
+    """The runs' ``arm_factors`` with every arm placed (``None`` when they declare none); a
+    declaration the arms do not fit is refused before anything is written."""
+    declared = (summary.get("config") or {}).get("arm_factors") or {}
+    config = ArmFactorsConfig(**{key: declared[key] for key in ("levels", "pattern", "facet") if key in declared})
+    return place_arms(config, arms)
+
+
+def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int, factors: ArmFactors | None = None) -> list[Path]:
     paths = []
     available = {row["metric"] for row in rows}
     for metric in summary.get("headline_metrics") or []:
@@ -431,7 +442,7 @@ def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int) -> 
         paths.append(
             save_fidelity_figure(
                 folder / "minority_fidelity.png", rows, minority=minority, majority=majority,
-                target_share=shares[groups.index(minority)], title=title,
+                target_share=shares[groups.index(minority)], title=title, factors=factors,
             )
         )  # fmt: skip
     return paths
