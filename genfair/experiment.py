@@ -175,13 +175,13 @@ def run_experiment(
     replicates, whose across-replicate intervals already answer) when ``compare.baseline`` is
     set. Naming a baseline with one replicate, or a baseline, metric or group that does not
     exist, is refused before any work. A deep run also draws ``figures/forest.png`` (the primary
-    rows) and ``figures/change_from_generation_0.png`` (each arm's change per replicate).
+    rows) and ``figures/change_from_generation_0.png`` (each arm's change per replicate). The
+    device is recorded in summary.json but is not part of the fingerprint: a run may be resumed
+    on another device (its later generations then round as that device does).
 
     ``arm_factors``: how the arms decompose into factors (``genfair.factors``), checked before
     any work; the minority-fidelity and change figures then draw one column per level of its
-    facet and one colour per level of the other factors. The device is recorded in
-    summary.json but is not part of the fingerprint: a run may be resumed on another device
-    (its later generations then round as that device does).
+    facet and one colour per level of the other factors.
 
     Everything is checked before any work. An arm whose generation fails stops there, the
     other arms run, and then the first failure is raised (see the module docstring). Results are rewritten after each generation; a run
@@ -601,7 +601,7 @@ def _write_comparisons(outputs: RunOutputs, arms: Sequence[Arm], compare: Compar
         "relative_to": compare.relative_to,
         "primary": {arm: {k: v for k, v in row.items() if k not in ("endpoint",)} for arm, row in result.primary.items()},
         **({"start": result.start} if result.start else {}),
-        "adjustment": "Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) over every exploratory cell",
+        "adjustment": "Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) over every exploratory cell, and over the primary rows",
         "file": "comparisons.csv",
     }
 
@@ -772,8 +772,8 @@ def _image_figures(
         factors=factors,
     )
     generations, values = _replicate_values(outputs, arms)
-    if 0 in generations:
-        metrics = [m for m in ("share", "precision", "recall", "coverage") if f"{m}/{minority}" in values[arms[0].name]]
+    metrics = [m for m in ("share", "precision", "recall", "coverage") if f"{m}/{minority}" in values.get(arms[0].name, {})]
+    if 0 in generations and metrics:
         save_change_figure(run_dir / "figures" / "change_from_generation_0.png",
                            changes_from_generation_0(values, generations=generations), group=minority, metrics=metrics,
                            factors=factors)  # fmt: skip
