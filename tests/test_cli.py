@@ -156,7 +156,7 @@ def test_default_experiment_runs_the_digits_loop_with_progress_and_figures(cli):
         for replicate in (1, 2):
             assert f"arm {arm} · replicate {replicate} of 2 · 2 generations" in result.stdout + result.stderr
             assert f"arm {arm} · replicate {replicate} of 2 · generation 1 (2 of 2)" in result.stdout + result.stderr
-    assert (run / "comparisons.csv").read_text().splitlines()[1].startswith("primary,hyper_mle,mle,coverage,6,1-1,2,")
+    assert (run / "comparisons.csv").read_text().splitlines()[1].startswith("primary,none,hyper_mle,mle,coverage,6,1-1,2,")
     assert _is_png(run / "figures" / "minority_fidelity.png")
     assert _is_png(run / "figures" / "samples_mle.png") and _is_png(run / "figures" / "samples_ple.png")
 

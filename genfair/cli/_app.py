@@ -133,7 +133,7 @@ def _run(cfg: DictConfig) -> None:
 
         run_experiment(
             arms, seed=cfg.seed, run_dir=run_dir, config=config, device=device, workers=cfg.workers,
-            compare=OmegaConf.to_object(cfg.compare),
+            compare=OmegaConf.to_object(cfg.compare), arm_factors=OmegaConf.to_object(cfg.arm_factors),
         )
         return
     study = study_config(cfg)  # checked before anything is written
