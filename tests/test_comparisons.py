@@ -232,7 +232,7 @@ def test_many_pairs_use_the_normal_limit_of_the_sign_flip_distribution():
 
     from scipy import stats
 
-    from genfair.comparisons import NORMAL_MIN, _SignCache, sign_flip_pvalue
+    from genfair._paired_tests import NORMAL_MIN, _SignCache, sign_flip_pvalue
 
     d = np.random.default_rng(3).normal(0.03, 1.0, size=NORMAL_MIN)
     normal = _SignCache(seed=0, permutations=10).pvalue(d)
