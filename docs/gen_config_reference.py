@@ -404,6 +404,12 @@ def render() -> str:
     page.schema(CompareConfig, "compare", "`compare`: `CompareConfig`",
                 note="Paired comparisons of the arms (`comparisons.csv`); see genfair.comparisons.")
 
+    from genfair.factors import ArmFactorsConfig
+
+    page.add("## `arm_factors`", "")
+    page.schema(ArmFactorsConfig, "arm_factors", "`arm_factors`: `ArmFactorsConfig`",
+                note="How the arms decompose into factors, for the figures' small multiples; see docs/arms.md.")
+
     page.add("## `experiment`", "",
              "Each experiment is a `# @package _global_` file in `configs/experiment/`: it picks the groups "
              "and sets keys of the root config. `genfair experiment=<name>`; the default is "

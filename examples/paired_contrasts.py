@@ -7,10 +7,13 @@ answers them from the run's ``replicates.npz`` (chain r of every arm shares its 
 so the contrasts are paired), with the same statistics as ``comparisons.csv``
 (``genfair.comparisons``): per contrast the mean paired difference of the endpoint (the metric
 of the group averaged over generations ``first..last`` per chain), its 95 % t-interval, the
-exact sign-flip p-value, and Holm-adjusted p-values over the contrasts listed.
+exact sign-flip p-value, and Holm-adjusted p-values over the contrasts listed. With
+``--relative-to generation_0`` the endpoint is each chain's change from its own generation 0
+(``genfair.comparisons``, (7)): the contrast is a paired difference in differences.
 
     python examples/paired_contrasts.py RUN_DIR fresh-ple:fresh-hyper_mle augment-ple:augment-hyper_mle
     python examples/paired_contrasts.py RUN_DIR --metric recall --group 3 A:B
+    python examples/paired_contrasts.py RUN_DIR --relative-to generation_0 fresh-ple:fresh-hyper_mle
 
 Each ``A:B`` is "A minus B". Declare the contrasts before looking at the results; the first one
 listed is the one to test alone at 0.05 if it is the study's primary question (reported
@@ -26,12 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from genfair.comparisons import CompareConfig, holm, paired_comparisons
+from genfair.comparisons import RELATIVE_TO, CompareConfig, holm, paired_comparisons
 from genfair.errors import ConfigError
 
 
-def contrasts(run_dir: Path, pairs: list[tuple[str, str]], *, metric: str, group: str, first: int, last: int | None) -> list[dict]:
-    """One row per ``(arm, baseline)`` pair: the endpoint's paired statistics, Holm over the pairs."""
+def contrasts(
+    run_dir: Path, pairs: list[tuple[str, str]], *, metric: str, group: str, first: int, last: int | None,
+    relative_to: str = "none",
+) -> list[dict]:
+    """One row per ``(arm, baseline)`` pair: the endpoint's paired statistics (``relative_to`` as
+    ``compare.relative_to``), Holm over the pairs."""
     with np.load(run_dir / "replicates.npz", allow_pickle=False) as stored:
         arrays = {key: stored[key] for key in stored.files}
     minority = json.loads((run_dir / "summary.json").read_text())["minority"]
@@ -45,7 +52,7 @@ def contrasts(run_dir: Path, pairs: list[tuple[str, str]], *, metric: str, group
             raise ConfigError(f"contrast {arm}:{baseline}: arms must be arms of {run_dir} ({arms}), got {missing}")
         generations = range(next(iter(values[baseline].values())).shape[0])
         config = CompareConfig(baseline=baseline, primary_metric=metric, primary_group=group,
-                               primary_first=first, primary_last=last)  # fmt: skip
+                               primary_first=first, primary_last=last, relative_to=relative_to)  # fmt: skip
         result = paired_comparisons(values, generations=generations, minority=minority, config=config, arms=[baseline, arm])
         rows.append(result.primary[arm])
     for row, adjusted in zip(rows, holm([row["p_signflip"] for row in rows])):
@@ -61,17 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", default="minority")
     parser.add_argument("--first", type=int, default=1)
     parser.add_argument("--last", type=int, default=None)
+    parser.add_argument("--relative-to", choices=RELATIVE_TO, default="none", help="generation_0: each chain's change")
     args = parser.parse_args(argv)
     bad = [pair for pair in args.pairs if pair.count(":") != 1]
     if bad:
         parser.error(f"pairs must be A:B, got {bad}")
     try:
         rows = contrasts(args.run_dir, [tuple(pair.split(":")) for pair in args.pairs], metric=args.metric,
-                         group=args.group, first=args.first, last=args.last)  # fmt: skip
+                         group=args.group, first=args.first, last=args.last, relative_to=args.relative_to)  # fmt: skip
     except ConfigError as error:
         print(f"paired_contrasts: error: {error}", file=sys.stderr)
         return 2
-    print(f"| contrast | {args.metric}/{args.group}, generations | n | mean difference [95 % t-interval] | sign-flip p | Holm |")
+    change = " change from generation 0" if args.relative_to == "generation_0" else ""
+    print(f"| contrast | {args.metric}/{args.group}{change}, generations | n | mean difference [95 % t-interval] | sign-flip p | Holm |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['arm']} − {row['baseline']} | {row['generation']} | {row['n']} | "

@@ -15,9 +15,23 @@ where S is all 2^n sign vectors for n <= 16, else the observed signs plus B rand
 (p_sf = (1 + #extreme among B) / (1 + B), so p_sf > 0). Over the family of every exploratory
 cell, :func:`holm` and :func:`benjamini_hochberg` adjust both p-values (5, 6). The primary
 endpoint, declared in :class:`CompareConfig` before the run, averages the primary metric and
-group over the primary generations per replicate, then applies (1)-(4) once; it is tested alone
-at alpha = 1 - level and is not adjusted (EVIDENCE.md: "a primary endpoint, declared before the
-run").
+group over the primary generations per replicate, then applies (1)-(4) once per arm; with one
+arm compared it is tested alone at alpha = 1 - level (EVIDENCE.md: "a primary endpoint, declared
+before the run"), with several the arms' primary rows are one family of declared contrasts,
+Holm- and BH-adjusted among themselves (with one arm the adjusted p equals p).
+
+Declared relative to generation 0 (``relative_to = "generation_0"``, EVIDENCE.md: "measure the
+loop, not the start"), each replicate's endpoint is its change from its own generation 0,
+
+    c_r = mean_{first <= g <= last} x_{g,r} - x_{0,r}                                       (7)
+
+and the arms are compared by the paired difference of those changes, d_r = c_r(arm) -
+c_r(baseline) (a difference in differences), with (1)-(4) as above; generation 0's own paired
+difference is reported as a separate ``start`` row (where the arms started). A replicate whose
+generation-0 value is missing drops out of its pair (``n`` counts the pairs left); an arm with
+none is refused. The interval is the plain t-interval (2) for bounded metrics too: a change of a
+metric in [0, 1] lies in [-1, 1], a difference of changes in [-2, 2], and (2), which every
+paired difference here uses, is not mapped to a bounded scale.
 
 Example:
     >>> import numpy as np
@@ -31,7 +45,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,26 +52,28 @@ from pathlib import Path
 
 import numpy as np
 
-from genfair.errors import ConfigError, check_number, check_positive_int
+from genfair._paired_tests import _paired_stats, _SignCache, benjamini_hochberg, holm, sign_flip_pvalue
+from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 
 __all__ = [
     "COMPARISON_COLUMNS",
+    "RELATIVE_TO",
     "CompareConfig",
     "PairedComparisons",
     "benjamini_hochberg",
+    "changes_from_generation_0",
     "check_compare",
     "holm",
     "paired_comparisons",
+    "read_comparisons_csv",
     "sign_flip_pvalue",
     "write_comparisons_csv",
 ]
 
-EXACT_MAX = 16  # enumerate all 2^n sign flips up to this many pairs (65 536 patterns)
-NORMAL_MIN = 2000  # from this many pairs on, the sign-flip distribution's normal limit (see _SignCache)
-_TIE_RTOL = 1e-9  # |mean| within this fraction of mean|d| of the observed one counts as a tie
 
+RELATIVE_TO = ("none", "generation_0")  # compare.relative_to: the endpoint's level, or its change from generation 0
 COMPARISON_COLUMNS = (
-    "endpoint", "arm", "baseline", "metric", "group", "generation", "n",
+    "endpoint", "relative_to", "arm", "baseline", "metric", "group", "generation", "n",
     "mean_arm", "mean_baseline", "mean_diff", "se", "level", "lo", "hi",
     "p_t", "p_signflip", "signflip", "p_signflip_holm", "q_signflip_bh", "p_t_holm", "q_t_bh",
 )  # fmt: skip
@@ -78,6 +93,10 @@ class CompareConfig:
             generation, so the default is 1 .. G-1: every generation trained on synthetic data).
         permutations: random sign flips B when a cell has more than 16 pairs.
         level: confidence level of the t-intervals; the primary endpoint is tested at 1 - level.
+        relative_to: ``none``: the primary endpoint is the metric's mean over
+            ``primary_first..primary_last``; ``generation_0``: that mean minus the replicate's own
+            generation-0 value (7), compared as a difference in differences, with generation 0's
+            difference as its own ``start`` row; it needs ``primary_first >= 1``.
     """
 
     baseline: str | None = None
@@ -87,6 +106,7 @@ class CompareConfig:
     primary_last: int | None = None
     permutations: int = 10000
     level: float = 0.95
+    relative_to: str = "none"
 
     def __post_init__(self) -> None:
         if self.baseline is not None:
@@ -98,6 +118,12 @@ class CompareConfig:
             check_positive_int("compare.primary_last", self.primary_last, minimum=self.primary_first)
         check_positive_int("compare.permutations", self.permutations)
         check_number("compare.level", self.level, above=0, below=1)
+        check_choice("compare.relative_to", self.relative_to, RELATIVE_TO)
+        if self.relative_to == "generation_0" and self.primary_first < 1:
+            raise ConfigError(
+                "compare.primary_first must be >= 1 with compare.relative_to 'generation_0' (a change from "
+                f"generation 0 over generations that include it), got {self.primary_first}"
+            )
 
 
 def _check_name(key: str, value: object, allowed: str) -> None:
@@ -111,9 +137,14 @@ class PairedComparisons:
 
     Attributes:
         rows: one dict per exploratory cell (arm, metric, group, generation) with the columns of
-            :data:`COMPARISON_COLUMNS` (``endpoint`` = ``"exploratory"``).
+            :data:`COMPARISON_COLUMNS` (``endpoint`` = ``"exploratory"``, ``relative_to`` =
+            ``"none"``).
         primary: ``{arm: row}`` of the primary endpoint for every non-baseline arm (``endpoint``
-            = ``"primary"``, ``generation`` = ``"first-last"``, adjusted columns NaN).
+            = ``"primary"``, ``relative_to`` as declared, ``generation`` = ``"first-last"``,
+            adjusted columns over the primary rows).
+        start: ``{arm: row}``, with ``relative_to = "generation_0"``: the primary metric's paired
+            difference at generation 0 (``endpoint`` = ``"start"``, adjusted columns NaN);
+            empty otherwise.
         baseline: the baseline arm; ``group``: the primary group resolved (the minority's name).
         config: the :class:`CompareConfig` used.
     """
@@ -123,6 +154,7 @@ class PairedComparisons:
     baseline: str
     group: str
     config: CompareConfig = field(default_factory=CompareConfig)
+    start: dict[str, dict] = field(default_factory=dict)
 
 
 def check_compare(
@@ -144,89 +176,6 @@ def check_compare(
             f"{replicates_key} must be an integer >= 2 for paired inference (compare), got {replicates!r}"
         )
     return baseline
-
-
-def sign_flip_pvalue(differences: np.ndarray, *, permutations: int = 10000, generator: np.random.Generator) -> float:
-    """Two-sided sign-flip permutation p-value of the mean of ``differences (n,)``, (4).
-
-    Under H0 (each d_r symmetric about 0) every sign vector s is equally likely; the statistic is
-    |mean(s * d)|. For n <= 16 all 2^n vectors are enumerated (exact; the smallest p is
-    2 / 2^n); otherwise ``permutations`` random ones from ``generator``, with the observed
-    signs counted once: p = (1 + #extreme) / (1 + B). "Extreme" is |mean(s * d)| >= |d̄| - tol,
-    tol = 1e-9 mean|d|, so float ties count. Zeros stay zero under any flip; all zeros give p = 1.
-    NaN for n = 0.
-    """
-    d = np.asarray(differences, dtype=float).ravel()
-    if d.size == 0:
-        return math.nan
-    if not np.isfinite(d).all():
-        raise ConfigError("differences must be finite (drop the pairs with a missing value first)")
-    if d.size <= EXACT_MAX:
-        return _extreme_fraction(d, _all_signs(d.size), observed_included=True)
-    check_positive_int("permutations", permutations)
-    return _extreme_fraction(d, _random_signs(generator, permutations, d.size), observed_included=False)
-
-
-@functools.lru_cache(maxsize=EXACT_MAX + 1)
-def _all_signs(n: int) -> np.ndarray:
-    """Every sign vector of length n, ``(2^n, n)`` of -1.0 / +1.0 (read-only, cached)."""
-    bits = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
-    signs = 1.0 - 2.0 * bits
-    signs.setflags(write=False)
-    return signs
-
-
-def _random_signs(generator: np.random.Generator, permutations: int, n: int) -> np.ndarray:
-    return 1.0 - 2.0 * generator.integers(0, 2, size=(permutations, n))
-
-
-def _extreme_fraction(d: np.ndarray, signs: np.ndarray, *, observed_included: bool) -> float:
-    observed = abs(d.sum())
-    tol = _TIE_RTOL * np.abs(d).sum()
-    extreme = int(np.count_nonzero(np.abs(signs @ d) >= observed - tol))
-    if observed_included:  # exact enumeration: the observed signs are one of the rows
-        return extreme / len(signs)
-    return (1 + extreme) / (1 + len(signs))
-
-
-def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error), NaN-aware.
-
-    With the m finite p-values sorted, p_(1) <= ... <= p_(m):
-
-        p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))                                      (5)
-
-    NaN entries stay NaN and do not count in m. Returns an array of the input's shape.
-    """
-    return _adjust_sorted(
-        pvalues, lambda p, m: np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p))
-    )
-
-
-def benjamini_hochberg(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg q-values (false discovery rate), NaN-aware.
-
-    With the m finite p-values sorted, p_(1) <= ... <= p_(m):
-
-        q_(i) = min_{j >= i} min(1, m p_(j) / j)                                            (6)
-
-    NaN entries stay NaN and do not count in m. Returns an array of the input's shape.
-    """
-    return _adjust_sorted(
-        pvalues, lambda p, m: np.minimum.accumulate(np.minimum(1.0, m * p / np.arange(1, m + 1))[::-1])[::-1]
-    )
-
-
-def _adjust_sorted(pvalues: Sequence[float] | np.ndarray, adjust) -> np.ndarray:
-    """``adjust(p_sorted (m,), m)`` applied to the finite p-values in ascending order and written
-    back in place; NaN entries stay NaN and do not count in m."""
-    p = np.asarray(pvalues, dtype=float)
-    adjusted = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(np.isfinite(p.ravel()))
-    if finite.size:
-        order = finite[np.argsort(p.ravel()[finite], kind="stable")]
-        adjusted.ravel()[order] = adjust(p.ravel()[order], finite.size)
-    return adjusted
 
 
 def paired_comparisons(
@@ -261,13 +210,15 @@ def paired_comparisons(
         (the t-test p adjusted the same way). Cells with n < 2 pairs have NaN se, interval and
         p-values; NaN p-values stay out of the family size m. The primary endpoint averages
         ``primary_metric/primary_group`` over ``primary_first <= g <= primary_last`` per
-        replicate (a replicate enters when all those values are finite in both arms), then
-        (1)-(4); it is tested alone at 1 - level, not adjusted.
+        replicate (a replicate enters when all those values are finite in both arms; with
+        ``relative_to = "generation_0"`` its generation-0 value too, subtracted as in (7)), then
+        (1)-(4); the primary rows are adjusted among themselves (one arm: p itself).
 
     Raises:
         ConfigError: before any work, when the baseline names no arm, there is one arm, R < 2,
             the arrays' shapes disagree, or the primary metric, group or generations are not in
-            ``values``.
+            ``values``; with ``relative_to = "generation_0"``, when generation 0 is not among
+            ``generations`` or an arm has no finite generation-0 value of the primary metric.
     """
     arms = list(arms) if arms is not None else list(values)
     unknown = [arm for arm in arms if arm not in values]
@@ -281,28 +232,95 @@ def paired_comparisons(
     if lacking:
         raise ConfigError(f"compare.primary_metric {primary_key!r} must be measured in every arm, got none in {lacking}")
     window = _primary_window(config, generations)
+    start_row = _start_row(config, generations, values, arms, primary_key)
     signs = _SignCache(seed=seed, permutations=config.permutations)
 
-    rows, primary = [], {}
+    rows, primary, start = [], {}, {}
     for arm in (a for a in arms if a != baseline):
         for key in (k for k in keys if k in values[arm]):
             metric, key_group = key.split("/", 1)
             x, y = np.asarray(values[arm][key], float), np.asarray(values[baseline][key], float)
             for i, generation in enumerate(generations):
-                cell = {"endpoint": "exploratory", "arm": arm, "baseline": baseline, "metric": metric,
-                        "group": key_group, "generation": int(generation)}  # fmt: skip
+                cell = {"endpoint": "exploratory", "relative_to": "none", "arm": arm, "baseline": baseline,
+                        "metric": metric, "group": key_group, "generation": int(generation)}  # fmt: skip
                 rows.append({**cell, **_paired_stats(x[i], y[i], level=config.level, signs=signs)})
-        x = np.asarray(values[arm][primary_key], float)[window].mean(axis=0)  # (R,) NaN if any is NaN
-        y = np.asarray(values[baseline][primary_key], float)[window].mean(axis=0)
+        x, y = (_endpoint(np.asarray(values[a][primary_key], float), window, start_row) for a in (arm, baseline))
         span = [int(g) for g, inside in zip(generations, window) if inside]
-        primary[arm] = {"endpoint": "primary", "arm": arm, "baseline": baseline, "metric": config.primary_metric,
-                        "group": group, "generation": f"{min(span)}-{max(span)}",
-                        **_paired_stats(x, y, level=config.level, signs=signs),
-                        **dict.fromkeys((column for column, *_ in _ADJUSTED), math.nan)}  # fmt: skip
-    for column, adjust, source in _ADJUSTED:
-        for row, value in zip(rows, adjust([row[source] for row in rows])):
-            row[column] = float(value)
-    return PairedComparisons(rows, primary, baseline, group, config)
+        cell = {"arm": arm, "baseline": baseline, "metric": config.primary_metric, "group": group}
+        primary[arm] = {"endpoint": "primary", "relative_to": config.relative_to, **cell,
+                        "generation": f"{min(span)}-{max(span)}", **_paired_stats(x, y, level=config.level, signs=signs)}  # fmt: skip
+        if start_row is not None:
+            x, y = (np.asarray(values[a][primary_key], float)[start_row] for a in (arm, baseline))
+            start[arm] = {"endpoint": "start", "relative_to": "none", **cell, "generation": "0",
+                          **_paired_stats(x, y, level=config.level, signs=signs),
+                          **dict.fromkeys((column for column, *_ in _ADJUSTED), math.nan)}  # fmt: skip
+    for family in (rows, list(primary.values())):  # the exploratory cells; the declared contrasts
+        for column, adjust, source in _ADJUSTED:
+            for row, value in zip(family, adjust([row[source] for row in family])):
+                row[column] = float(value)
+    return PairedComparisons(rows, primary, baseline, group, config, start)
+
+
+def _endpoint(array: np.ndarray, window: np.ndarray, start_row: int | None) -> np.ndarray:
+    """``(R,)``: each replicate's mean of ``array (G, R)`` over ``window``, minus its own row
+    ``start_row`` (generation 0) when given, (7); NaN where any value it needs is NaN."""
+    level = array[window].mean(axis=0)
+    return level if start_row is None else level - array[start_row]
+
+
+def _start_row(
+    config: CompareConfig, generations: Sequence[int], values: Mapping[str, Mapping[str, np.ndarray]],
+    arms: list[str], key: str,
+) -> int | None:
+    """The row of generation 0 when the endpoint is relative to it (else ``None``); refuses a run
+    without generation 0, or an arm whose every replicate lacks it (a lost arm)."""
+    if config.relative_to == "none":
+        return None
+    listed = [int(g) for g in generations]
+    if 0 not in listed:
+        raise ConfigError(
+            f"compare.relative_to 'generation_0' needs generation 0 among the measured generations {listed}, "
+            f"got {config.relative_to!r}"
+        )
+    row = listed.index(0)
+    lost = [arm for arm in arms if not np.isfinite(np.asarray(values[arm][key], float)[row]).any()]
+    if lost:
+        raise ConfigError(
+            f"compare.relative_to 'generation_0' needs a finite generation-0 value of {key} in some replicate "
+            f"of every arm, got none in {lost}"
+        )
+    return row
+
+
+def changes_from_generation_0(
+    values: Mapping[str, Mapping[str, np.ndarray]], *, generations: Sequence[int], level: float = 0.95
+) -> list[dict]:
+    """Each arm's change from generation 0 per replicate, x_{g,r} - x_{0,r}, summarized across
+    replicates at every generation: one row per (arm, metric, group, generation) with ``arm``,
+    ``metric``, ``group``, ``generation``, ``n`` (replicates with both values), ``mean`` (of the
+    changes), ``se``, ``level``, ``lo`` and ``hi`` (the plain t-interval (2), which a change of a
+    bounded metric, in [-1, 1], gets as every paired difference here does).
+
+    Args:
+        values: as :func:`paired_comparisons`'s, ``values[arm]["metric/group"]`` ``(G, R)``.
+        generations: the G generation numbers of the rows; one of them must be 0.
+    """
+    listed = [int(g) for g in generations]
+    if 0 not in listed:
+        raise ConfigError(f"generations must include 0 to measure a change from generation 0, got {listed}")
+    start = listed.index(0)
+    signs = _SignCache(seed=0, permutations=1)  # _paired_stats's p-values are not reported here
+    rows = []
+    for arm, arrays in values.items():
+        for key, array in arrays.items():
+            metric, group = key.split("/", 1)
+            array = np.asarray(array, float)
+            for i, generation in enumerate(listed):
+                stats_ = _paired_stats(array[i], array[start], level=level, signs=signs)
+                rows.append({"arm": arm, "metric": metric, "group": group, "generation": generation,
+                             "n": stats_["n"], "mean": stats_["mean_diff"], "se": stats_["se"], "level": level,
+                             "lo": stats_["lo"], "hi": stats_["hi"]})  # fmt: skip
+    return rows
 
 
 _ADJUSTED = (  # (column, adjustment, adjusted p-value) over the family of exploratory rows
@@ -361,66 +379,34 @@ def _primary_window(config: CompareConfig, generations: Sequence[int]) -> np.nda
     return window
 
 
-class _SignCache:
-    """The sign vectors (4) uses for n pairs: all of them for n <= 16, else B random ones drawn
-    from ``SeedSequence(seed, spawn_key=(n,))``, drawn once per n and shared by the cells. From
-    n = 2000 pairs on (an analytic loop's thousands of replicates, where B x n random signs would
-    take gigabytes) the sign-flipped sum's normal limit is used instead: under H0 sum(s d) has
-    mean 0 and variance sum(d^2), so p = 2 (1 - Phi(|sum d| / sqrt(sum d^2))) (Lindeberg CLT;
-    its error is far below the Monte-Carlo error of B = 10 000 flips at these n)."""
-
-    def __init__(self, *, seed: int, permutations: int) -> None:
-        self.seed, self.permutations, self._random = seed, permutations, {}
-
-    def pvalue(self, d: np.ndarray) -> float:
-        n = d.size
-        if n == 0:
-            return math.nan
-        if n <= EXACT_MAX:
-            return _extreme_fraction(d, _all_signs(n), observed_included=True)
-        if n >= NORMAL_MIN:
-            scale = math.sqrt(float(np.square(d).sum()))
-            from scipy import stats
-
-            return 1.0 if scale == 0 else float(2 * stats.norm.sf(abs(float(d.sum())) / scale))
-        if n not in self._random:
-            generator = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(n,)))
-            self._random[n] = _random_signs(generator, self.permutations, n)
-        return _extreme_fraction(d, self._random[n], observed_included=False)
-
-    def label(self, n: int) -> str:
-        if n <= EXACT_MAX:
-            return "exact"
-        return "normal limit" if n >= NORMAL_MIN else f"{self.permutations} random"
-
-
-def _paired_stats(x: np.ndarray, y: np.ndarray, *, level: float, signs: _SignCache) -> dict:
-    """(1)-(4) for the finite pairs of ``x (R,)`` (the arm) and ``y (R,)`` (the baseline)."""
-    from scipy import stats  # imported where used: the CLI's config schemas import this module
-    finite = np.isfinite(x) & np.isfinite(y)
-    x, y = x[finite], y[finite]
-    d = x - y
-    n = int(d.size)
-    nan = math.nan
-    mean_diff = float(d.mean()) if n else nan
-    se = t_stat = half = p_t = nan
-    if n >= 2:
-        se = float(d.std(ddof=1) / math.sqrt(n))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t_stat = float(np.float64(mean_diff) / np.float64(se))
-        p_t = float(2 * stats.t.sf(abs(t_stat), n - 1)) if not math.isnan(t_stat) else nan
-        half = float(stats.t.ppf((1 + level) / 2, n - 1)) * se
-    return {"n": n, "mean_arm": float(x.mean()) if n else nan, "mean_baseline": float(y.mean()) if n else nan,
-            "mean_diff": mean_diff, "se": se, "level": level, "lo": mean_diff - half, "hi": mean_diff + half,
-            "p_t": p_t, "p_signflip": signs.pvalue(d) if n >= 2 else nan, "signflip": signs.label(n)}  # fmt: skip
-
-
 def write_comparisons_csv(path: Path, result: PairedComparisons) -> Path:
-    """Write ``comparisons.csv`` atomically: the primary rows first, then the exploratory ones,
-    with the columns of :data:`COMPARISON_COLUMNS`."""
+    """Write ``comparisons.csv`` atomically: the primary rows first, then the ``start`` rows (with
+    ``relative_to = "generation_0"``), then the exploratory ones, with the columns of
+    :data:`COMPARISON_COLUMNS`."""
     # Imported here: genfair._outputs and genfair.checkpoint import torch, which the statistics
     # above do not need (this module stays importable with numpy and scipy alone).
     from genfair._outputs import write_metrics_csv
 
-    write_metrics_csv(Path(path), [*result.primary.values(), *result.rows], columns=COMPARISON_COLUMNS)
+    write_metrics_csv(Path(path), [*result.primary.values(), *result.start.values(), *result.rows], columns=COMPARISON_COLUMNS)
     return Path(path)
+
+
+_TEXT_COLUMNS = ("endpoint", "relative_to", "arm", "baseline", "metric", "group", "generation", "signflip")
+
+
+def read_comparisons_csv(path: Path) -> list[dict]:
+    """The rows of a ``comparisons.csv``, in file order: ``n`` an int, the other columns of
+    :data:`COMPARISON_COLUMNS` outside the text ones floats (NaN where empty); a file written
+    before ``relative_to`` existed reads as ``"none"`` there."""
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row.setdefault("relative_to", "none")
+        for column in COMPARISON_COLUMNS:
+            if column == "n":
+                row[column] = int(row[column])
+            elif column not in _TEXT_COLUMNS:
+                row[column] = float(row.get(column) or "nan")
+    return rows

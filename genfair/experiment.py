@@ -52,7 +52,14 @@ from genfair._chains import (
     usable_cores,
 )
 from genfair._outputs import RunOutputs, write_metrics_csv, write_minority_table, write_replicates
-from genfair.comparisons import CompareConfig, check_compare, paired_comparisons, write_comparisons_csv
+from genfair.comparisons import (
+    CompareConfig,
+    changes_from_generation_0,
+    check_compare,
+    paired_comparisons,
+    write_comparisons_csv,
+)
+from genfair.factors import ArmFactors, ArmFactorsConfig, place_arms
 from genfair.checkpoint import check_writable_dir, load_tensors, read_json, save_tensors, write_json
 from genfair.data import ClassMixtureData, CustomData, DigitsData, GaussianData, ImageFileData
 from genfair.devices import resolve_device
@@ -74,9 +81,18 @@ from genfair.models import (
     check_model_protocol,
     save_model,
 )
-from genfair.plots import save_fidelity_figure, save_paired_figure, save_metric_figure, save_sample_grid, save_samples_across_generations
+from genfair.plots import (
+    save_change_figure,
+    save_fidelity_figure,
+    save_forest_figure,
+    save_metric_figure,
+    save_paired_figure,
+    save_sample_grid,
+    save_samples_across_generations,
+)
 from genfair.progress import format_duration
 from genfair.remedies import RemedyConfig
+from genfair.run_lock import holds_run_dir
 from genfair.loops import (
     ClassifierVerifier,
     GenerationRecord,
@@ -129,6 +145,7 @@ class ExperimentResult:
     summary: dict[str, Any]
 
 
+@holds_run_dir  # one writer per run directory, from its check to its last file (genfair.run_lock)
 def run_experiment(
     arms: Sequence[Arm],
     *,
@@ -138,6 +155,7 @@ def run_experiment(
     device: str | torch.device = "auto",
     workers: int | None = 1,
     compare: CompareConfig | None = None,
+    arm_factors: ArmFactorsConfig | None = None,
 ) -> ExperimentResult:
     """Run every arm's loop with the same root ``seed`` (common random numbers) into ``run_dir``.
 
@@ -158,9 +176,17 @@ def run_experiment(
     experiment with two or more arms and ``loop.replicates >= 2``; an analytic one (thousands of
     replicates, whose across-replicate intervals already answer) when ``compare.baseline`` is
     set. Naming a baseline with one replicate, or a baseline, metric or group that does not
-    exist, is refused before any work. The device is recorded in
-    summary.json but is not part of the fingerprint: a run may be resumed on another device
-    (its later generations then round as that device does).
+    exist, is refused before any work. A deep run also draws ``figures/forest.png`` (the primary
+    rows) and ``figures/change_from_generation_0.png`` (each arm's change per replicate). The
+    device is recorded in summary.json but is not part of the fingerprint: a run may be resumed
+    on another device (its later generations then round as that device does).
+
+    ``arm_factors``: how the arms decompose into factors (``genfair.factors``), checked before
+    any work; the minority-fidelity and change figures then draw one column per level of its
+    facet and one colour per level of the other factors.
+
+    The call holds ``run_dir``'s lock throughout (``genfair.run_lock``): a directory that another
+    run holds is refused with ``RunDirInUse`` before anything is read or written.
 
     Everything is checked before any work. An arm whose generation fails stops there, the
     other arms run, and then the first failure is raised (see the module docstring). Results are rewritten after each generation; a run
@@ -189,6 +215,7 @@ def run_experiment(
     if arms[0].family != "images":
         device = torch.device("cpu")
     compare = _check_comparison(arms, compare)
+    factors = place_arms(arm_factors, [arm.name for arm in arms]) if arm_factors is not None else None
     models = {arm.name: _build(arm, seed).to(device) for arm in arms if arm.family != "images"}
     workers = usable_cores() if workers is None else check_positive_int("workers", workers)
     run_dir = Path(run_dir)
@@ -236,7 +263,7 @@ def run_experiment(
     for metric in header["headline_metrics"]:
         save_metric_figure(run_dir / "figures" / f"{metric}.png", [("", rows)], metric=metric)
     if family == "images":
-        _image_figures(arms, rows, run_dir, minority=header["minority"])
+        _image_figures(arms, rows, run_dir, minority=header["minority"], factors=factors, outputs=outputs)
     log.info("results in %s", run_dir)
     if failures:
         raise failures[0]
@@ -539,39 +566,62 @@ def _check_comparison(arms: Sequence[Arm], compare: CompareConfig | None) -> Com
     groups = ["minority", "all", *data.group_names]
     if compare.primary_group not in groups:
         raise ConfigError(f"compare.primary_group must be one of {groups}, got {compare.primary_group!r}")
+    last = min(arm.loop.generations for arm in arms) - 1
+    if compare.relative_to == "generation_0" and compare.primary_first > last:
+        raise ConfigError(
+            f"compare.primary_first must be a generation after 0 that the run measures (1..{last}) with "
+            f"compare.relative_to 'generation_0', got {compare.primary_first}"
+        )
     return compare
 
 
 def _write_comparisons(outputs: RunOutputs, arms: Sequence[Arm], compare: CompareConfig, run_dir: Path, seed: int) -> dict:
     """Write comparisons.csv and its figure; return the summary's ``comparisons`` entry, the
     primary endpoint first (see :func:`run_experiment`)."""
-    records = outputs.records
-    generations = [record.generation for record in records[arms[0].name]]
-    finished = min(len(records[arm.name]) for arm in arms)
-    values = {
-        arm.name: {key: np.stack([r.values[key] for r in records[arm.name][:finished]]) for key in records[arm.name][0].values}
-        for arm in arms
-    }
-    result = paired_comparisons(
-        values, generations=generations[:finished], minority=outputs.header["minority"], config=compare,
-        arms=[arm.name for arm in arms], seed=seed,
-    )
+    generations, values = _replicate_values(outputs, arms)
+    try:
+        result = paired_comparisons(
+            values, generations=generations, minority=outputs.header["minority"], config=compare,
+            arms=[arm.name for arm in arms], seed=seed,
+        )
+    except ConfigError as error:  # what the values hold (an arm lost generation 0 in every chain): the run stands
+        log.error("comparisons.csv not written: %s", error)
+        return {"error": str(error), "file": None}
     write_comparisons_csv(run_dir / "comparisons.csv", result)
     shown = [m for m in ("coverage", "recall", "precision", "share") if f"{m}/{result.group}" in values[arms[0].name]]
     save_paired_figure(run_dir / "figures" / "paired_differences.png", result, metrics=shown or [compare.primary_metric],
                        group=result.group, title=f"class {result.group}: paired differences to {result.baseline}")
+    if arms[0].family == "images":
+        save_forest_figure(run_dir / "figures" / "forest.png", list(result.primary.values()))
+    replicates = arms[0].loop.replicates
+    form = " change from generation 0" if compare.relative_to == "generation_0" else ""
     for arm, row in result.primary.items():
         log.info(
-            "primary endpoint %s/%s over generations %s: %s - %s = %+.3g [%.3g, %.3g], sign-flip p = %.3g (n = %d)",
-            row["metric"], row["group"], row["generation"], arm, result.baseline, row["mean_diff"], row["lo"], row["hi"],
-            row["p_signflip"], row["n"],
+            "primary endpoint %s/%s%s over generations %s: %s - %s = %+.3g [%.3g, %.3g], sign-flip p = %.3g (n = %d of %d replicates)",
+            row["metric"], row["group"], form, row["generation"], arm, result.baseline, row["mean_diff"], row["lo"],
+            row["hi"], row["p_signflip"], row["n"], replicates,
         )
     return {
         "baseline": result.baseline,
+        "relative_to": compare.relative_to,
         "primary": {arm: {k: v for k, v in row.items() if k not in ("endpoint",)} for arm, row in result.primary.items()},
-        "adjustment": "Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) over every exploratory cell",
+        **({"start": result.start} if result.start else {}),
+        "adjustment": "Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) over every exploratory cell, and over the primary rows",
         "file": "comparisons.csv",
     }
+
+
+def _replicate_values(outputs: RunOutputs, arms: Sequence[Arm]) -> tuple[list[int], dict[str, dict[str, np.ndarray]]]:
+    """The generations every arm finished and ``values[arm]["metric/group"]`` ``(G, R)``, the
+    replicates' values (:func:`genfair.comparisons.paired_comparisons`'s input)."""
+    records = {arm.name: outputs.records.get(arm.name, []) for arm in arms}
+    finished = min(len(chain) for chain in records.values())  # 0 when an arm failed in generation 0
+    generations = [record.generation for record in records[arms[0].name][:finished]]
+    values = {
+        name: {key: np.stack([r.values[key] for r in chain[:finished]]) for key in chain[0].values}
+        for name, chain in records.items()
+    } if finished else {}  # fmt: skip
+    return generations, values
 
 
 def _check_arm(arm: Arm) -> None:
@@ -708,9 +758,12 @@ def _save_grid(run_dir: Path, arm: str, generation: int, grid: torch.Tensor, nam
     save_sample_grid(path.with_suffix(".png"), grid, row_labels=list(names), title=f"{arm}, generation {generation}")
 
 
-def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, *, minority: str) -> None:
-    """The "minority fidelity across generations" figure, the arms' minority table and each
-    arm's samples across generations."""
+def _image_figures(
+    arms: Sequence[Arm], rows: list[dict], run_dir: Path, *, minority: str, factors: ArmFactors | None, outputs: RunOutputs
+) -> None:
+    """The "minority fidelity across generations" figure (small multiples with ``factors``), each
+    arm's change from generation 0, the arms' minority table and each arm's samples across
+    generations."""
     data = arms[0].data
     shares = list(data.shares)
     majority = data.group_names[max(range(len(shares)), key=shares.__getitem__)]
@@ -721,7 +774,14 @@ def _image_figures(arms: Sequence[Arm], rows: list[dict], run_dir: Path, *, mino
         majority=majority,
         target_share=shares[list(data.group_names).index(minority)],
         title=f"minority fidelity across generations (class {minority}; bands: {_band(arms)})",
+        factors=factors,
     )
+    generations, values = _replicate_values(outputs, arms)
+    metrics = [m for m in ("share", "precision", "recall", "coverage") if f"{m}/{minority}" in values.get(arms[0].name, {})]
+    if 0 in generations and metrics:
+        save_change_figure(run_dir / "figures" / "change_from_generation_0.png",
+                           changes_from_generation_0(values, generations=generations), group=minority, metrics=metrics,
+                           factors=factors)  # fmt: skip
     last = max(arm.loop.generations for arm in arms) - 1
     shown = sorted({0, last // 2, max(last - 1, 0), last})
     write_minority_table(run_dir / "minority_table.md", rows, minority=minority, majority=majority, generations=shown)

@@ -390,3 +390,69 @@ def test_primary_generations_are_checked_before_anything_is_written(tmp_path, ca
         aggregate_main([str(tmp_path), "--primary-first", "0"])
     assert "need --baseline ARM" in capsys.readouterr().err
     assert not (tmp_path / "aggregate").exists()
+
+
+def test_relative_to_generation_0_compares_each_seeds_change_by_hand(tmp_path, capsys):
+    """ple's minority coverage is mle's plus 0.01 (1 + s)(1 + g) + 0.001 (s % 2): the change over
+    generations 1-2 from generation 0 differs by 0.01 (1 + s)(2.5 - 1) = 0.015 (1 + s) per seed s
+    (the constant 0.001 (s % 2) cancels), generation 0 by 0.01 (1 + s) + 0.001 (s % 2)."""
+    _two_arm_sweep(tmp_path)
+    aggregate_main([str(tmp_path), "--baseline", "mle", "--relative-to", "generation_0"])
+    out = tmp_path / "aggregate"
+    with open(out / "comparisons.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    primary, start = rows[0], rows[1]
+    assert (primary["endpoint"], primary["relative_to"], primary["generation"], primary["n"]) == ("primary", "generation_0", "1-2", "4")
+    d = 0.015 * np.arange(1, 5)
+    assert float(primary["mean_diff"]) == pytest.approx(d.mean(), rel=1e-9)
+    assert float(primary["se"]) == pytest.approx(d.std(ddof=1) / 2, rel=1e-9)
+    assert (start["endpoint"], start["relative_to"], start["generation"]) == ("start", "none", "0")
+    assert float(start["mean_diff"]) == pytest.approx(np.mean([0.01, 0.021, 0.03, 0.041]), rel=1e-9)
+    record = json.loads((out / "summary.json").read_text())["comparisons"]
+    assert record["relative_to"] == "generation_0" and "change from generation 0" in record["primary"]
+    assert (out / "figures" / "forest.png").read_bytes()[:8] == PNG_SIGNATURE
+    # Seed 3's ple lost its generation 0: that seed leaves the pair, n = 3.
+    lines = (tmp_path / "3" / "metrics.csv").read_text().splitlines()
+    kept = [line for line in lines if not line.startswith("ple,0,3,coverage,")]
+    (tmp_path / "3" / "metrics.csv").write_text("\n".join(kept) + "\n")
+    aggregate_main([str(tmp_path), "--baseline", "mle", "--relative-to", "generation_0"])
+    first = next(csv.DictReader(open(out / "comparisons.csv", newline="")))
+    assert first["n"] == "3" and float(first["mean_diff"]) == pytest.approx(d[:3].mean(), rel=1e-9)
+    # Every seed's ple without generation 0 (a lost arm): refused before anything is written.
+    for seed in range(3):
+        lines = (tmp_path / str(seed) / "metrics.csv").read_text().splitlines()
+        (tmp_path / str(seed) / "metrics.csv").write_text("\n".join(l for l in lines if not l.startswith("ple,0,3,coverage,")) + "\n")
+    capsys.readouterr()
+    err = _refusal([str(tmp_path), "--baseline", "mle", "--relative-to", "generation_0", "--out", str(tmp_path / "x")], capsys)
+    assert err.endswith("needs a finite generation-0 value of coverage/3 in some replicate of every arm, got none in ['ple']")
+    err = _refusal([str(tmp_path), "--baseline", "mle", "--relative-to", "generation_0", "--primary-first", "0",
+                    "--out", str(tmp_path / "x")], capsys)  # fmt: skip
+    assert err.endswith("compare.primary_first must be >= 1 with compare.relative_to 'generation_0' (a change from "
+                        "generation 0 over generations that include it), got 0")  # fmt: skip
+    assert not (tmp_path / "x").exists()
+
+
+def test_factored_image_runs_get_small_multiples_and_a_bad_declaration_is_refused_before_writing(tmp_path, capsys, monkeypatch):
+    import genfair.cli._aggregate as module
+
+    arms = ["fresh-mle", "fresh-ple", "augment-mle", "augment-ple"]
+    values = {(arm, g, group, metric): 0.1 + 0.01 * g + (0.5 if group == "3" else 0.0)
+              for arm in arms for g in range(2) for group in ("3", "6") for metric in ("share", "precision", "recall", "coverage")}  # fmt: skip
+    factors = {"levels": {"loop": ["fresh", "augment"], "estimator": ["mle", "ple"]}, "pattern": "{loop}-{estimator}"}
+    for seed in (0, 1):
+        run = _write_run(tmp_path / str(seed), seed=seed, values=values, family="images", groups=("3", "6"), proportions=(0.9, 0.1))
+        summary = json.loads((run / "summary.json").read_text())
+        summary["config"]["arm_factors"] = factors
+        (run / "summary.json").write_text(json.dumps(summary))
+    drawn = []
+    monkeypatch.setattr(module, "save_fidelity_figure", lambda path, rows, **kw: drawn.append(kw["factors"]) or path)
+    aggregate(tmp_path)
+    (placed,) = drawn
+    assert placed.facet == "loop" and placed.column("augment-ple") == "augment" and placed.colour("augment-ple") == "ple"
+    for seed in (0, 1):  # a declaration that misses the arm "augment-ple"'s level
+        summary = json.loads((tmp_path / str(seed) / "summary.json").read_text())
+        summary["config"]["arm_factors"]["levels"]["estimator"] = ["mle"]
+        (tmp_path / str(seed) / "summary.json").write_text(json.dumps(summary))
+    err = _refusal([str(tmp_path), "--out", str(tmp_path / "x")], capsys)
+    assert err.endswith("arm_factors: arm 'fresh-ple' must match arm_factors.pattern '{loop}-{estimator}' with levels of arm_factors.levels, got no match")
+    assert not (tmp_path / "x").exists()

@@ -17,7 +17,7 @@ from genfair.estimators._hypernetwork_fit import HypernetworkFit as _Fit
 from genfair.estimators._sets import SetSampler
 from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective, input_sensitivity
 from genfair.loops import FitContext, FitOutput, LoopConfig, RunStore, simulate
-from genfair.models import VAE, VAEConfig
+from genfair.models import VAE, GaussianMixtureModel, VAEConfig
 from genfair.seeding import torch_generator
 
 DIGITS = DigitsData(classes=[3, 6], proportions=[0.8, 0.2])
@@ -325,3 +325,22 @@ def test_every_generation_reports_the_evidence_and_a_trained_h_reads_its_data():
     assert values["mle_sensitivity"] > 0
     assert values["sensitivity_ratio"] == pytest.approx(values["h_sensitivity"] / values["mle_sensitivity"])
     assert values["h_sensitivity"] > 1e-5, values
+
+
+def test_a_ple_fit_reports_its_penalty_and_its_share_of_the_nll():
+    """With lam > 0 the penalty is lam * D and its ratio divides by the NLL at H(X_g), the mean
+    per-sample NLL of the fitted model recomputed here by hand (not the sum over the 8 sets of
+    Y behind D, which would be 8 times smaller)."""
+    lam = 0.5
+    model = GaussianMixtureModel(2, 1)
+    train = Batch(torch.randn(1, 40, 1, generator=torch.Generator().manual_seed(0)), torch.zeros(1, 40, dtype=torch.int64))
+    fit = build_fit(EstimatorConfig(name="ple", lam=lam, steps=3, reference_steps=2), sample_shape=(1,), num_classes=None,
+                    positive={}, per_replicate=False, closed_form=False)
+    out = fit(model, train, torch.Generator().manual_seed(1), FitContext(0, None))
+    values = {key.split("/")[0]: float(v) for key, v in out.values.items()}
+    with torch.no_grad():
+        nll = float(out.model.loss(train.x, None).mean())  # the model holds H(X_g) after the fit
+    assert values["ple_nll"] == pytest.approx(nll, rel=1e-9)
+    assert values["ple_discrepancy"] > 0
+    assert values["ple_penalty"] == lam * values["ple_discrepancy"]
+    assert values["ple_penalty_ratio"] == pytest.approx(lam * values["ple_discrepancy"] / abs(nll), rel=1e-9)

@@ -63,7 +63,7 @@ BAD_CONFIGS = [
     pytest.param("loop.sampling_bias=0", 2, ["loop.sampling_bias", "got 0"], id="bias-zero"),
     pytest.param("data.proportions=[0.5,0.6]", 2, ["data.proportions", "[0.5, 0.6]"], id="proportions-sum"),
     pytest.param("data.proportions=[0.999,0.001]", 2, ["'minority'", "gets 0", "data.proportions"], id="class-without-samples"),
-    pytest.param("loop=bogus", None, ["loop/bogus", "fully_synthetic"], id="unknown-loop-option"),
+    pytest.param("loop=bogus", 2, ["loop=bogus: not a loop", "fully_synthetic"], id="unknown-loop-option"),
     pytest.param("loop.n_real=abc", None, ["loop.n_real", "'abc'"], id="n-real-not-int"),
     pytest.param("model=gaussian", 2, ["model=gaussian", "data=gaussian"], id="model-needs-gaussian-data"),
     pytest.param('+arms.x=["loop.bogus=1"]', 2, ["arms.x", "'bogus'"], id="arm-unknown-key"),
@@ -71,7 +71,7 @@ BAD_CONFIGS = [
     pytest.param("seed=-1", 2, ["seed", "-1"], id="negative-seed"),
     pytest.param("threads=0", 2, ["threads", "0"], id="threads-zero"),
     pytest.param("loop.checkpoint_every=0", 2, ["loop.checkpoint_every", "got 0"], id="checkpoint-every-zero"),
-    pytest.param("remedy=bogus", None, ["remedy/bogus", "mindiff"], id="unknown-remedy"),
+    pytest.param("remedy=bogus", 2, ["remedy=bogus: not a remedy", "mindiff"], id="unknown-remedy"),
     pytest.param("remedy.length=-1", 2, ["remedy.length", "-1", "> 0"], id="remedy-length"),
     pytest.param("remedy=reweight", 2, ["remedy=reweight", "loop.replicates=1", "got 50"], id="remedy-replicates"),
 ]
@@ -156,7 +156,7 @@ def test_default_experiment_runs_the_digits_loop_with_progress_and_figures(cli):
         for replicate in (1, 2):
             assert f"arm {arm} · replicate {replicate} of 2 · 2 generations" in result.stdout + result.stderr
             assert f"arm {arm} · replicate {replicate} of 2 · generation 1 (2 of 2)" in result.stdout + result.stderr
-    assert (run / "comparisons.csv").read_text().splitlines()[1].startswith("primary,hyper_mle,mle,coverage,6,1-1,2,")
+    assert (run / "comparisons.csv").read_text().splitlines()[1].startswith("primary,none,hyper_mle,mle,coverage,6,1-1,2,")
     assert _is_png(run / "figures" / "minority_fidelity.png")
     assert _is_png(run / "figures" / "samples_mle.png") and _is_png(run / "figures" / "samples_ple.png")
 
@@ -356,6 +356,40 @@ def test_a_refused_override_loads_no_model_metric_or_figure_module(tmp_path, ove
     assert all(word in error for word in words), error
     assert loaded == [], loaded
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (["model=vea"], "model=vea: not a model; choose class_mixture, custom, ddpm, gaussian or vae (did you mean vae?)"),
+        (["+experiment=gmm_prio"], "experiment=gmm_prio: not an experiment; choose "),
+        (["data=digit"], "data=digit: not a data source; choose class_mixture, custom, digits, gaussian or image_files "
+                         "(did you mean digits?)"),
+    ],
+    ids=["model", "experiment", "data"],
+)
+def test_a_misspelt_group_option_is_refused_in_one_line_with_the_closest_option(tmp_path, overrides, line):
+    """An unknown option of a config group gets genfair's line and exit 2 (not Hydra's screen, which
+    lists the ConfigStore's ``*_schema`` entries too), before Hydra composes or makes anything."""
+    run_dir = tmp_path / "run"
+    result, loaded, code = _genfair_loading(tmp_path, f"hydra.run.dir={run_dir}", *overrides)
+    lines = result.stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 2 and lines[0].startswith(f"genfair: error: {line}"), result.stderr  # 2: LOADED
+    assert "_schema" not in lines[0] and "HYDRA_FULL_ERROR" not in result.stderr
+    if overrides[0].startswith("+experiment"):
+        assert lines[0].endswith("(did you mean gmm_ple?)"), lines[0]
+    assert loaded == [] and not run_dir.exists()
+
+
+def test_each_option_of_a_sweep_list_is_checked_and_other_config_folders_are_left_to_hydra():
+    from genfair.cli._group_options import check_group_options
+    from genfair.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^model=vea: not a model; .* \(did you mean vae\?\)$"):
+        check_group_options(["-m", "model=vae,vea", "seed=0,1"])
+    check_group_options(["-m", "model=vae,ddpm", "model.latent_dim=4", "hydra/launcher=joblib", "~study"])
+    check_group_options(["--config-dir", "mine", "model=mine"])  # options of the user's own folder
+    check_group_options(["model=choice(vae,ddpm)"])  # Hydra's sweep functions are Hydra's
 
 
 # ------------------------------------------------------------------------- arms (docs/arms.md)

@@ -20,6 +20,7 @@ from genfair.comparisons import (
     COMPARISON_COLUMNS,
     CompareConfig,
     benjamini_hochberg,
+    changes_from_generation_0,
     check_compare,
     holm,
     paired_comparisons,
@@ -138,7 +139,8 @@ def test_primary_endpoint_by_hand(tmp_path):
     assert primary["p_t"] == pytest.approx(1 - 4 / math.sqrt(18), rel=1e-9)
     # Sign flips of (0.1, 0.2, 0.1): only all + and all - reach |sum| = 0.4: 2 of 8.
     assert primary["p_signflip"] == 0.25
-    assert math.isnan(primary["p_signflip_holm"])  # the primary endpoint is not adjusted
+    # One declared contrast: Holm over a family of one leaves p as it is.
+    assert primary["p_signflip_holm"] == primary["p_signflip"] and primary["relative_to"] == "none"
     # The file: the primary row first, the columns of COMPARISON_COLUMNS.
     write_comparisons_csv(tmp_path / "comparisons.csv", result)
     with open(tmp_path / "comparisons.csv", newline="") as handle:
@@ -146,6 +148,7 @@ def test_primary_endpoint_by_hand(tmp_path):
         rows = list(reader)
     assert tuple(reader.fieldnames) == COMPARISON_COLUMNS
     assert [row["endpoint"] for row in rows] == ["primary"] + ["exploratory"] * 9
+    assert {row["relative_to"] for row in rows} == {"none"}
     assert float(rows[0]["mean_diff"]) == pytest.approx(mean) and rows[0]["generation"] == "1-2"
     # A declared window and a named group.
     config = CompareConfig(primary_metric="recall", primary_group="3", primary_first=2, primary_last=2)
@@ -229,7 +232,7 @@ def test_many_pairs_use_the_normal_limit_of_the_sign_flip_distribution():
 
     from scipy import stats
 
-    from genfair.comparisons import NORMAL_MIN, _SignCache, sign_flip_pvalue
+    from genfair._paired_tests import NORMAL_MIN, _SignCache, sign_flip_pvalue
 
     d = np.random.default_rng(3).normal(0.03, 1.0, size=NORMAL_MIN)
     normal = _SignCache(seed=0, permutations=10).pvalue(d)
@@ -237,3 +240,114 @@ def test_many_pairs_use_the_normal_limit_of_the_sign_flip_distribution():
     flips = sign_flip_pvalue(d, permutations=20000, generator=np.random.default_rng(1))
     assert abs(normal - flips) < 4 * math.sqrt(normal * (1 - normal) / 20000) + 1e-3
     assert _SignCache(seed=0, permutations=10).label(NORMAL_MIN) == "normal limit"
+
+
+def test_an_endpoint_relative_to_generation_0_is_a_difference_in_differences_by_hand(tmp_path):
+    # 3 generations, 4 replicates; generation 0 differs per replicate, and the arm starts higher.
+    base = np.array([[0.50, 0.40, 0.60, 0.30],
+                     [0.40, 0.30, 0.40, 0.30],
+                     [0.30, 0.30, 0.20, 0.10]])  # fmt: skip
+    arm = np.array([[0.70, 0.50, 0.60, 0.60],
+                    [0.70, 0.40, 0.50, 0.60],
+                    [0.60, 0.50, 0.40, 0.40]])  # fmt: skip
+    values = {"mle": {"coverage/6": base, "coverage/3": base}, "ple": {"coverage/6": arm, "coverage/3": 1 - arm}}
+    config = CompareConfig(relative_to="generation_0")
+    result = paired_comparisons(values, generations=[0, 1, 2], minority="6", config=config)
+    primary, start = result.primary["ple"], result.start["ple"]
+    # Changes, mean of generations 1-2 minus generation 0, per replicate:
+    #   mle: 0.35-0.50, 0.30-0.40, 0.30-0.60, 0.20-0.30 = -0.15, -0.10, -0.30, -0.10
+    #   ple: 0.65-0.70, 0.45-0.50, 0.45-0.60, 0.50-0.60 = -0.05, -0.05, -0.15, -0.10
+    # d = 0.10, 0.05, 0.15, 0.00: mean 0.075, s^2 = (0.025^2 + 0.025^2 + 0.075^2 + 0.075^2) / 3
+    d = np.array([0.10, 0.05, 0.15, 0.00])
+    mean, se = 0.075, math.sqrt((2 * 0.025**2 + 2 * 0.075**2) / 3 / 4)
+    assert (primary["endpoint"], primary["relative_to"], primary["generation"], primary["n"]) == (
+        "primary", "generation_0", "1-2", 4
+    )
+    assert (primary["mean_arm"], primary["mean_baseline"]) == pytest.approx((-0.0875, -0.1625), rel=1e-12)
+    assert primary["mean_diff"] == pytest.approx(mean, rel=1e-12)
+    assert primary["se"] == pytest.approx(se, rel=1e-12)
+    t_975_3 = 3.182446305284263  # Student's t, 97.5 % quantile, 3 degrees of freedom (tables: 3.1824)
+    assert (primary["lo"], primary["hi"]) == pytest.approx((mean - t_975_3 * se, mean + t_975_3 * se), rel=1e-9)
+    # Sign flips of (0.10, 0.05, 0.15, 0): the zero doubles every pattern; |sum| >= 0.30 only for
+    # all-plus or all-minus of the three non-zero ones: 4 of 16.
+    assert primary["p_signflip"] == pytest.approx(_brute_force_pvalue(list(d))) == 0.25
+    # Where the arms started: generation 0's paired difference, 0.2, 0.1, 0.0, 0.3.
+    assert (start["endpoint"], start["relative_to"], start["generation"]) == ("start", "none", "0")
+    assert start["mean_diff"] == pytest.approx(0.15, rel=1e-12) and start["n"] == 4
+    assert math.isnan(start["p_signflip_holm"])
+    # The file: primary, then start, then the exploratory levels.
+    write_comparisons_csv(tmp_path / "comparisons.csv", result)
+    with open(tmp_path / "comparisons.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["endpoint"], r["relative_to"]) for r in rows[:3]] == [
+        ("primary", "generation_0"), ("start", "none"), ("exploratory", "none")
+    ]
+
+
+def test_a_relative_endpoint_pairs_replicate_r_with_replicate_r_and_drops_a_lost_one():
+    # The baseline's replicates are the arm's in reverse: pairing by position gives d_r = c_r(arm)
+    # - c_{R-1-r}(arm), which a pairing by sorted values or by means would not.
+    change = np.array([0.4, 0.1, -0.2, 0.3, 0.0])
+    start = np.array([0.50, 0.65, 0.70, 0.30, 0.45])  # no symmetry: a reversed generation 0 changes d
+    arm = np.stack([start, start + change])  # (2, 5): generation 0, generation 1
+    baseline = arm[:, ::-1].copy()
+    baseline[0, 2] = math.nan  # replicate 2 of the baseline lost its generation 0
+    values = {"mle": {"coverage/6": baseline}, "ple": {"coverage/6": arm}}
+    result = paired_comparisons(values, generations=[0, 1], minority="6", config=CompareConfig(relative_to="generation_0"))
+    d = change - change[::-1]  # 0.4, -0.2, 0.0, 0.2, -0.4; replicate 2 dropped
+    kept = np.delete(d, 2)
+    primary = result.primary["ple"]
+    assert primary["n"] == 4
+    assert primary["mean_diff"] == pytest.approx(kept.mean(), abs=1e-12)
+    assert primary["se"] == pytest.approx(kept.std(ddof=1) / 2, rel=1e-12)
+    assert primary["mean_baseline"] == pytest.approx(np.delete(change[::-1], 2).mean(), abs=1e-12)
+    assert result.start["ple"]["n"] == 4  # the start row leaves the lost replicate out too
+
+
+def test_a_relative_endpoint_is_refused_without_generation_0_or_with_a_lost_arm():
+    values = _two_arms(np.random.default_rng(8))
+    relative = CompareConfig(relative_to="generation_0")
+    message = _one_line_error(lambda: paired_comparisons(values, generations=[1, 2, 3], config=relative))
+    assert message.startswith("compare.relative_to 'generation_0' needs generation 0 among the measured generations [1, 2, 3]")
+    lost = {arm: dict(arrays) for arm, arrays in values.items()}
+    lost["ple"]["coverage/minority"] = lost["ple"]["coverage/minority"].copy()
+    lost["ple"]["coverage/minority"][0] = math.nan
+    message = _one_line_error(lambda: paired_comparisons(lost, generations=[0, 1, 2], config=relative))
+    assert message == (
+        "compare.relative_to 'generation_0' needs a finite generation-0 value of coverage/minority in some "
+        "replicate of every arm, got none in ['ple']"
+    )
+    assert _one_line_error(lambda: CompareConfig(relative_to="generation_0", primary_first=0)) == (
+        "compare.primary_first must be >= 1 with compare.relative_to 'generation_0' (a change from "
+        "generation 0 over generations that include it), got 0"
+    )
+    assert _one_line_error(lambda: CompareConfig(relative_to="gen0")) == (
+        "compare.relative_to must be one of ['none', 'generation_0'], got 'gen0'"
+    )
+
+
+def test_several_arms_primary_rows_are_holm_adjusted_among_themselves():
+    base = np.zeros((2, 4))
+    d_b = np.array([[0, 0, 0, 0], [0.1, 0.2, 0.3, 0.4]])  # all positive: exact p = 2/16
+    # |sum| = |1 - 2 x (|d| flipped)| >= 0.6 when the flipped |d| sum to <= 0.2 ({}, {0.1}, {0.2}) or
+    # >= 0.8 (their complements): 6 of 16 flips.
+    d_c = np.array([[0, 0, 0, 0], [0.1, -0.2, 0.3, 0.4]])
+    values = {"a": {"coverage/m": base}, "b": {"coverage/m": base + d_b}, "c": {"coverage/m": base + d_c}}
+    primary = paired_comparisons(values, generations=[0, 1], minority="m").primary
+    assert (primary["b"]["p_signflip"], primary["c"]["p_signflip"]) == (0.125, 0.375)
+    # Holm over the two contrasts: 2 x 0.125 = 0.25, then max(0.25, 1 x 0.375) = 0.375.
+    assert (primary["b"]["p_signflip_holm"], primary["c"]["p_signflip_holm"]) == (0.25, 0.375)
+
+
+def test_changes_from_generation_0_per_replicate_by_hand():
+    x = np.array([[0.5, 0.4, 0.6], [0.3, 0.3, 0.3], [0.4, math.nan, 0.2]])
+    rows = changes_from_generation_0({"a": {"coverage/6": x}}, generations=[0, 1, 2])
+    by_generation = {row["generation"]: row for row in rows}
+    # generation 1: -0.2, -0.1, -0.3 -> mean -0.2, s = 0.1, se = 0.1 / sqrt(3)
+    one = by_generation[1]
+    assert (one["mean"], one["n"]) == (pytest.approx(-0.2), 3)
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)
+    assert (one["lo"], one["hi"]) == pytest.approx((-0.2 - half, -0.2 + half))
+    # generation 2: -0.1, (dropped), -0.4 -> mean -0.25, n = 2
+    assert (by_generation[2]["mean"], by_generation[2]["n"]) == (pytest.approx(-0.25), 2)
+    assert by_generation[0]["mean"] == 0.0

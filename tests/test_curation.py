@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from genfair.data import ClassMixtureData, DigitsData, GaussianData
+from genfair.data import ClassMixtureData, DigitsData, GaussianData, stratified_counts
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.models import AnalyticModelConfig, ClassGaussianModel, VAEConfig
 from genfair.loops import (
@@ -340,3 +340,26 @@ def test_run_directories_without_the_new_options_keep_their_fingerprint():
     assert not {"synthetic_labels", "synthetic_shares", "curation"} & set(loop_fingerprint())
     changed = loop_fingerprint(synthetic_labels="balanced", curation=CurationConfig(rule="agreement"))
     assert changed["synthetic_labels"] == "balanced" and changed["curation"]["rule"] == "agreement"
+
+
+def test_real_shares_with_curation_and_no_redraw_keep_the_counts_of_the_real_shares():
+    """``real_shares`` draws each generation's classes from generation 0's real shares, not from
+    the shares of the generation's (curated, smaller) training set. A verifier that rejects every
+    other majority sample and no minority one leaves 7 of 14 and 6 of 6 of a [14, 6] draw: from
+    those shares the next labels would be [11, 9], and the minority would grow past its 6."""
+    n, data = 20, ClassMixtureData(proportions=[0.7, 0.3], dim=1)
+    target = stratified_counts(n, [0.7, 0.3])
+    assert target == [14, 6]
+
+    def verifier(model, x, labels):
+        keep = (labels == 1) | (torch.arange(labels.shape[1]) % 2 == 0)
+        return Verdict(labels, keep.to(torch.float64))
+
+    config = LoopConfig(generations=5, n_real=n, n_synthetic=n, replicates=1, synthetic_labels="real_shares",
+                        curation=CurationConfig(rule="confidence", threshold=0.5, redraw=False))
+    result = simulate(data=data, model=ClassGaussianModel(2, 1, replicates=1), config=config, seed=0,
+                      measure=counts_measure(2), verifier=verifier)
+    counts = np.stack([result.values(f"count/{k}")[:, 0] for k in range(2)], axis=-1)  # (G, K): each training set
+    assert counts[0].tolist() == target  # the real draw
+    assert counts[1:].tolist() == [[7, 6]] * 4  # the curated synthetic sets
+    assert (counts <= target).all()

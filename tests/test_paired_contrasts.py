@@ -61,3 +61,12 @@ def test_an_unknown_arm_is_refused_in_one_line(run_dir, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("paired_contrasts: error: contrast b:nope: arms must be arms of") and "['nope']" in err
     assert "\n" not in err
+
+
+def test_a_contrast_relative_to_generation_0_subtracts_each_chains_own_generation_0(run_dir):
+    # b - a is 0.5 d_r at generation 0 and d_r at generations 1-2: the change differs by 0.5 d_r.
+    (b,) = contrasts(run_dir, [("b", "a")], metric="coverage", group="minority", first=1, last=None, relative_to="generation_0")
+    d = (np.arange(8) + 1) / 100
+    assert (b["relative_to"], b["generation"], b["n"]) == ("generation_0", "1-2", 8)
+    assert b["mean_diff"] == pytest.approx(0.5 * d.mean())
+    assert b["se"] == pytest.approx(0.5 * d.std(ddof=1) / np.sqrt(8))

@@ -251,3 +251,10 @@ def test_the_amortised_loop_applies_h_and_never_trains_it(monkeypatch, tmp_path)
     # the loop applies each of the 3 H once per generation to the 4 chains' sets of loop_size
     assert applied.count(torch.Size([4, 10, 1])) == 3 * 3
     assert again.results["training"]["ple"]["seconds"] == 0.0
+
+
+def test_endpoints_csv_keeps_the_columns_of_its_later_rows(tmp_path):
+    from genfair.studies._assessment import write_table
+
+    write_table(tmp_path / "t.csv", [{"role": "primary", "mean_diff": 0.5}, {"role": "wright_fisher", "predicted": 0.25}])
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["role,mean_diff,predicted", "primary,0.5,", "wright_fisher,,0.25"]

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
 from genfair.models import AnalyticModelConfig, VAEConfig
 from genfair.remedies import RemedyConfig
+from genfair.run_lock import LOCK_FILE
 from genfair.loops import LOOP_KINDS, LoopConfig
 
 GENFAIR = str(Path(sys.executable).with_name("genfair"))
@@ -399,12 +401,59 @@ def test_killed_command_resumes_to_the_same_results(tmp_path, uninterrupted):
         killed.kill()  # a no-op once it has exited
     done = _generation_dirs(arm_dir)
     assert 3 <= len(done) < 20, done  # killed mid-run, in the first arm
+    # The kill left the lock file naming the killed process; the kernel released its lock.
+    assert json.loads((tmp_path / "killed" / LOCK_FILE).read_text())["pid"] == killed.pid
 
     resumed = _genfair(tmp_path / "killed", *KILL_ARGS, log=tmp_path / "resumed.log")
     assert resumed.wait(timeout=300) == 0, (tmp_path / "resumed.log").read_text()[-4000:]
-    assert f"arm mle: resuming after generation {len(done) - 1}" in (tmp_path / "resumed.log").read_text()
+    output = (tmp_path / "resumed.log").read_text()
+    assert f"arm mle: resuming after generation {len(done) - 1}" in output
+    assert "in use" not in output and "genfair: error" not in output
     _assert_same_results(tmp_path / "killed", _finished(uninterrupted))
     assert not list((tmp_path / "killed").rglob("*.partial"))
+    assert not (tmp_path / "killed" / LOCK_FILE).exists()
+
+
+# What differs between two runs of one command: wall-clock times and the log's time stamps.
+TIMED = ("genfair.log", "summary.json", "record.json")
+
+
+def test_a_second_command_on_a_directory_in_use_is_refused_and_the_first_ends_as_a_lone_run(tmp_path, uninterrupted):
+    """Two real ``genfair`` processes on one directory: the first is stopped (SIGSTOP) once it has
+    finished a generation, so it holds the directory for as long as the second takes; the second
+    exits 2 in one line naming the first and leaves every byte as it was; the first, continued,
+    ends with the files of a lone run (the uninterrupted run of the test above)."""
+    run = tmp_path / "run"
+    first = _genfair(run, *KILL_ARGS, log=tmp_path / "first.log")
+    try:
+        deadline = time.monotonic() + 120
+        while not _generation_dirs(run / "arms" / "mle"):
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-4000:]
+            assert time.monotonic() < deadline, "no finished generation after 120 s"
+            time.sleep(0.01)
+        first.send_signal(signal.SIGSTOP)
+        before = _tree_digest(run)
+        second = run_command([GENFAIR, f"hydra.run.dir={run}", *KILL_ARGS], tmp_path)
+        after = _tree_digest(run)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    try:
+        assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()[-4000:]
+    finally:
+        first.kill()  # a no-op once it has exited
+    stderr = second.stderr.strip()
+    assert second.returncode == 2 and len(stderr.splitlines()) == 1, stderr
+    assert re.fullmatch(
+        rf"genfair: error: run directory {re.escape(str(run))} is in use by process {first.pid} on host "
+        rf"{re.escape(socket.gethostname())} since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC; wait for that run to finish, "
+        r"or choose another hydra.run.dir", stderr), stderr
+    assert after == before  # not a byte of the first run's files changed, its job log included
+    lone = _finished(uninterrupted)
+    _assert_same_results(run, lone)
+    got, want = _tree_digest(run), _tree_digest(lone)
+    assert sorted(got) == sorted(want)
+    assert {path: digest for path, digest in got.items() if Path(path).name not in TIMED} == {
+        path: digest for path, digest in want.items() if Path(path).name not in TIMED}
 
 
 def test_command_refuses_a_directory_of_another_experiment(tmp_path, uninterrupted):

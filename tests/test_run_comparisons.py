@@ -47,6 +47,29 @@ def test_comparisons_csv_holds_the_primary_endpoint_from_the_paired_replicates(t
     assert (tmp_path / "figures" / "paired_differences.png").is_file()
 
 
+def test_a_run_relative_to_generation_0_compares_each_replicates_change(tmp_path, caplog):
+    compare = CompareConfig(baseline="mle", primary_metric="trace_cov", primary_group="small", relative_to="generation_0")
+    with caplog.at_level("INFO", logger="genfair"):
+        result = run_experiment(_arms(), seed=0, run_dir=tmp_path, compare=compare)
+    with open(tmp_path / "comparisons.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    primary, start = rows[0], rows[1]
+    assert (primary["endpoint"], primary["relative_to"], primary["generation"]) == ("primary", "generation_0", "1-3")
+    assert (start["endpoint"], start["relative_to"], start["generation"]) == ("start", "none", "0")
+    arrays = {arm: np.stack([r.values["trace_cov/small"] for r in result.records[arm]]) for arm in ("mle", "unbiased")}
+    change = {arm: a[1:].mean(axis=0) - a[0] for arm, a in arrays.items()}  # (R,): generations 1-3 minus 0
+    d = change["unbiased"] - change["mle"]
+    finite = np.isfinite(d)
+    assert float(primary["n"]) == finite.sum()
+    assert float(primary["mean_diff"]) == pytest.approx(d[finite].mean(), rel=1e-9)
+    assert float(start["mean_diff"]) == pytest.approx(np.nanmean(arrays["unbiased"][0] - arrays["mle"][0]), rel=1e-9)
+    recorded = result.summary["comparisons"]
+    assert recorded["relative_to"] == "generation_0" and recorded["primary"]["unbiased"]["relative_to"] == "generation_0"
+    assert recorded["start"]["unbiased"]["generation"] == "0"
+    logged = [m for m in caplog.messages if m.startswith("primary endpoint")]
+    assert logged and "change from generation 0 over generations 1-3" in logged[0] and "of 12 replicates" in logged[0]
+
+
 def test_a_deep_free_run_without_a_declared_baseline_compares_nothing(tmp_path):
     run_experiment(_arms(), seed=0, run_dir=tmp_path)
     assert not (tmp_path / "comparisons.csv").exists()
@@ -60,8 +83,10 @@ def test_a_deep_free_run_without_a_declared_baseline_compares_nothing(tmp_path):
         (CompareConfig(baseline="mle", primary_metric="coverage"), 12, ["compare.primary_metric", "'coverage'", "trace_cov"]),
         (CompareConfig(baseline="mle", primary_metric="share", primary_group="tiny"), 12,
          ["compare.primary_group", "'tiny'", "small"]),
+        (CompareConfig(baseline="mle", primary_metric="share", relative_to="generation_0", primary_first=4), 12,
+         ["compare.primary_first", "(1..3)", "got 4"]),
     ],
-    ids=["unknown-baseline", "one-replicate", "unmeasured-metric", "unknown-group"],
+    ids=["unknown-baseline", "one-replicate", "unmeasured-metric", "unknown-group", "relative-window-past-the-run"],
 )
 def test_a_comparison_that_cannot_be_made_is_refused_before_anything_is_written(compare, replicates, words, tmp_path):
     with pytest.raises(ConfigError) as raised:

@@ -26,7 +26,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from genfair.cli import register_configs, study_config
-from genfair.cli._app import check_study_option
+from genfair.cli._group_options import check_group_options
 from genfair.errors import ConfigError
 from genfair.studies import STUDIES, SUMMARY_KEYS, Study, StudyConfig, StudyResult, run_study
 
@@ -121,17 +121,18 @@ def test_experiment_of_the_same_name_picks_the_study(name):
 
 
 # ---------------------------------------------------------------------------------- bad values
-@pytest.mark.parametrize("value", ["bogus", "loop", "null", "variance-bias"])
-def test_unknown_study_is_refused_naming_the_key_the_value_and_the_options(value):
+@pytest.mark.parametrize(("value", "hint"), [("bogus", ""), ("loop", ""), ("null", ""),
+                                           ("variance-bias", " (did you mean variance_bias?)")])
+def test_unknown_study_is_refused_naming_the_key_the_value_and_the_options(value, hint):
     with pytest.raises(ConfigError) as raised:
-        check_study_option(["seed=1", f"study={value}"])
-    assert str(raised.value) == f"study must be one of {OPTIONS}, got {value!r} {ALLOWED_NOTE}"
+        check_group_options(["seed=1", f"study={value}"])
+    assert str(raised.value) == f"study={value}: not a study; choose {', '.join(OPTIONS[:-1])} or {OPTIONS[-1]}{hint} {ALLOWED_NOTE}"
 
 
 @pytest.mark.parametrize("argument", ["~study", "study=gmm_ple", "+study=variance_bias", "study=gmm_ple,variance_bias",
-                                      "study.steps=3", "experiment=bogus"])
+                                      "study.steps=3"])
 def test_known_studies_null_and_sweeps_pass_the_check(argument):
-    check_study_option([argument])
+    check_group_options([argument])
 
 
 @pytest.mark.parametrize(
@@ -156,7 +157,7 @@ def test_cli_refuses_an_unknown_study_in_one_line_before_writing(tmp_path):
                             env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"genfair: error: study must be one of {OPTIONS}, got 'bogus' {ALLOWED_NOTE}"
+        f"genfair: error: study=bogus: not a study; choose {', '.join(OPTIONS[:-1])} or {OPTIONS[-1]} {ALLOWED_NOTE}"
     ]
     assert not run_dir.exists()
 

@@ -18,7 +18,7 @@ from genfair.fairness import DownstreamClassifier, DownstreamConfig, train_downs
 from genfair.hypernets import PLEObjective
 from genfair.loops import FitContext
 from genfair.metrics import ClassifierConfig, EvaluationClassifier, train_classifier
-from genfair.models import ClassGaussianModel
+from genfair.models import ClassGaussianModel, GaussianMixtureModel
 from genfair.studies import VarianceBiasArm, VarianceBiasConfig
 from genfair.studies._gmm_estimators import train_hypernetwork
 from genfair.training import check_finite_loss, take_step
@@ -157,3 +157,21 @@ def test_the_downstream_classifier_raises_floating_point_error_with_step_and_val
     x, classes = torch.randn(40, 4, generator=generator), torch.arange(40) % 2
     with pytest.raises(FloatingPointError, match=r"^downstream classifier: loss is nan at step 3 of 6$"):
         train_downstream(x, classes, class_names=["a", "b"], config=DownstreamConfig(steps=6, hidden=8), generator=generator)
+
+
+def test_the_evidence_fit_fails_its_generation_on_a_nan_loss(monkeypatch):
+    """The MLE reference steps behind ``mle_sensitivity`` (``genfair.estimators._evidence``) train
+    copies of the model: their NaN loss fails the generation in the one line of every other fit,
+    while H's own training (on the model itself) stays finite."""
+    model = GaussianMixtureModel(2, 1)
+    loss = GaussianMixtureModel.loss
+    monkeypatch.setattr(GaussianMixtureModel, "loss",
+                        lambda self, x, labels=None: loss(self, x, labels) * (1.0 if self is model else float("nan")))
+    fit = build_fit(EstimatorConfig(name="ple", lam=0.5, steps=3, reference_steps=2), sample_shape=(1,), num_classes=None,
+                    positive={}, per_replicate=False, closed_form=False)
+    train = Batch(torch.randn(1, 40, 1, generator=torch.Generator().manual_seed(0)), torch.zeros(1, 40, dtype=torch.int64))
+    with pytest.raises(GenerationFailed) as raised:
+        fit(model, train, torch.Generator().manual_seed(1), FitContext(2, None))
+    assert (raised.value.generation, raised.value.reason) == (
+        2, "estimator ple (mle_sensitivity's reference fit): loss is nan at step 1 of 2")
+    assert "\n" not in str(raised.value)

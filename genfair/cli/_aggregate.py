@@ -9,7 +9,10 @@ Every run directory under ``SWEEP_DIR`` (a folder holding ``summary.json`` and `
 at any depth) is one seed. Finished runs count, ``complete`` and ``degraded`` alike (a run whose
 samples lost a class is a result, and leaving it out would bias the aggregate towards the seeds
 where the minority survived; its undefined values are left out of ``n_seeds``); runs still
-``running`` or ``failed`` are skipped with a warning.
+``running`` or ``failed`` are skipped with a warning. A run directory that a ``genfair`` process
+holds (``genfair.run_lock``, read without taking the lock) is still running whatever its
+``summary.json`` says, and the warning names that process; one whose summary says ``running``
+but which no process holds was stopped, and the warning says that its command resumes it.
 The runs must be the same experiment apart from the seed (their ``summary.json`` fingerprints
 equal once ``seed`` is removed) and must have distinct seeds. Written into ``--out`` (default
 ``SWEEP_DIR/aggregate``):
@@ -36,12 +39,19 @@ equal once ``seed`` is removed) and must have distinct seeds. Written into ``--o
   the runs: ``summary.json`` says so), else the runs' declared ``compare`` config when their
   ``config`` has one, else ``coverage`` of the minority (the first
   headline metric when the runs have no coverage) over generations 1 .. G-1 (generation 0 when
-  the runs have no other); ``summary.json`` says which and where it came from.
+  the runs have no other); ``summary.json`` says which and where it came from. With
+  ``--relative-to generation_0`` (or the runs' declared ``compare.relative_to``) each seed's
+  endpoint is its change from its own generation 0 and the arms are compared by the paired
+  difference of those changes, with generation 0's difference as a ``start`` row (see
+  :mod:`genfair.comparisons`); a seed without a generation-0 value drops out of the pair
+  (``n`` counts the seeds left), an arm without any is refused before anything is written.
+  ``figures/forest.png``: the primary rows of ``comparisons.csv`` as a forest plot.
   ``figures/paired_vs_<arm>.png``: the minority's paired differences across generations.
 - ``summary.json``: the runs and seeds used, the runs skipped, the common fingerprint.
 - ``figures/<metric>.png`` for each headline metric, and ``figures/minority_fidelity.png`` for
   deep image runs: the runs' figures, but the mean across seeds with its interval as the band
-  (logit-scale t-interval for bounded metrics, as in ``metrics.csv``).
+  (logit-scale t-interval for bounded metrics, as in ``metrics.csv``); small multiples when the
+  runs declare ``arm_factors`` (:mod:`genfair.factors`).
 """
 
 from __future__ import annotations
@@ -59,10 +69,19 @@ from scipy import stats
 
 from genfair._outputs import read_metrics_csv, write_metrics_csv
 from genfair.checkpoint import read_json, write_json
-from genfair.comparisons import CompareConfig, PairedComparisons, check_compare, paired_comparisons, write_comparisons_csv
+from genfair.comparisons import (
+    RELATIVE_TO,
+    CompareConfig,
+    PairedComparisons,
+    check_compare,
+    paired_comparisons,
+    write_comparisons_csv,
+)
 from genfair.errors import USER_ERRORS, ConfigError
+from genfair.factors import ArmFactors, ArmFactorsConfig, place_arms
 from genfair.metrics import in_unit_interval, logit_interval
-from genfair.plots import save_fidelity_figure, save_metric_figure, save_paired_figure
+from genfair.plots import save_fidelity_figure, save_forest_figure, save_metric_figure, save_paired_figure
+from genfair.run_lock import LockHolder, lock_holder
 
 __all__ = [
     "AGGREGATE_COLUMNS",
@@ -103,11 +122,15 @@ def aggregate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--primary-group", default=None, help="its group, or 'minority' (the default)")
     parser.add_argument("--primary-first", type=int, default=None, help="its first generation (default 1; a study: 0)")
     parser.add_argument("--primary-last", type=int, default=None, help="its last generation (default: the last)")
+    parser.add_argument(
+        "--relative-to", choices=RELATIVE_TO, default=None,
+        help="none: the endpoint's level; generation_0: each seed's change from its generation 0 (default: none)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    chosen = {key: getattr(args, key) for key in ("primary_metric", "primary_group", "primary_first", "primary_last")}
-    given = {key: value for key, value in chosen.items() if value is not None}
+    keys = ("primary_metric", "primary_group", "primary_first", "primary_last", "relative_to")
+    given = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if args.baseline is None and given:
-        parser.error("--primary-metric, --primary-group, --primary-first and --primary-last need --baseline ARM")
+        parser.error("--primary-metric, --primary-group, --primary-first, --primary-last and --relative-to need --baseline ARM")
     try:
         compare = None
         if given:
@@ -159,12 +182,13 @@ def aggregate(
     runs, skipped = [], []
     for run_dir, summary in found:
         status = summary.get("status", "unknown")
-        if status in FINISHED:
+        holder = lock_holder(run_dir)
+        if status in FINISHED and holder is None:
             runs.append((run_dir, summary))
         else:
-            skipped.append((run_dir, str(status)))
+            skipped.append((run_dir, "running" if holder is not None else str(status)))
             if warn is not None:
-                warn(f"genfair-aggregate: warning: skipping {run_dir} (status {status!r}, not finished)")
+                warn(f"genfair-aggregate: warning: skipping {run_dir} ({_unfinished(status, holder)})")
     if not runs:
         raise ConfigError(f"none of the {len(found)} run directories under {sweep_dir} is finished (complete or degraded)")
     fingerprint = _common_fingerprint(runs)
@@ -175,6 +199,7 @@ def aggregate(
     rows = aggregate_rows(per_seed)
     arms = list(dict.fromkeys(row["arm"] for row in rows))
     first = runs[0][1]
+    factors = _declared_factors(first, arms)
     comparisons, declared = None, None
     if baseline is not None:
         if baseline not in arms:
@@ -206,15 +231,25 @@ def aggregate(
             write_comparisons_csv(out / "comparisons.csv", comparisons),
         ]
     write_json(out / "summary.json", record)
-    paths += _figures(out / "figures", rows, first, n_seeds=len(runs))
+    paths += _figures(out / "figures", rows, first, n_seeds=len(runs), factors=factors)
     if comparisons is not None:
         paths += _paired_figure(out / "figures" / f"paired_vs_{baseline}.png", comparisons, first)
+        paths.append(save_forest_figure(out / "figures" / "forest.png", list(comparisons.primary.values())))
     return Aggregate(
         out,
         tuple((run_dir, summary["seed"]) for run_dir, summary in runs),
         tuple(skipped),
         tuple(paths),
     )
+
+
+def _unfinished(status: str, holder: LockHolder | None) -> str:
+    """Why a run is skipped: who still runs it, or that it stopped, or its status."""
+    if holder is not None:
+        return f"still running: {holder.describe()}"
+    if status == "running":
+        return "status 'running', but no process holds it: the run was stopped; its command resumes it"
+    return f"status {status!r}, not finished"
 
 
 def aggregate_rows(runs: list[list[dict]]) -> list[dict]:
@@ -317,15 +352,17 @@ def _comparisons_record(comparisons: PairedComparisons, source: str) -> dict:
     """``summary.json``'s account of ``comparisons.csv``: baseline, primary endpoint, tests."""
     config = comparisons.config
     first = next(iter(comparisons.primary.values()))
+    change = ", minus each seed's generation 0 (change from generation 0)" if config.relative_to == "generation_0" else ""
     return {
         "file": "comparisons.csv",
         "baseline": comparisons.baseline,
-        "primary": f"{config.primary_metric} of {comparisons.group}, mean over generations {first['generation']}",
+        "primary": f"{config.primary_metric} of {comparisons.group}, mean over generations {first['generation']}{change}",
+        "relative_to": config.relative_to,
         "primary_source": source,
         "unit": "seed (each run's mean), paired across arms",
-        "tests": "paired t-test and sign-flip permutation test (exact for n <= 16 pairs); primary tested "
-        f"alone at {1 - config.level:.2g}; exploratory cells: Holm (p_*_holm) and Benjamini-Hochberg (q_*_bh) "
-        "over all of them",
+        "tests": "paired t-test and sign-flip permutation test (exact for n <= 16 pairs); primary rows (one per "
+        f"arm) at {1 - config.level:.2g}, Holm and BH over the primary rows; exploratory cells: Holm (p_*_holm) "
+        "and Benjamini-Hochberg (q_*_bh) over all of them",
         "interval": f"{config.level * 100:g} % t-interval of the mean paired difference",
     }
 
@@ -392,7 +429,15 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     return None if a == b else (prefix.rstrip(".") or "fingerprint")
 
 
-def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int) -> list[Path]:
+def _declared_factors(summary: dict, arms: list[str]) -> ArmFactors | None:
+    """The runs' ``arm_factors`` with every arm placed (``None`` when they declare none); a
+    declaration the arms do not fit is refused before anything is written."""
+    declared = (summary.get("config") or {}).get("arm_factors") or {}
+    config = ArmFactorsConfig(**{key: declared[key] for key in ("levels", "pattern", "facet") if key in declared})
+    return place_arms(config, arms)
+
+
+def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int, factors: ArmFactors | None = None) -> list[Path]:
     paths = []
     available = {row["metric"] for row in rows}
     for metric in summary.get("headline_metrics") or []:
@@ -411,7 +456,7 @@ def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int) -> 
         paths.append(
             save_fidelity_figure(
                 folder / "minority_fidelity.png", rows, minority=minority, majority=majority,
-                target_share=shares[groups.index(minority)], title=title,
+                target_share=shares[groups.index(minority)], title=title, factors=factors,
             )
         )  # fmt: skip
     return paths

@@ -1,7 +1,8 @@
 """``genfair``: compose the config with Hydra, check it, run the experiment.
 
 Exit status: 0 when the run completed (also when degraded, see ``genfair.experiment``); 2 for a
-bad config, data file or run directory (nothing was run), or an output file that cannot be
+bad config, data file or run directory (nothing was run; also a run directory that another run
+holds, ``genfair.run_lock``: in a sweep that job is refused and the others run), or an output file that cannot be
 written (a read-only folder, a full disk: the run stops there, every file written before is
 intact and the same command resumes it once there is room); 3 when an arm's generation failed
 (a NaN or infinite loss: the finished generations are kept, summary.json says ``failed``).
@@ -26,13 +27,16 @@ from typing import TYPE_CHECKING
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from genfair.checkpoint import check_writable_dir
 from genfair.cli._arms import arm_changes
 from genfair.cli._config import register_configs
+from genfair.cli._group_options import check_group_options
 from genfair.errors import USER_ERRORS, ConfigError, GenerationFailed, check_positive_int
+from genfair.run_lock import LOCK_FILE, RunDirInUse, hold_run_dir, lock_holder
 
 if TYPE_CHECKING:
     from genfair.experiment import Arm
@@ -112,19 +116,6 @@ def study_config(cfg: DictConfig) -> StudyConfig | None:
     return built
 
 
-def check_study_option(arguments: list[str]) -> None:
-    """Refuse ``study=<name>`` on the command line when ``configs/study/`` has no such option, in
-    one line naming the options, before Hydra composes the config (whose own message spans a
-    screen and lists the schemas too). Sweeps (``study=a,b``) are left to Hydra."""
-    from genfair.cli._help import config_groups
-
-    options = config_groups().get("study", [])
-    for argument in arguments:
-        key, _, value = argument.partition("=")
-        if key.lstrip("+") == "study" and value not in options and not set(",()[]") & set(value):
-            raise ConfigError(f"study must be one of {options}, got {value!r} (no study: the self-consuming loop; ~study drops one)")
-
-
 def _run(cfg: DictConfig) -> None:
     check_positive_int("seed", cfg.seed, minimum=0)
     threads = check_positive_int("threads", cfg.threads)
@@ -142,7 +133,7 @@ def _run(cfg: DictConfig) -> None:
 
         run_experiment(
             arms, seed=cfg.seed, run_dir=run_dir, config=config, device=device, workers=cfg.workers,
-            compare=OmegaConf.to_object(cfg.compare),
+            compare=OmegaConf.to_object(cfg.compare), arm_factors=OmegaConf.to_object(cfg.arm_factors),
         )
         return
     study = study_config(cfg)  # checked before anything is written
@@ -161,15 +152,36 @@ def _set_threads(threads: int) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://genfair.configs", config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
+    # The run directory's lock first (genfair.run_lock): a directory in use is refused before the
+    # config is checked, and nothing is written into it. In a sweep, a job whose directory is in
+    # use is refused in its line and the other jobs run.
+    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        with hold_run_dir(Path(HydraConfig.get().runtime.output_dir), key="hydra.sweep.dir" if sweep else "hydra.run.dir"):
+            _run_or_refuse(cfg)
+    except USER_ERRORS as error:  # the lock was not taken: in use, or a file system that cannot lock
+        if _debugging():
+            raise
+        print(f"genfair: error: {_one_line(error)}", file=sys.stderr)
+        if not (isinstance(error, RunDirInUse) and sweep):
+            sys.exit(2)
+
+
+def _run_or_refuse(cfg: DictConfig) -> None:
+    """:func:`_run`, its errors answered in one line with the command's exit status."""
     try:
         _run(cfg)
     except (*USER_ERRORS, GenerationFailed, OSError) as error:
-        if os.environ.get("GENFAIR_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"):
+        if _debugging():
             raise
         print(f"genfair: error: {_one_line(error)}", file=sys.stderr)
-        if isinstance(error, USER_ERRORS):  # refused: leave no folder behind
+        if isinstance(error, USER_ERRORS):  # refused: leave no folder behind (while the lock keeps others out)
             _remove_refused()
         sys.exit(3 if isinstance(error, GenerationFailed) else 2)
+
+
+def _debugging() -> bool:
+    return bool(os.environ.get("GENFAIR_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"))
 
 
 # The outermost folder of hydra.run.dir that did not exist when this command started (Hydra makes
@@ -178,13 +190,14 @@ _MADE_BY_THIS_RUN: Path | None = None
 
 
 def _remove_refused() -> None:
-    """Remove the run folder this refused command made, if it holds nothing but folders and
-    Hydra's job log: a refused command leaves no folder, and the corrected one starts afresh."""
+    """Remove the run folder this refused command made, if it holds nothing but folders, Hydra's
+    job log and this command's lock file: a refused command leaves no folder, and the corrected
+    one starts afresh."""
     top = _MADE_BY_THIS_RUN
     if top is None or not top.is_dir():
         return
     files = [path for path in top.rglob("*") if not path.is_dir()]
-    if all(path.suffix == ".log" for path in files):
+    if all(path.suffix == ".log" or path.name == LOCK_FILE for path in files):
         logging.shutdown()  # close Hydra's handler on the job log first
         shutil.rmtree(top, ignore_errors=True)
 
@@ -192,11 +205,16 @@ def _remove_refused() -> None:
 class RunDirCheck(Callback):
     """Refuse a run (or sweep) directory that cannot be written before Hydra makes it, in the
     command's one line with exit status 2 (``hydra.callbacks.run_dir_check`` in config.yaml):
-    otherwise Hydra's own attempt to make it ends in a traceback."""
+    otherwise Hydra's own attempt to make it ends in a traceback. A run directory that another
+    run holds (``genfair.run_lock``) is refused here too, before Hydra opens its job log there."""
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         run_dir = Path(str(config.hydra.run.dir)).absolute()
         _check_writable(run_dir, "hydra.run.dir")
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            print(f"genfair: error: {RunDirInUse(run_dir, holder, key='hydra.run.dir')}", file=sys.stderr)
+            sys.exit(2)
         global _MADE_BY_THIS_RUN  # noqa: PLW0603 - what a refusal may remove (see _remove_refused)
         missing = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
         _MADE_BY_THIS_RUN = missing[-1] if missing else None
@@ -217,7 +235,7 @@ def run_app() -> None:
     """The Hydra app behind the ``genfair`` command (``genfair.cli.main`` answers ``--help`` and
     ``--version`` itself and then calls this)."""
     try:
-        check_study_option(sys.argv[1:])
+        check_group_options(sys.argv[1:])
     except ConfigError as error:
         print(f"genfair: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -16,6 +16,7 @@ from genfair.comparisons import CompareConfig
 from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileData
 from genfair.estimators import EstimatorConfig
 from genfair._evaluation_config import EvaluationConfig
+from genfair.factors import ArmFactorsConfig
 from genfair.models import AnalyticModelConfig, DDPMConfig, VAEConfig
 from genfair.remedies import RemedyConfig
 from genfair.loops import LoopConfig
@@ -47,6 +48,10 @@ class GenfairConfig:
             (``{lam05: {loop.sampling_bias: 0.5}}``, the command line's form); every arm runs the
             same loop with the same seed and its overrides applied. Empty: one arm, ``main``.
             Command-line forms: docs/arms.md.
+        arm_factors: how the arms decompose into factors (``genfair.factors``): each factor's
+            levels, the pattern an arm's name spells them with (``"{loop}-{estimator}"``) and
+            the facet (the figures' columns); every arm must sit in exactly one cell, checked
+            before the run. Empty: the arms are not factored.
         study: ``null`` (the default): the command runs the self-consuming loop above.
             ``study=<name>`` runs that study instead, one of the ``study`` group's options
             (``configs/study/``: ``variance_bias``, ``gmm_ple``, ``downstream_mindiff``, the
@@ -68,6 +73,7 @@ class GenfairConfig:
     threads: int = 1
     workers: int | None = None
     arms: dict[str, Any] = field(default_factory=dict)
+    arm_factors: ArmFactorsConfig = field(default_factory=ArmFactorsConfig)
     study: StudyConfig | None = None
 
 

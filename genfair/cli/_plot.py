@@ -1,4 +1,13 @@
-"""``genfair-plot RUN_DIR [RUN_DIR ...]``: overlay the metrics of several runs in one figure."""
+"""``genfair-plot RUN_DIR [RUN_DIR ...]``: overlay the metrics of several runs in one figure.
+
+With ``--facet FACTOR`` each metric's figure has one panel per level of FACTOR, a factor the runs
+declared (``arm_factors`` in their config), and one colour per level of the other factors, the
+same in every panel; ``--facet-by-prefix SEP`` does the same without declared factors, one panel
+per part of the arms' names before the first SEP (``fresh-ple``: panel ``fresh``, colour ``ple``).
+
+A run directory that a ``genfair`` process still holds (``genfair.run_lock``, read without taking
+the lock) is plotted as far as it has got, with a warning naming that process.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from pathlib import Path
 from genfair._outputs import read_metrics_csv
 from genfair.checkpoint import read_json
 from genfair.errors import USER_ERRORS, ConfigError
+from genfair.run_lock import lock_holder
 
 __all__ = ["overlay", "plot_main"]
 
@@ -29,10 +39,19 @@ def plot_main(argv: list[str] | None = None) -> None:
         "group column (a class, 'all' for every sample pooled, 'minority_to_majority'); default: minority,majority",
     )
     parser.add_argument("--out", type=Path, default=Path("overlay"), help="output directory (default: ./overlay)")
+    facets = parser.add_mutually_exclusive_group()
+    facets.add_argument("--facet", help="one panel per level of this factor of the runs' arm_factors, colours for the others")
+    facets.add_argument("--facet-by-prefix", metavar="SEP", help="one panel per arm-name part before SEP, colours for the rest")
     args = parser.parse_args(argv)
+    for run_dir in args.run_dirs:
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            print(f"genfair-plot: warning: {run_dir} is still running ({holder.describe()}); plotting the generations "
+                  "it has finished", file=sys.stderr)
     try:
         groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups is not None else None
-        paths = overlay(args.run_dirs, metrics=args.metric, out=args.out, groups=groups)
+        paths = overlay(args.run_dirs, metrics=args.metric, out=args.out, groups=groups, facet=args.facet,
+                        facet_by_prefix=args.facet_by_prefix)  # fmt: skip
     except USER_ERRORS as error:
         print(f"genfair-plot: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -40,9 +59,14 @@ def plot_main(argv: list[str] | None = None) -> None:
         print(path)
 
 
-def overlay(run_dirs: list[Path], *, metrics: list[str] | None, out: Path, groups: list[str] | None = None) -> list[Path]:
+def overlay(
+    run_dirs: list[Path], *, metrics: list[str] | None, out: Path, groups: list[str] | None = None,
+    facet: str | None = None, facet_by_prefix: str | None = None,
+) -> list[Path]:
     """One PNG per metric in ``out``, the runs of ``run_dirs`` overlaid; ``groups`` as ``--groups``
-    (``None``: each run's minority and majority, or its only group)."""
+    (``None``: each run's minority and majority, or its only group); ``facet`` /
+    ``facet_by_prefix`` as ``--facet`` / ``--facet-by-prefix`` (small multiples, see the module
+    docstring), checked before anything is written."""
     from genfair.plots import save_metric_figure  # here: matplotlib is slow to import
     from genfair.plots._curves import metric_label
 
@@ -59,11 +83,40 @@ def overlay(run_dirs: list[Path], *, metrics: list[str] | None, out: Path, group
             raise ConfigError(f"--metric must be one of {sorted(available)}, got {metric!r}")
     if groups is not None:
         _check_groups(groups, runs)
+    if facet is not None or facet_by_prefix is not None:
+        return _faceted(runs, metrics, out, groups, facet=facet, separator=facet_by_prefix)
     paths = []
     for metric in metrics:
         drawn = [_groups(groups, rows, summary, metric) for _, rows, summary in runs]
         named = [(run_dir.name, rows) for run_dir, rows, _ in runs]
         paths.append(save_metric_figure(out / f"{metric}.png", named, metric=metric, groups=drawn))
+    return paths
+
+
+def _faceted(
+    runs: list[tuple[Path, list[dict], dict]], metrics: list[str], out: Path, groups: list[str] | None,
+    *, facet: str | None, separator: str | None,
+) -> list[Path]:
+    """One small-multiples PNG per metric (``genfair.plots.faceted_metric_figure``); every run's
+    arms are placed before the first figure is drawn."""
+    from genfair.factors import ArmFactorsConfig, place_arms, split_arms
+    from genfair.plots import faceted_metric_figure
+    from genfair.plots._facets import save_figure
+
+    placed = []
+    for run_dir, rows, summary in runs:
+        arms = list(dict.fromkeys(row["arm"] for row in rows))
+        if separator is not None:
+            placed.append(split_arms(arms, separator))
+            continue
+        declared = (summary.get("config") or {}).get("arm_factors") or {}
+        config = ArmFactorsConfig(**{k: v for k, v in declared.items() if k in ("levels", "pattern", "facet")})
+        placed.append(place_arms(config, arms, facet=facet, key=f"{run_dir.name}: arm_factors"))
+    paths = []
+    for metric in metrics:
+        drawn = [_groups(groups, rows, summary, metric) for _, rows, summary in runs]
+        named = [(run_dir.name, rows, placement) for (run_dir, rows, _), placement in zip(runs, placed)]
+        paths.append(save_figure(out / f"{metric}.png", faceted_metric_figure(named, metric=metric, groups=drawn)))
     return paths
 
 

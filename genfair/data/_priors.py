@@ -201,8 +201,6 @@ class PriorSource:
         return int(next(iter(self.parameters.values())).shape[0])
 
     def draw(self, replicates: int, n: int, *, generator: torch.Generator) -> Batch:
-        import torch
-
         from genfair.data._batch import Batch
 
         if replicates != self.replicates:

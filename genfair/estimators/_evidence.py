@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from genfair.data import Batch
 from genfair.hypernets import HyperNetwork, PLEObjective, input_sensitivity
+from genfair.training import take_step
 
 __all__ = ["EVIDENCE_KEYS", "fit_evidence"]
 
@@ -53,6 +55,8 @@ def fit_evidence(
     vectorise: bool,
     reference_steps: int,
     lr: float,
+    what: str,
+    error: Callable[[str], Exception] = FloatingPointError,
 ) -> dict[str, torch.Tensor]:
     """The evidence of a trained single-set H on its generation's training set ``data (1, n, ...)``,
     ``{key: (1,) float64}`` (see the module docstring; ``mle_sensitivity`` and
@@ -64,6 +68,9 @@ def fit_evidence(
       ``ple_penalty``: the penalty the objective pays, ``lam * D`` (0 for ``hyper_mle``);
       ``ple_penalty_ratio``: ``ple_penalty / |ple_nll|``;
       ``h_sensitivity``, ``mle_sensitivity``, ``sensitivity_ratio``: H's, the MLE's, H's / MLE's.
+
+    ``what`` names the fit (``"estimator ple"``); a NaN or infinite loss of the MLE reference
+    steps raises ``error(message)`` (:func:`genfair.training.take_step`).
     """
     x, labels = data.x[0], data.y[0]
     probe = PLEObjective(dataclasses.replace(objective.config, lam=1.0, constraint="penalty"))  # D even when lam = 0
@@ -83,17 +90,27 @@ def fit_evidence(
         "h_sensitivity/all": h,
     }
     if reference_steps > 0:
-        mle = mle_sensitivity(model, data, order, steps=reference_steps, lr=lr, generator=generator)
+        mle = mle_sensitivity(model, data, order, steps=reference_steps, lr=lr, generator=generator, what=what, error=error)
         values.update({"mle_sensitivity/all": mle, "sensitivity_ratio/all": h / max(mle, 1e-12)})
     return {key: torch.tensor([value], dtype=torch.float64) for key, value in values.items()}
 
 
 def mle_sensitivity(
-    model: nn.Module, data: Batch, order: torch.Tensor, *, steps: int, lr: float, generator: torch.Generator
+    model: nn.Module,
+    data: Batch,
+    order: torch.Tensor,
+    *,
+    steps: int,
+    lr: float,
+    generator: torch.Generator,
+    what: str,
+    error: Callable[[str], Exception] = FloatingPointError,
 ) -> float:
     """``rms(theta_A - theta_B) / rms(theta_A)`` after ``steps`` full-batch Adam steps from the
     model's weights on the halves ``order[:n//2]`` and ``order[n//2:2*(n//2)]`` of ``data``,
-    both under one seed drawn from ``generator``; the model itself is not changed."""
+    both under one seed drawn from ``generator``; the model itself is not changed. Every step
+    goes through :func:`genfair.training.take_step`: a NaN or infinite loss raises
+    ``error("{what} (mle_sensitivity's reference fit): loss is nan at step k of steps")``."""
     half = data.x.shape[1] // 2
     seed = int(torch.randint(2**62, (1,), generator=generator))
     fitted = []
@@ -103,10 +120,9 @@ def mle_sensitivity(
         x, y = data.x[:, index.to(data.x.device)], data.y[:, index.to(data.y.device)]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # common random numbers: the halves differ only by their data
-            for _ in range(steps):
-                optimiser.zero_grad(set_to_none=True)
-                copy_.loss(x, y).mean().backward()
-                optimiser.step()
+            for step in range(steps):
+                take_step(copy_.loss(x, y).mean(), optimiser, what=f"{what} (mle_sensitivity's reference fit)",
+                          step=step, steps=steps, error=error)
         fitted.append(torch.cat([p.detach().flatten() for p in copy_.parameters()]))
     a, b = fitted
     return float((a - b).square().mean().sqrt() / a.square().mean().sqrt().clamp(min=1e-12))

@@ -28,6 +28,7 @@ reproducible, and with ``loop.checkpoint_every`` a generation killed in progress
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -37,7 +38,7 @@ from torch import nn
 
 from genfair.data import Batch
 from genfair.devices import module_device
-from genfair.errors import ConfigError
+from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators._config import EstimatorConfig
 from genfair.estimators._evidence import fit_evidence
 from genfair.estimators._fits import (
@@ -172,7 +173,8 @@ class HypernetworkFit:
                 hnet.load_into_target(predict_weights(hnet, train.x, train.y if conditional else None))
             values = fit_evidence(hnet, objective, model, data, conditional=conditional, generator=generator,
                                   vectorise=self._vectorise, reference_steps=min(config.reference_steps, config.steps),
-                                  lr=config.lr)
+                                  lr=config.lr, what=f"estimator {config.name}",
+                                  error=functools.partial(GenerationFailed, context.generation))
         if config.persistent:
             self._kept = {name: value.detach().clone() for name, value in hnet.state_dict().items()}
         return FitOutput(model, values, logs)

@@ -78,10 +78,11 @@ def write_assessment(path: Path, rows: Sequence[dict]) -> Path:
 
 
 def write_table(path: Path, rows: Sequence[dict], *, columns: Sequence[str] | None = None) -> Path:
-    """Write ``rows`` as CSV, atomically: ``columns`` (default: the first row's keys), floats
-    with 6 significant digits."""
+    """Write ``rows`` as CSV, atomically: ``columns`` (default: every key of the rows, in the
+    order they first appear; a row without one leaves it empty), floats with 6 significant digits."""
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(columns or (rows[0] if rows else ())), extrasaction="ignore", lineterminator="\n")
+    fields = list(columns or dict.fromkeys(key for row in rows for key in row))
+    writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})

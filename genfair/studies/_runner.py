@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from genfair.checkpoint import write_json
+from genfair.run_lock import holds_run_dir
 
 __all__ = ["SUMMARY_KEYS", "Study", "StudyConfig", "StudyResult", "run_study"]
 
@@ -87,6 +88,7 @@ class Study:
         return getattr(importlib.import_module(module), name)
 
 
+@holds_run_dir  # one writer per run directory (genfair.run_lock)
 def run_study(
     config: StudyConfig, *, seed: int, run_dir: Path | str, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -99,7 +101,8 @@ def run_study(
     Args:
         config: an instance of a registered study's config class (``genfair.studies.STUDIES``).
         seed: the root seed; the study derives its streams from it (``genfair.seeding``).
-        run_dir: where the study writes (created if missing).
+        run_dir: where the study writes (created if missing); held by this call alone
+            (``genfair.run_lock``: a directory another run holds is refused with ``RunDirInUse``).
         overrides: the command line's overrides, recorded in the summary.
 
     Returns:
