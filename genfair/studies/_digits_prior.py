@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from genfair.checkpoint import finite_or_null
 from genfair.comparisons import CompareConfig, PairedComparisons, paired_comparisons, write_comparisons_csv
 from genfair.errors import ConfigError
 from genfair.hypernets import HyperNetwork
@@ -103,7 +104,7 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
     if directory.resolve().is_relative_to(run_dir.resolve()):  # the hypernetworks trained by this run
         files += sorted(directory.glob("*"))
     seconds["total"] = time.perf_counter() - started
-    results = {
+    results = finite_or_null({  # as summary.json stores them: NaN (an undefined p-value, a constant's correlation) is null
         "classes": dict(zip(("majority", "minority"), source.group_names)),
         "prior": dataclasses.asdict(config.prior),
         "response_slope": {**slopes, "constant": 0.0},
@@ -113,7 +114,7 @@ def run_digits_prior(config: DigitsPriorConfig, *, seed: int, run_dir: Path) -> 
         "control": controls.primary,
         "training": {arm: dataclasses.asdict(record) for arm, record in trained.items()},
         "seconds": seconds,
-    }
+    })
     log.info("digits_prior: results in %s (%.0f s)", run_dir, seconds["total"])
     return StudyResult(results=results, files=tuple(files), rows=tuple(_metric_rows(loop)))
 
