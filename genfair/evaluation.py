@@ -99,6 +99,21 @@ class ImageEvaluation:
         """What labels the loop's synthetic samples: ``None`` (their drawn classes) or :meth:`label`."""
         return None if self.by_model else self.label
 
+    @property
+    def features(self):
+        """The evaluation classifier's feature map, ``(n, C, H, W) -> (n, d)`` (where SMOTE looks for neighbours)."""
+        return self.classifier.model.features
+
+    def summary(self) -> dict[str, Any]:
+        """What summary.json records of the evaluation classifier (``classifier``): its held-out
+        accuracy, per-class accuracy and confusion matrix."""
+        trained = self.classifier
+        return {
+            "heldout_accuracy": float(trained.heldout_accuracy),
+            "per_class_accuracy": [float(a) for a in trained.per_class_accuracy],
+            "confusion": [[int(c) for c in row] for row in trained.confusion.tolist()],
+        }
+
     def measure(self, model: nn.Module, train: Batch, generator: torch.Generator) -> Measurement:
         """Metrics of ``model`` after it was fitted on ``train`` (one replicate), and with
         ``config.grid`` the sample grid of :meth:`_grid` as ``artifacts["grid"]``."""

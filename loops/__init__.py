@@ -23,9 +23,9 @@ Example:
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.loops._config import CURATION_RULES, LABEL_POLICIES, LOOP_KINDS, CurationConfig, LoopConfig, LoopKind
     from genfair.loops._curation import (
         ClassifierVerifier,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hyper
         GenerationRecord,
         GenerationStore,
         LoopResult,
+        Measure,
         Measurement,
         check_finite_parameters,
         fit_closed_form,
@@ -68,6 +69,7 @@ __all__ = [
     "LoopConfig",
     "LoopKind",
     "LoopResult",
+    "Measure",
     "Measurement",
     "RunStore",
     "Verdict",

@@ -46,11 +46,6 @@ def _ok(result: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in result.stderr
 
 
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def _is_png(path: Path) -> bool:
     return path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE
 
@@ -293,6 +288,7 @@ HEAVY = ("torch", "matplotlib", "scipy.stats", "sklearn", "diffusers", "genfair.
 _IN_PROCESS = """
 import sys
 sys.argv = ["genfair", *sys.argv[1:]]
+from _fixtures import read_csv as _read_csv
 from genfair.cli import main
 try:
     main()

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from _fixtures import read_csv as _read_csv
 from genfair._outputs import read_metrics_csv
 from genfair.errors import ConfigError
 from genfair.studies import STUDIES, GmmPleConfig, run_gmm_ple, run_study
@@ -43,11 +44,6 @@ TINY = dict(
 )
 TINY_OVERRIDES = [f"study.{key}={json.dumps(value).replace(' ', '')}" for key, value in TINY.items()]
 ARMS = {"hyper_mle", "ple", "em"}
-
-
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 # ------------------------------------------------------------------------------------- config

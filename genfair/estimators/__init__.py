@@ -3,15 +3,16 @@ PLE penalty) and the anchored loop form; ``estimator=...`` on the command line.
 
 Example:
     >>> from genfair.estimators import EstimatorConfig, build_fit
-    >>> fit = build_fit(EstimatorConfig(name="ple", steps=50), sample_shape=(2,), num_classes=2,
-    ...                 positive={"shares": "softmax", "covs": "psd"}, per_replicate=True)
+    >>> from genfair.models import ClassGaussianModel
+    >>> fit = build_fit(EstimatorConfig(name="ple", steps=50), model=ClassGaussianModel(2, 2, replicates=100),
+    ...                 sample_shape=(2,))
 """
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.estimators._adversarial_fit import AdversarialFit
     from genfair.estimators._build import build_fit
     from genfair.estimators._config import BASES, ESTIMATORS, Base, EstimatorConfig, EstimatorName, SubsampleConfig

@@ -3,9 +3,9 @@ intervals), class shares, and their summaries across replicates."""
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.metrics._bootstrap import percentile_interval, resample_confusion, stratified_resample
     from genfair.metrics._class_shares import corrected_shares, fairness_discrepancy, raw_shares, representation_ratio
     from genfair.metrics._feature_distances import frechet_distance, kid
