@@ -12,12 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from genfair._arm_parts import initial_model, measured_metrics, verifier_config
+from genfair._arm_parts import extra_metric_names, initial_model, measured_metrics, verifier_config
 from genfair.comparisons import CompareConfig, check_compare
 from genfair.data import CustomData, DigitsData, ImageFileData
 from genfair.errors import ConfigError
 from genfair.models import BiasedSampler, check_model_protocol
-from genfair.loops import check_curation, check_label_policy, training_set_size
+from genfair.loops import check_curation, check_label_policy, training_rule, training_set_size
 
 __all__ = ["check_arm", "check_comparison"]
 
@@ -75,7 +75,23 @@ def check_arm(arm: Any) -> nn.Module:
             f"verifier must differ from it in seed or width (in arm {arm.name!r})"
         )
     _check_memory(arm)
+    _check_plugins(arm)
     return model
+
+
+def _check_plugins(arm: Any) -> None:
+    """The user's estimator and metrics (``_target_`` entries) import and build objects with the
+    protocol's methods, before any work."""
+    from genfair.estimators import CustomEstimatorConfig
+
+    where = f" (in arm {arm.name!r})"
+    try:
+        if isinstance(arm.estimator, CustomEstimatorConfig):
+            arm.estimator.build()
+        extra_metric_names(arm)
+        training_rule(arm.loop)
+    except ConfigError as error:
+        raise ConfigError(f"{error}{where}") from None
 
 
 def _check_memory(arm: Any) -> None:

@@ -25,7 +25,7 @@ from torch import nn
 
 from genfair.estimators import build_fit
 from genfair.evaluation import ImageEvaluation
-from genfair.metrics import class_gaussian_metrics, load_or_train_classifier
+from genfair.metrics import build_extra_metrics, class_gaussian_metrics, load_or_train_classifier, with_extra_metrics
 from genfair.models import AnalyticModelConfig, build_analytic_model, build_model
 from genfair.loops import ClassifierVerifier, Fit, LoopConfig, Measure, Verifier, gaussian_verifier
 from genfair.seeding import child_seed
@@ -35,6 +35,7 @@ __all__ = [
     "ChainParts",
     "batched",
     "chain_parts",
+    "extra_metric_names",
     "headline_metrics",
     "init_seed",
     "initial_model",
@@ -188,4 +189,22 @@ def chain_parts(arm: Any, *, replicate: int | None, seed: int, device: torch.dev
         features=evaluation.features,
     )
     loop = arm.loop if replicate is None else dataclasses.replace(arm.loop, replicates=1)
-    return ChainParts(model, fit, evaluation.measure, evaluation.labeller, _verifier(arm), loop, replicate or 0)
+    return ChainParts(model, fit, _measure(arm, evaluation), evaluation.labeller, _verifier(arm), loop, replicate or 0)
+
+
+def _measure(arm: Any, evaluation: Any) -> Measure:
+    """The evaluation's measure, followed by the arm's ``evaluation.extra_metrics``."""
+    entries = arm.evaluation.extra_metrics
+    if not entries:
+        return evaluation.measure
+    metrics = build_extra_metrics(entries, classes=arm.data.group_names)
+    return with_extra_metrics(evaluation.measure, metrics, targets=[entry["_target_"] for entry in entries])
+
+
+def extra_metric_names(arm: Any) -> tuple[list[str], list[str]]:
+    """The names of the arm's ``evaluation.extra_metrics`` and of those declared in (0, 1),
+    each metric built and checked (before any work)."""
+    from genfair.metrics import unit_interval_metrics
+
+    metrics = build_extra_metrics(arm.evaluation.extra_metrics, classes=arm.data.group_names)
+    return [metric.name for metric in metrics], unit_interval_metrics(metrics)

@@ -35,7 +35,7 @@ import torch
 from genfair._arm_parts import chain_parts, prepare_evaluations
 from genfair.checkpoint import save_tensors, write_json
 from genfair.errors import GenerationFailed
-from genfair.loops import GenerationRecord, RunStore, simulate
+from genfair.loops import GenerationRecord, RunStore, simulate, training_rule
 from genfair.models import save_model
 from genfair.plots import save_sample_grid
 from genfair.progress import format_duration
@@ -157,7 +157,7 @@ def run_chain(
         evaluation = prepare_evaluations([arm])[arm.name]
     parts = chain_parts(arm, replicate=replicate, seed=job.seed, device=torch.device(job.device), evaluation=evaluation)
     directory = chain_dir(job.run_dir, arm.name, replicate, arm.loop.replicates)
-    store = RunStore(directory, keep_all_synthetic=arm.loop.kind == "accumulate")
+    store = RunStore(directory, keep_all_synthetic=training_rule(arm.loop).keeps_history)
     done = len(store.finished())
     if done:
         where = "" if replicate is None else f" replicate {replicate}"
@@ -187,7 +187,8 @@ def run_chain(
         # The finished generations, also those a resumed run restored before failing at its first
         # new one; this reloads the last good weights.
         records = store.resume(parts.model, limit=arm.loop.generations)[0]
-        return ChainResult(arm.name, replicate, records, lost, (error.generation, error.reason))
+        generation = error.generation if error.generation >= 0 else len(records)  # -1: raised by a measure, which has no generation
+        return ChainResult(arm.name, replicate, records, lost, (generation, error.reason))
     if replicate is not None:  # a deep chain keeps its last model (genfair.models.load_model)
         model_dir = directory / "model" if arm.loop.replicates > 1 else job.run_dir / "arms" / arm.name / "model"
         save_model(model_dir, result.model, arm.model, sample_shape=arm.data.sample_shape)

@@ -26,18 +26,22 @@ def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
         loop = dataclasses.asdict(arm.loop)
         loop.pop("generations")
         loop.pop("checkpoint_every")  # where a generation is checkpointed does not change its results
-        for key, default in (("synthetic_labels", "counts"), ("synthetic_shares", None)):
+        for key, default in (("synthetic_labels", "counts"), ("synthetic_shares", None), ("training_set", None)):
             if loop[key] == default:  # absent at their defaults, so runs from before these options still resume
                 loop.pop(key)
         if arm.loop.curation.rule == "none":
             loop.pop("curation")
+        evaluation = dataclasses.asdict(arm.evaluation)
+        extra_metrics = evaluation.pop("extra_metrics")
         described[arm.name] = {
             "data": dataclasses.asdict(arm.data),
             "model": dataclasses.asdict(arm.model),
             "loop": loop,
             "estimator": dataclasses.asdict(arm.estimator),
-            "evaluation": dataclasses.asdict(arm.evaluation) if arm.metric_family == "images" else None,
+            "evaluation": evaluation if arm.metric_family == "images" else None,
         }
+        if extra_metrics:  # absent without them, so runs from before this option still resume
+            described[arm.name]["extra_metrics"] = extra_metrics
         if arm.remedy.name != "none":  # absent for none, so runs from before remedies still resume
             described[arm.name]["remedy"] = dataclasses.asdict(arm.remedy)
     # Through JSON, as summary.json stores it (tuples become lists), so a run matches its own directory.

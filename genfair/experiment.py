@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from genfair._arm_checks import check_arm, check_comparison
-from genfair._arm_parts import batched, headline_metrics, minority, prepare_evaluations
+from genfair._arm_parts import batched, extra_metric_names, headline_metrics, minority, prepare_evaluations
 from genfair._chains import BOOTSTRAP_COLUMNS, ChainJob, ChainResult, bootstrap_rows, combine, run_chain, run_chains, usable_cores
 from genfair._outputs import RunOutputs, write_metrics_csv, write_replicates
 from genfair._run_dir import check_run_dir, fingerprint, versions
@@ -198,6 +198,12 @@ def _header(arms: Sequence[Arm], *, seed: int, config: dict | None, identity: di
         "groups": list(data.group_names),
         "minority": minority(data),
     }
+    named = [extra_metric_names(arm) for arm in arms]
+    extra = list(dict.fromkeys(name for names, _ in named for name in names))
+    unit_interval = list(dict.fromkeys(name for _, names in named for name in names))
+    if extra:  # a user's metrics: drawn like the headline ones; those in [0, 1] get logit-scale intervals
+        header["headline_metrics"] += [name for name in extra if name not in header["headline_metrics"]]
+        header["unit_interval_metrics"] = unit_interval
     classifier = evaluation.summary()
     if classifier is not None:
         header["classifier"] = classifier

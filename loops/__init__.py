@@ -51,9 +51,23 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         simulate,
     )
     from genfair.loops._store import RunStore
-    from genfair.loops._training_set import check_label_policy, draw_labels, policy_labels, training_set, training_set_size
+    from genfair.loops._training_set import (
+        BUILT_IN_RULES,
+        TrainingSetRule,
+        check_label_policy,
+        check_training_set,
+        draw_labels,
+        policy_labels,
+        training_rule,
+        training_set,
+        training_set_size,
+    )
 
 __all__ = [
+    "BUILT_IN_RULES",
+    "TrainingSetRule",
+    "check_training_set",
+    "training_rule",
     "CURATION_RULES",
     "LABEL_POLICIES",
     "LOOP_KINDS",

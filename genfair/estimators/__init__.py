@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     from genfair.estimators._evidence import EVIDENCE_KEYS
     from genfair.estimators._fits import AnchoredFit, GradientFit
     from genfair.estimators._hypernetwork_fit import HypernetworkFit
+    from genfair.estimators._plugin import CustomEstimatorConfig, Estimator, PluginFit
     from genfair.estimators._step_checkpoints import StepCheckpoints
 
 __all__ = [
@@ -28,10 +29,13 @@ __all__ = [
     "AdversarialFit",
     "AnchoredFit",
     "Base",
+    "CustomEstimatorConfig",
+    "Estimator",
     "EstimatorConfig",
     "EstimatorName",
     "GradientFit",
     "HypernetworkFit",
+    "PluginFit",
     "StepCheckpoints",
     "SubsampleConfig",
     "build_fit",

@@ -11,6 +11,7 @@ from genfair.estimators._adversarial_fit import AdversarialFit
 from genfair.estimators._config import EstimatorConfig
 from genfair.estimators._fits import AnchoredFit, GradientFit, _Remedial
 from genfair.estimators._hypernetwork_fit import HypernetworkFit
+from genfair.estimators._plugin import CustomEstimatorConfig, PluginFit
 from genfair.models import ModelCapabilities
 from genfair.loops import Fit, fit_closed_form
 from genfair.remedies import RemedyConfig
@@ -19,7 +20,7 @@ __all__ = ["build_fit"]
 
 
 def build_fit(
-    config: EstimatorConfig,
+    config: EstimatorConfig | CustomEstimatorConfig,
     *,
     model: nn.Module | ModelCapabilities,
     sample_shape: Sequence[int],
@@ -39,7 +40,11 @@ def build_fit(
     ``remedy``: the fairness remedy of every generation's training, for ``classes`` classes
     (default: the model's ``num_classes``, else 1) whose ``minority`` MinDiff compares with the
     rest; ``features``: where SMOTE looks for neighbours (``(n, *sample_shape) -> (n, d)``;
-    default: the samples themselves)."""
+    default: the samples themselves). A user's estimator (``estimator=custom``,
+    :class:`CustomEstimatorConfig`) is its own fit, checked after every generation
+    (:class:`PluginFit`)."""
+    if isinstance(config, CustomEstimatorConfig):
+        return PluginFit(config)
     can = model if isinstance(model, ModelCapabilities) else ModelCapabilities.of(model)
     classes = classes or can.num_classes or 1
     if can.adversarial:
