@@ -5,7 +5,7 @@ The runner (``genfair.experiment``) never asks what kind of model an arm holds; 
 module for the parts, and the parts differ:
 
   - an analytic arm (Gaussian data, a :class:`~genfair.models.ClassGaussianModel`) is measured
-    against the data's true class Gaussians (:class:`AnalyticEvaluation`); its model declares
+    against the data's true class Gaussians (:class:`~genfair.evaluation.AnalyticEvaluation`); its model declares
     ``PER_REPLICATE``, so one chain holds every replicate at once;
   - a deep arm (images) is measured by :class:`~genfair.evaluation.ImageEvaluation` (an
     evaluation classifier, trained once and cached); its model holds one replicate, so each
@@ -24,14 +24,13 @@ import torch
 from torch import nn
 
 from genfair.estimators import build_fit
-from genfair.evaluation import ImageEvaluation
-from genfair.metrics import build_extra_metrics, class_gaussian_metrics, load_or_train_classifier, with_extra_metrics
+from genfair.evaluation import AnalyticEvaluation, ImageEvaluation
+from genfair.metrics import build_extra_metrics, load_or_train_classifier, with_extra_metrics
 from genfair.models import AnalyticModelConfig, build_analytic_model, build_model
 from genfair.loops import ClassifierVerifier, Fit, LoopConfig, Measure, Verifier, gaussian_verifier
 from genfair.seeding import child_seed
 
 __all__ = [
-    "AnalyticEvaluation",
     "ChainParts",
     "batched",
     "chain_parts",
@@ -71,32 +70,6 @@ def minority(data: Any) -> str:
     """The group with the smallest share (the first of them on a tie)."""
     shares = list(data.shares)
     return data.group_names[min(range(len(shares)), key=shares.__getitem__)]
-
-
-class AnalyticEvaluation:
-    """The measure of an analytic arm: each replicate's fitted class Gaussians against the data's
-    true ones (``genfair.metrics.class_gaussian_metrics``); no labeller (the samples keep the
-    classes they were drawn for) and no feature space."""
-
-    labeller = None
-    features = None
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-
-    def summary(self) -> None:
-        """Nothing to record in summary.json (the truth is the data's config)."""
-        return None
-
-    def measure(self, fitted: nn.Module, train: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        names = self.data.group_names
-        return class_gaussian_metrics(
-            fitted,
-            true_means=self.data.true_means(),
-            true_covariances=self.data.true_covariances(),
-            counts=train.class_counts(len(names)),
-            classes=names,
-        )
 
 
 def _evaluation_key(arm: Any) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genfair._arm_parts import chain_parts, prepare_evaluations
+from genfair._arm_parts import chain_parts, initial_model, prepare_evaluations
 from genfair.checkpoint import save_tensors, write_json
 from genfair.errors import GenerationFailed
 from genfair.loops import GenerationRecord, RunStore, simulate, training_rule
@@ -185,8 +185,8 @@ def run_chain(
         )
     except GenerationFailed as error:
         # The finished generations, also those a resumed run restored before failing at its first
-        # new one; this reloads the last good weights.
-        records = store.resume(parts.model, limit=arm.loop.generations)[0]
+        # new one, read into a fresh model (a user's fit may have left the model reshaped).
+        records = store.resume(initial_model(arm), limit=arm.loop.generations)[0]
         generation = error.generation if error.generation >= 0 else len(records)  # -1: raised by a measure, which has no generation
         return ChainResult(arm.name, replicate, records, lost, (generation, error.reason))
     if replicate is not None:  # a deep chain keeps its last model (genfair.models.load_model)

@@ -49,10 +49,10 @@ from genfair._evaluation_config import SYNTHETIC_LABELS, EvaluationConfig
 from genfair.data import Batch
 from genfair.errors import ConfigError
 from genfair.fairness import binary_target, evaluate_slices, resolve_slices, train_downstream
-from genfair.metrics import TrainedClassifier, fidelity_metrics, load_or_train_classifier
+from genfair.metrics import TrainedClassifier, class_gaussian_metrics, fidelity_metrics, load_or_train_classifier
 from genfair.loops import Measurement, draw_labels
 
-__all__ = ["SYNTHETIC_LABELS", "EvaluationConfig", "ImageEvaluation"]
+__all__ = ["SYNTHETIC_LABELS", "AnalyticEvaluation", "EvaluationConfig", "ImageEvaluation"]
 
 class ImageEvaluation:
     """The measure of a loop over an image source (see the module docstring).
@@ -198,3 +198,29 @@ class ImageEvaluation:
             blank = x.new_zeros(per_class - len(members), *x.shape[1:])
             rows.append(torch.cat([members, blank]))
         return torch.stack(rows)
+
+
+class AnalyticEvaluation:
+    """The measure of an analytic arm: each replicate's fitted class Gaussians against the data's
+    true ones (``genfair.metrics.class_gaussian_metrics``); no labeller (the samples keep the
+    classes they were drawn for) and no feature space."""
+
+    labeller = None
+    features = None
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def summary(self) -> None:
+        """Nothing to record in summary.json (the truth is the data's config)."""
+        return None
+
+    def measure(self, fitted: nn.Module, train: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        names = self.data.group_names
+        return class_gaussian_metrics(
+            fitted,
+            true_means=self.data.true_means(),
+            true_covariances=self.data.true_covariances(),
+            counts=train.class_counts(len(names)),
+            classes=names,
+        )

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genfair._arm import Arm
 from genfair._arm_checks import check_arm, check_comparison
 from genfair._arm_parts import batched, extra_metric_names, headline_metrics, minority, prepare_evaluations
 from genfair._chains import BOOTSTRAP_COLUMNS, ChainJob, ChainResult, bootstrap_rows, combine, run_chain, run_chains, usable_cores
@@ -42,41 +43,14 @@ from genfair._outputs import RunOutputs, write_metrics_csv, write_replicates
 from genfair._run_dir import check_run_dir, fingerprint, versions
 from genfair._run_figures import image_figures, metric_figures, write_comparisons
 from genfair.comparisons import CompareConfig
-from genfair.data import ClassMixtureData, CustomData, DigitsData, GaussianData, ImageFileData
 from genfair.devices import resolve_device
 from genfair.errors import ConfigError, GenerationFailed, check_positive_int
-from genfair.estimators import EstimatorConfig
-from genfair.evaluation import EvaluationConfig
-from genfair.models import AnalyticModelConfig, CustomModelConfig, DDPMConfig, VAEConfig
 from genfair.progress import format_duration
-from genfair.remedies import RemedyConfig
-from genfair.loops import GenerationRecord, LoopConfig
+from genfair.loops import GenerationRecord
 
 __all__ = ["Arm", "ExperimentResult", "run_experiment"]
 
 log = logging.getLogger("genfair")
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One arm of an experiment: the data, the model, the loop it runs, its estimator, the
-    fairness remedy of its training and, for deep models on images, how its generations are
-    measured."""
-
-    name: str
-    data: GaussianData | ClassMixtureData | DigitsData | ImageFileData | CustomData
-    model: AnalyticModelConfig | VAEConfig | DDPMConfig | CustomModelConfig
-    loop: LoopConfig
-    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    remedy: RemedyConfig = field(default_factory=RemedyConfig)
-
-    @property
-    def metric_family(self) -> str:
-        """Which metrics the arm's generations report (``genfair._arm_parts``): ``gaussian`` or
-        ``class_mixture`` (an analytic model's, against the true class Gaussians), or ``images``
-        (a deep model's, through the evaluation classifier)."""
-        return self.model.name if isinstance(self.model, AnalyticModelConfig) else "images"
 
 
 @dataclass(frozen=True)
