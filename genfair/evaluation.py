@@ -1,5 +1,7 @@
-"""How a deep model's generation is measured on real images: an evaluation classifier's features
-and labels, and the fidelity metrics of ``genfair.metrics`` with stratified-bootstrap intervals.
+"""How a generation is measured: :class:`AnalyticEvaluation` against the true class Gaussians
+(analytic models), and :class:`ImageEvaluation` on real images (deep models): an evaluation
+classifier's features and labels, and the fidelity metrics of ``genfair.metrics`` with
+stratified-bootstrap intervals.
 
 Per generation, :meth:`ImageEvaluation.measure` draws ``samples`` images from the fitted model
 (a class-conditional model draws them for classes sampled from the shares of the generation's

@@ -1,14 +1,14 @@
 """Run one or more arms of a self-consuming-loop experiment into a run directory.
 
 This is what the ``genfair`` command does after Hydra has composed the config; it takes plain
-dataclasses, so a notebook can call it directly. Two families of arms:
-
-  - ``analytic``: Gaussian data and models refit in closed form (or by the estimators of
-    ``genfair.estimators``), many replicates at once, metrics against the known truth;
-  - ``images``: a deep model (``VAEConfig``, ``DDPMConfig``) on real images (``DigitsData``,
-    ``ImageFileData``), one replicate, measured by ``genfair.evaluation.ImageEvaluation`` with
-    bootstrap intervals; sample grids per generation and the "minority fidelity across
-    generations" figure.
+dataclasses, so a notebook can call it directly. Every arm takes one path (see
+:func:`run_experiment` and docs/architecture.md): its chains are built from its config
+(``genfair._arm_parts``), run by ``genfair.loops.simulate`` (``genfair._chains``) and reported
+in one place. Arms differ in what they build: an analytic model (Gaussian data, closed forms,
+metrics against the known truth) holds every replicate at once, one chain; a deep model (VAE,
+DDPM, a user's) on images holds one, a chain per replicate, measured by
+``genfair.evaluation.ImageEvaluation`` with bootstrap intervals, with sample grids and the
+"minority fidelity across generations" figure.
 
 Faults (``summary.json`` ``status``):
   - ``failed``: an arm's generation raised :class:`~genfair.errors.GenerationFailed` (a NaN or
