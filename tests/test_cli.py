@@ -8,7 +8,6 @@ this file at once (one per CPU core) and the tests only inspect what each left b
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from _commands import pool_workers, run_command, run_commands, shrunk_arms
+from _fixtures import read_csv as _read_csv
 
 BIN = Path(sys.executable).parent
 GENFAIR = str(BIN / "genfair") if (BIN / "genfair").exists() else shutil.which("genfair")
@@ -288,7 +288,6 @@ HEAVY = ("torch", "matplotlib", "scipy.stats", "sklearn", "diffusers", "genfair.
 _IN_PROCESS = """
 import sys
 sys.argv = ["genfair", *sys.argv[1:]]
-from _fixtures import read_csv as _read_csv
 from genfair.cli import main
 try:
     main()

@@ -3,7 +3,6 @@ EM estimator, a tiny run through the library and through the CLI."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
