@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     from genfair.studies._runner import SUMMARY_KEYS, Study, StudyConfig, StudyResult, run_study
     from genfair.studies._variance_bias import run_variance_bias
     from genfair.studies._variance_bias_config import VarianceBiasArm, VarianceBiasConfig
+    from genfair.studies._digits_prior import run_digits_prior
+    from genfair.studies._digits_prior_config import DigitsPriorConfig, SharePrior
 
 __all__ = [
     "ASSESSMENT_COLUMNS",
@@ -56,6 +58,9 @@ __all__ = [
     "run_gmm_ple",
     "run_study",
     "run_variance_bias",
+    "DigitsPriorConfig",
+    "SharePrior",
+    "run_digits_prior",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)

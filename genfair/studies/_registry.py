@@ -9,6 +9,7 @@ studies' code is named by dotted paths and imported when a study runs.
 from __future__ import annotations
 
 from genfair.fairness._mindiff_config import DownstreamMindiffConfig
+from genfair.studies._digits_prior_config import DigitsPriorConfig
 from genfair.studies._gmm_config import GmmPleConfig
 from genfair.studies._prior_config import GaussianPriorConfig, GmmPriorConfig
 from genfair.studies._runner import Study
@@ -23,6 +24,9 @@ STUDIES: dict[str, Study] = {
     # the loop as amortised estimators (experiment=gaussian_prior, experiment=gmm_prior).
     "gaussian_prior": Study(GaussianPriorConfig, "genfair.studies._prior_study.run_gaussian_prior"),
     "gmm_prior": Study(GmmPriorConfig, "genfair.studies._prior_study.run_gmm_prior"),
+    # The same on the digits: H over a prior of class shares around the conditional VAE, its share
+    # response and the amortised loop against the refit (experiment=digits_prior).
+    "digits_prior": Study(DigitsPriorConfig, "genfair.studies._digits_prior.run_digits_prior"),
     # The bias of a hypernetwork's variance estimate under hypernetwork MLE, fixed-lam PLE
     # penalties and the enforced constraint (experiment=variance_bias).
     "variance_bias": Study(VarianceBiasConfig, "genfair.studies._variance_bias.run_variance_bias"),
