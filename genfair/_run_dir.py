@@ -10,10 +10,13 @@ import platform
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genfair.checkpoint import check_writable_dir, read_json
 from genfair.errors import ConfigError
+
+if TYPE_CHECKING:
+    from genfair._arm import Arm
 
 __all__ = ["check_run_dir", "fingerprint", "versions"]
 
