@@ -46,7 +46,7 @@ from genfair.estimators import EstimatorConfig
 from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
 from genfair.loops import LoopConfig
-from genfair.models import VAEConfig
+from genfair.models import ModelCapabilities, VAEConfig
 
 EVIDENCE = ("ple_nll", "ple_discrepancy", "ple_penalty_ratio", "h_sensitivity", "mle_sensitivity", "sensitivity_ratio")
 QUALITY = ("fd/all", "coverage/6")  # what the fit costs in sample quality (the loop's measure)
@@ -162,8 +162,8 @@ def compare(specs: list[str], generations: int, hyper_steps: int) -> None:
             *outer, key = key.split(".")
             (options.setdefault(outer[0], {}) if outer else options)[key] = yaml.safe_load(value)
         config = EstimatorConfig(**{"name": "hyper_mle", "steps": hyper_steps, "lr": 0.003, **options})
-        fit = build_fit(config, sample_shape=data.sample_shape, num_classes=2, positive={}, per_replicate=False,
-                        closed_form=False, classes=2)
+        fit = build_fit(config, sample_shape=data.sample_shape, classes=2,
+                        model=ModelCapabilities(positive={}, per_replicate=False, closed_form=False, adversarial=False, num_classes=2))
         torch.manual_seed(0)
         model = VAEConfig().build(sample_shape=data.sample_shape, num_classes=2)
         start = time.process_time()

@@ -235,13 +235,18 @@ class _Page:
             self.add(note, "")
         docs = field_docs(cls)
         nested = _nested(cls)
+        first: dict[type, str] = {}  # where each node class will be documented: the first field that holds it
+        for name, (kind, inner) in nested.items():
+            if kind == "node":
+                first.setdefault(inner, _anchor(_join(path, name)))
         self.add("| key | type | default | description |", "|---|---|---|---|")
         for f in dataclasses.fields(cls):
             default = _default_value(f)
             if default is dataclasses.MISSING or default == "???":  # omegaconf.MISSING
                 shown = "required"
             elif f.name in nested and nested[f.name][0] == "node":
-                shown = self._node_default(default, nested[f.name][1], _join(path, f.name))
+                cls_f = nested[f.name][1]
+                shown = self._node_default(default, cls_f, self.documented.get(cls_f, first[cls_f]))
             elif f.name in nested:
                 shown = _code(_format(sorted(default))) if isinstance(default, dict) else _code(_format(default))
                 shown += f" ([entries](#{_anchor(_join(path, f.name))}))"
@@ -260,9 +265,9 @@ class _Page:
             elif inner not in self.documented:
                 self.schema(inner, child, f"`{child}`: `{inner.__qualname__}`", level=level + 1)
 
-    def _node_default(self, value: Any, cls: type, path: str) -> str:
+    def _node_default(self, value: Any, cls: type, anchor: str) -> str:
         base = cls() if all(_default_value(f) is not dataclasses.MISSING for f in dataclasses.fields(cls)) else None
-        link = f"#{self.documented.get(cls, _anchor(path))}"
+        link = f"#{anchor}"
         changed = []
         if base is not None:
             for f in dataclasses.fields(cls):

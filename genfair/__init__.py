@@ -5,9 +5,10 @@ Subpackages: ``genfair.data``, ``genfair.models``, ``genfair.metrics``, ``genfai
 the loop simulator is ``genfair.loops`` and the hypernetworks ``genfair.hypernets`` (their code
 lives in the repository's top-level folders ``loops/`` and ``hypernets/``).
 
-Importing ``genfair`` imports nothing else, so ``import genfair.hypernets`` loads no other part
-of genfair; ``genfair.ConfigError`` and ``genfair.GenerationFailed`` load ``genfair.errors``
-when first used (PEP 562).
+Importing ``genfair`` imports nothing else but ``genfair._lazy`` (the lazy exports of every
+package, standard library only), so ``import genfair.hypernets`` loads no other part of genfair;
+``genfair.ConfigError`` and ``genfair.GenerationFailed`` load ``genfair.errors`` when first used
+(PEP 562).
 
 Example:
     >>> from pathlib import Path
@@ -20,27 +21,15 @@ Example:
     >>> result = run_experiment([arm], seed=0, run_dir=Path("outputs/notebook"))  # doctest: +SKIP
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from typing import Any
+from genfair._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
+    from genfair.errors import ConfigError, GenerationFailed
 
 __version__ = "0.1.0"
 
 __all__ = ["ConfigError", "GenerationFailed", "__version__"]
 
-_LAZY = {"ConfigError": "genfair.errors", "GenerationFailed": "genfair.errors"}
-
-
-def __getattr__(name: str) -> Any:
-    """``genfair.ConfigError`` and ``genfair.GenerationFailed``, imported on first use."""
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'genfair' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -32,11 +32,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genfair.loops import GenerationRecord
-from genfair.seeding import child_seed
+from genfair._arm_parts import chain_parts, initial_model, prepare_evaluations
+from genfair.checkpoint import save_tensors, write_json
+from genfair.errors import GenerationFailed
+from genfair.loops import GenerationRecord, RunStore, simulate, training_rule
+from genfair.models import save_model
+from genfair.plots import save_sample_grid
+from genfair.progress import format_duration
 
 __all__ = [
-    "BOOTSTRAP_COLUMNS", "ChainJob", "ChainResult", "bootstrap_rows", "chain_dir", "combine", "init_seed",
+    "BOOTSTRAP_COLUMNS", "ChainJob", "ChainResult", "bootstrap_rows", "chain_dir", "combine", "run_chain",
     "run_chains", "usable_cores",
 ]
 
@@ -45,33 +50,38 @@ log = logging.getLogger("genfair")
 
 @dataclass(frozen=True)
 class ChainJob:
-    """One chain to run: ``arm`` (a :class:`genfair.experiment.Arm`), its ``replicate`` index,
-    the root ``seed``, the run directory and the device name."""
+    """One chain to run: ``arm`` (a :class:`genfair.experiment.Arm`), its ``replicate`` index
+    (``None``: the one chain of a batched model, which holds every replicate), the root
+    ``seed``, the run directory, the device name, and the lost-class entries that a previous
+    run of this directory recorded for the chain (``earlier_lost``; those of generations it
+    restores are kept)."""
 
     arm: object
-    replicate: int
+    replicate: int | None
     seed: int
     run_dir: Path
     device: str = "cpu"
+    earlier_lost: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
 class ChainResult:
-    """What one chain produced: its finished generations' records (values ``(1,)`` per key,
-    with the measure's bootstrap intervals), the classes its synthetic samples lost
-    (``(generation, names)``), and its failure ``(generation, reason)`` if a generation broke."""
+    """What one chain produced: its finished generations' records (values ``(replicates,)`` per
+    key; a chain of a deep arm: ``(1,)``, with the measure's bootstrap intervals), the classes
+    its synthetic samples lost (``[{"generation": g, "lost": [names]}]``, oldest first), and its
+    failure ``(generation, reason)`` if a generation broke."""
 
     arm: str
-    replicate: int
+    replicate: int | None
     records: list[GenerationRecord]
-    lost: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
+    lost: list[dict] = field(default_factory=list)
     failure: tuple[int, str] | None = None
 
 
-def chain_dir(run_dir: Path, arm: str, replicate: int, replicates: int) -> Path:
+def chain_dir(run_dir: Path, arm: str, replicate: int | None, replicates: int) -> Path:
     """Where chain ``replicate`` of ``arm`` keeps its generations (see the module docstring)."""
     base = Path(run_dir) / "arms" / arm
-    return base if replicates == 1 else base / f"replicate_{replicate:02d}"
+    return base if replicate is None or replicates == 1 else base / f"replicate_{replicate:02d}"
 
 
 def usable_cores() -> int:
@@ -127,9 +137,99 @@ class _Relay(logging.Handler):
             logger.handle(record)
 
 
-def init_seed(seed: int, replicate: int) -> int:
-    """The seed of chain ``replicate``'s initial weights (the same in every arm)."""
-    return int(child_seed(seed, 0, "fit", replicate=replicate).generate_state(1)[0])
+def run_chain(
+    job: ChainJob, *, evaluation: object | None = None, on_generation: Callable[[ChainResult], None] | None = None
+) -> ChainResult:
+    """Run one chain (in this process or a worker's): build its parts (``genfair._arm_parts``),
+    then ``simulate`` them, resuming after the last generation its directory holds.
+
+    Each generation's own files are written as it finishes: the sample grid (chain 0, where the
+    measure drew one) and the remedy's log. ``on_generation`` (a chain run in this process) is
+    handed the chain's state so far after every generation; without it, a chain of several logs
+    a line per generation. ``evaluation``: the arm's prepared evaluation (``None`` in a worker:
+    prepared there, its classifier cached by the run that started it).
+
+    Returns the chain's records and lost classes; a failed generation is returned
+    (:attr:`ChainResult.failure`), not raised, with the generations finished before it.
+    """
+    arm, replicate = job.arm, job.replicate
+    if evaluation is None:
+        evaluation = prepare_evaluations([arm])[arm.name]
+    parts = chain_parts(arm, replicate=replicate, seed=job.seed, device=torch.device(job.device), evaluation=evaluation)
+    directory = chain_dir(job.run_dir, arm.name, replicate, arm.loop.replicates)
+    store = RunStore(directory, keep_all_synthetic=training_rule(arm.loop).keeps_history)
+    done = len(store.finished())
+    if done:
+        where = "" if replicate is None else f" replicate {replicate}"
+        log.info("arm %s%s: resuming after generation %d", arm.name, where, done - 1)
+    lost = [entry for entry in job.earlier_lost if entry["generation"] < min(done, arm.loop.generations)]
+
+    def after_generation(finished: list[GenerationRecord]) -> None:
+        _write_generation_files(job, directory, finished[-1])
+        if on_generation is not None:
+            on_generation(ChainResult(arm.name, replicate, finished, list(lost)))
+        else:
+            _log_chain_progress(job, finished)
+
+    def on_lost_classes(generation: int, names: tuple[str, ...]) -> None:
+        where = arm.name + (f" replicate {replicate}" if replicate is not None and arm.loop.replicates > 1 else "")
+        warn_lost(where, generation, names)
+        if generation not in {entry["generation"] for entry in lost}:
+            lost.append({"generation": generation, "lost": list(names)})
+
+    try:
+        result = simulate(
+            data=arm.data, model=parts.model, config=parts.loop, seed=job.seed, measure=parts.measure, fit=parts.fit,
+            store=store, on_generation=after_generation, label_synthetic=parts.labeller,
+            on_lost_classes=on_lost_classes, replicate=parts.replicate, verifier=parts.verifier,
+        )
+    except GenerationFailed as error:
+        # The finished generations, also those a resumed run restored before failing at its first
+        # new one, read into a fresh model (a user's fit may have left the model reshaped).
+        records = store.resume(initial_model(arm), limit=arm.loop.generations)[0]
+        generation = error.generation if error.generation >= 0 else len(records)  # -1: raised by a measure, which has no generation
+        return ChainResult(arm.name, replicate, records, lost, (generation, error.reason))
+    if replicate is not None:  # a deep chain keeps its last model (genfair.models.load_model)
+        model_dir = directory / "model" if arm.loop.replicates > 1 else job.run_dir / "arms" / arm.name / "model"
+        save_model(model_dir, result.model, arm.model, sample_shape=arm.data.sample_shape)
+    return ChainResult(arm.name, replicate, result.records, lost)
+
+
+def _write_generation_files(job: ChainJob, directory: Path, record: GenerationRecord) -> None:
+    """A generation's own files: chain 0's sample grid, and the remedy's log (Group DRO's class
+    weights after every step)."""
+    arm, names = job.arm, job.arm.data.group_names
+    grid = record.artifacts["measure"].get("grid")
+    if not job.replicate and grid is not None:
+        path = job.run_dir / "samples" / arm.name / f"generation_{record.generation:04d}"
+        save_tensors(path.with_suffix(".safetensors"), {"grid": grid.cpu().contiguous()})
+        save_sample_grid(path.with_suffix(".png"), grid.cpu(), row_labels=list(names),
+                         title=f"{arm.name}, generation {record.generation}")
+    if record.artifacts["fit"]:
+        write_json(
+            directory / "remedy" / f"generation_{record.generation:04d}.json",
+            {"remedy": arm.remedy.name, "classes": list(names), **record.artifacts["fit"]},
+        )
+
+
+def _log_chain_progress(job: ChainJob, finished: list[GenerationRecord]) -> None:
+    """A line per generation of a chain of several, or of one in a worker (a worker's reaches the
+    command's log)."""
+    arm, record = job.arm, finished[-1]
+    left = arm.loop.generations - record.generation - 1
+    seconds = [r.seconds for r in finished]
+    log.info(
+        "arm %s · replicate %d of %d · generation %d (%d of %d) · %.1f s · chain done in about %s",
+        arm.name, (job.replicate or 0) + 1, arm.loop.replicates, record.generation, record.generation + 1,
+        arm.loop.generations, record.seconds, format_duration(left * sum(seconds) / len(seconds)),
+    )
+
+
+def warn_lost(where: str, generation: int, lost: tuple[str, ...]) -> None:
+    log.warning(
+        "arm %s · generation %d: the synthetic samples hold no %s (degraded run); counted in the labels drawn for the next training set, not in the classifier-corrected share of metrics.csv",
+        where, generation, ", ".join(f"class {name!r}" for name in lost),
+    )
 
 
 def combine(results: Sequence[ChainResult]) -> list[GenerationRecord]:

@@ -4,7 +4,9 @@ torch so that a config is checked without importing it; the measure itself is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.fairness._downstream_config import DownstreamConfig
@@ -31,6 +33,9 @@ class EvaluationConfig:
             ``~/.cache/genfair``.
         downstream: the downstream classifier evaluated by slice (disabled by default; see the
             module docstring).
+        extra_metrics: metrics from the user's own code, each ``{_target_: package.module.Name,
+            <argument>: value, ...}``, measured every generation of any arm (analytic ones too)
+            and written and drawn like the built-in ones (``genfair.metrics.ExtraMetric``).
     """
 
     samples: int = 1000
@@ -42,6 +47,7 @@ class EvaluationConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     cache_dir: str | None = None
     downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
+    extra_metrics: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_positive_int("samples", self.samples)
@@ -54,3 +60,6 @@ class EvaluationConfig:
             raise ConfigError(f"k must be smaller than samples={self.samples}, got {self.k}")
         if isinstance(self.downstream, dict):  # a notebook may pass the node as a mapping
             self.downstream = DownstreamConfig(**self.downstream)
+        if not isinstance(self.extra_metrics, list | tuple):
+            raise ConfigError(f"extra_metrics must be a list of {{_target_: package.module.Name, ...}} entries, got {self.extra_metrics!r}")
+        self.extra_metrics = [dict(entry) if isinstance(entry, Mapping) else entry for entry in self.extra_metrics]

@@ -52,8 +52,9 @@ CSV_COLUMNS = ("arm", "generation", "group", "metric", "mean", "se", "median", "
 _FLOAT_COLUMNS = ("mean", "se", "median", "q05", "q95", "lo", "hi")
 
 
-def record_rows(arm: str, record: GenerationRecord) -> list[dict]:
-    """The ``metrics.csv`` rows of one arm's generation."""
+def record_rows(arm: str, record: GenerationRecord, *, bounded: Sequence[str] = ()) -> list[dict]:
+    """The ``metrics.csv`` rows of one arm's generation; ``bounded``: metrics besides the built-in
+    ones that lie in [0, 1] (a user's metric declared so), whose intervals take the logit scale."""
     rows = []
     for key, values in record.values.items():
         metric, group = key.split("/", 1)
@@ -61,7 +62,7 @@ def record_rows(arm: str, record: GenerationRecord) -> list[dict]:
         if key in record.intervals:
             lo, hi = (float(v) for v in record.intervals[key])
         else:
-            lo, hi = mean_interval(summary, bounded=in_unit_interval(metric))
+            lo, hi = mean_interval(summary, bounded=in_unit_interval(metric) or metric in bounded)
         summary = summary.as_dict()
         row = {"arm": arm, "generation": record.generation, "group": group, "metric": metric, **summary}
         rows.append({**row, "lo": lo, "hi": hi})
@@ -209,7 +210,8 @@ class RunOutputs:
         self.records[arm] = finished
         for record in finished:
             if (arm, record.generation) not in self._rows:
-                self._rows[(arm, record.generation)] = record_rows(arm, record)
+                self._rows[(arm, record.generation)] = record_rows(
+                    arm, record, bounded=self.header.get("unit_interval_metrics", ()))
         self._arm(arm).generation_seconds = [r.seconds for r in finished]
         self.write()
 

@@ -1,5 +1,7 @@
-"""How a deep model's generation is measured on real images: an evaluation classifier's features
-and labels, and the fidelity metrics of ``genfair.metrics`` with stratified-bootstrap intervals.
+"""How a generation is measured: :class:`AnalyticEvaluation` against the true class Gaussians
+(analytic models), and :class:`ImageEvaluation` on real images (deep models): an evaluation
+classifier's features and labels, and the fidelity metrics of ``genfair.metrics`` with
+stratified-bootstrap intervals.
 
 Per generation, :meth:`ImageEvaluation.measure` draws ``samples`` images from the fitted model
 (a class-conditional model draws them for classes sampled from the shares of the generation's
@@ -49,10 +51,10 @@ from genfair._evaluation_config import SYNTHETIC_LABELS, EvaluationConfig
 from genfair.data import Batch
 from genfair.errors import ConfigError
 from genfair.fairness import binary_target, evaluate_slices, resolve_slices, train_downstream
-from genfair.metrics import TrainedClassifier, fidelity_metrics, load_or_train_classifier
+from genfair.metrics import TrainedClassifier, class_gaussian_metrics, fidelity_metrics, load_or_train_classifier
 from genfair.loops import Measurement, draw_labels
 
-__all__ = ["SYNTHETIC_LABELS", "EvaluationConfig", "ImageEvaluation"]
+__all__ = ["SYNTHETIC_LABELS", "AnalyticEvaluation", "EvaluationConfig", "ImageEvaluation"]
 
 class ImageEvaluation:
     """The measure of a loop over an image source (see the module docstring).
@@ -98,6 +100,21 @@ class ImageEvaluation:
     def labeller(self):
         """What labels the loop's synthetic samples: ``None`` (their drawn classes) or :meth:`label`."""
         return None if self.by_model else self.label
+
+    @property
+    def features(self):
+        """The evaluation classifier's feature map, ``(n, C, H, W) -> (n, d)`` (where SMOTE looks for neighbours)."""
+        return self.classifier.model.features
+
+    def summary(self) -> dict[str, Any]:
+        """What summary.json records of the evaluation classifier (``classifier``): its held-out
+        accuracy, per-class accuracy and confusion matrix."""
+        trained = self.classifier
+        return {
+            "heldout_accuracy": float(trained.heldout_accuracy),
+            "per_class_accuracy": [float(a) for a in trained.per_class_accuracy],
+            "confusion": [[int(c) for c in row] for row in trained.confusion.tolist()],
+        }
 
     def measure(self, model: nn.Module, train: Batch, generator: torch.Generator) -> Measurement:
         """Metrics of ``model`` after it was fitted on ``train`` (one replicate), and with
@@ -183,3 +200,29 @@ class ImageEvaluation:
             blank = x.new_zeros(per_class - len(members), *x.shape[1:])
             rows.append(torch.cat([members, blank]))
         return torch.stack(rows)
+
+
+class AnalyticEvaluation:
+    """The measure of an analytic arm: each replicate's fitted class Gaussians against the data's
+    true ones (``genfair.metrics.class_gaussian_metrics``); no labeller (the samples keep the
+    classes they were drawn for) and no feature space."""
+
+    labeller = None
+    features = None
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def summary(self) -> None:
+        """Nothing to record in summary.json (the truth is the data's config)."""
+        return None
+
+    def measure(self, fitted: nn.Module, train: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        names = self.data.group_names
+        return class_gaussian_metrics(
+            fitted,
+            true_means=self.data.true_means(),
+            true_covariances=self.data.true_covariances(),
+            counts=train.class_counts(len(names)),
+            classes=names,
+        )

@@ -15,8 +15,8 @@ import torch
 
 __all__ = ["Stream", "child_seed", "torch_generator", "numpy_generator"]
 
-Stream = Literal["real", "fit", "sample", "measure", "bootstrap"]
-_STREAMS: tuple[str, ...] = ("real", "fit", "sample", "measure", "bootstrap")
+Stream = Literal["real", "fit", "sample", "measure", "bootstrap", "compose"]
+_STREAMS: tuple[str, ...] = ("real", "fit", "sample", "measure", "bootstrap", "compose")  # new streams go last
 
 
 def child_seed(root: int, generation: int, stream: Stream, *, replicate: int = 0) -> np.random.SeedSequence:

@@ -21,9 +21,9 @@ Example:
 
 from typing import TYPE_CHECKING
 
-from ._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (see _lazy): no torch until then
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy): no torch until then
     from ._discrepancy import expected_discrepancy, weight_discrepancy
     from ._encoder import SetEncoder
     from ._errors import HyperNetworkError

@@ -23,9 +23,9 @@ Example:
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.loops._config import CURATION_RULES, LABEL_POLICIES, LOOP_KINDS, CurationConfig, LoopConfig, LoopKind
     from genfair.loops._curation import (
         ClassifierVerifier,
@@ -44,15 +44,30 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hyper
         GenerationRecord,
         GenerationStore,
         LoopResult,
+        Measure,
         Measurement,
         check_finite_parameters,
         fit_closed_form,
         simulate,
     )
     from genfair.loops._store import RunStore
-    from genfair.loops._training_set import check_label_policy, draw_labels, policy_labels, training_set, training_set_size
+    from genfair.loops._training_set import (
+        BUILT_IN_RULES,
+        TrainingSetRule,
+        check_label_policy,
+        check_training_set,
+        draw_labels,
+        policy_labels,
+        training_rule,
+        training_set,
+        training_set_size,
+    )
 
 __all__ = [
+    "BUILT_IN_RULES",
+    "TrainingSetRule",
+    "check_training_set",
+    "training_rule",
     "CURATION_RULES",
     "LABEL_POLICIES",
     "LOOP_KINDS",
@@ -68,6 +83,7 @@ __all__ = [
     "LoopConfig",
     "LoopKind",
     "LoopResult",
+    "Measure",
     "Measurement",
     "RunStore",
     "Verdict",

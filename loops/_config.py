@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int, check_unit_interval
+from genfair.targets import check_target
 
 __all__ = [
     "CURATION_RULES",
@@ -99,10 +101,11 @@ class LoopConfig:
       - ``augment``: generation 0's real set plus ``n_synthetic`` samples of generation g-1;
       - ``fresh``: a new draw of ``n_real`` real samples plus ``n_synthetic`` samples of g-1;
       - ``accumulate``: generation 0's real set plus every synthetic set drawn so far
-        (``n_real + g * n_synthetic`` samples).
+        (``n_real + g * n_synthetic`` samples);
+      - ``custom``: what the rule of ``training_set`` composes (a user's loop kind).
 
     Args:
-        kind: one of :data:`LOOP_KINDS`.
+        kind: one of :data:`LOOP_KINDS`, or ``custom``.
         generations: number of generations, counting generation 0.
         n_real: real samples per draw.
         n_synthetic: synthetic samples drawn from each generation's model.
@@ -119,6 +122,10 @@ class LoopConfig:
         synthetic_shares: with ``synthetic_labels=shares``, one share per class in (0, 1],
             summing to 1 (a YAML list, ``loop.synthetic_shares=[0.5,0.5]``); else ``None``.
         curation: the verifier step between sampling and retraining (:class:`CurationConfig`).
+        training_set: with ``kind=custom``, ``{_target_: package.module.Name, <argument>: value,
+            ...}``: the class or function that builds the loop kind's rule, a
+            :class:`~genfair.loops.TrainingSetRule` (how each generation's training set is
+            composed); else ``None``.
         checkpoint_every: a fit trained by gradient steps (the deep models', the hypernetworks')
             saves the generation in progress every this many steps into the run directory
             (``arms/<arm>/in_progress/``), and a killed run restarts the generation from there,
@@ -136,9 +143,20 @@ class LoopConfig:
     synthetic_labels: str = "counts"
     synthetic_shares: list[float] | None = None
     curation: CurationConfig = field(default_factory=CurationConfig)
+    training_set: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        check_choice("kind", self.kind, LOOP_KINDS)
+        check_choice("kind", self.kind, (*LOOP_KINDS, "custom"))
+        if self.kind == "custom":
+            if not isinstance(self.training_set, Mapping) or "_target_" not in self.training_set:
+                raise ConfigError(
+                    "kind=custom needs training_set={_target_: package.module.Name, ...} (the loop kind's rule), "
+                    f"got {self.training_set!r}"
+                )
+            check_target("training_set._target_", self.training_set["_target_"])
+            self.training_set = dict(self.training_set)
+        elif self.training_set is not None:
+            raise ConfigError(f"training_set is used only with kind=custom, got kind={self.kind!r}")
         check_positive_int("generations", self.generations)
         check_positive_int("n_real", self.n_real)
         check_positive_int("n_synthetic", self.n_synthetic)

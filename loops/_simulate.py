@@ -19,7 +19,7 @@ from genfair.models import BiasedSampler, ClosedFormFit
 from genfair.seeding import torch_generator
 from genfair.loops._config import LoopConfig
 from genfair.loops._curation import Verifier, check_curation, curate
-from genfair.loops._training_set import check_label_policy, policy_labels, training_set
+from genfair.loops._training_set import check_label_policy, check_training_set, policy_labels, training_rule
 
 __all__ = [
     "Fit",
@@ -239,6 +239,7 @@ def simulate(
             f"loop.sampling_bias={config.sampling_bias} needs a model with biased sampling; "
             f"{type(model).__name__} has none (use loop.sampling_bias=1.0)"
         )
+    rule = training_rule(config)  # what the loop kind composes each generation's training set from
     device = module_device(model)  # training sets live where the model computes; generators stay on the CPU
     real = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real", replicate=replicate)), device)
     _check_classes_present(real.class_counts(num_classes), data.group_names)
@@ -251,10 +252,12 @@ def simulate(
         if g == 0:
             train = real
         else:
-            fresh = None
-            if config.kind == "fresh":
-                fresh = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, g, "real", replicate=replicate)), device)
-            train = training_set(config.kind, real=real, fresh=fresh, synthetic=synthetic)
+            def draw_real(g: int = g) -> Batch:
+                return _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, g, "real", replicate=replicate)), device)
+
+            train = rule.compose(g, real=real, synthetic=synthetic, draw_real=draw_real,
+                                 generator=torch_generator(seed, g, "compose", replicate=replicate))
+            check_training_set(train, rule=rule, config=config, generation=g, num_classes=num_classes)
         # 2. Fit the model on it (a killed run's fit may restart from its in-generation checkpoint).
         checkpoint = None
         if store is not None and config.checkpoint_every is not None:
@@ -298,7 +301,7 @@ def simulate(
         lost = _lost_classes(labels, data.group_names)
         if lost and on_lost_classes is not None:
             on_lost_classes(g, lost)
-        synthetic = (synthetic if config.kind == "accumulate" else []) + [Batch(x, labels)]
+        synthetic = (synthetic if rule.keeps_history else []) + [Batch(x, labels)]
         record = GenerationRecord(g, values, time.perf_counter() - start, intervals,
                                   artifacts={"measure": measured.artifacts, "fit": fitted.logs})
         if store is not None:

@@ -3,46 +3,159 @@ classes of the synthetic samples drawn for it (step 4's label policy)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import torch
 
 from genfair.data import Batch, stratified_counts
-from genfair.errors import ConfigError
+from genfair.errors import ConfigError, GenerationFailed
 
-__all__ = ["check_label_policy", "draw_labels", "policy_labels", "training_set", "training_set_size"]
+__all__ = [
+    "BUILT_IN_RULES", "Accumulate", "Augment", "Fresh", "FullySynthetic", "TrainingSetRule", "check_label_policy",
+    "check_training_set", "draw_labels", "policy_labels", "training_rule", "training_set", "training_set_size",
+]
+
+
+class TrainingSetRule(Protocol):
+    """What a loop kind is: how generation g >= 1's training set is composed (step 1 of
+    :func:`~genfair.loops.simulate`). The built-in kinds are rules like any other (see
+    :data:`BUILT_IN_RULES`); ``loop.kind=custom`` takes one from the user's code through
+    ``loop.training_set._target_`` (see :func:`training_rule`).
+
+    Attributes:
+        keeps_history: whether ``compose`` reads every synthetic set drawn so far (the run then
+            keeps them all, and resumes with them); else only the last one is kept.
+    """
+
+    keeps_history: bool
+
+    def size(self, generation: int, *, n_real: int, n_synthetic: int) -> int:
+        """Samples per replicate in generation ``generation``'s training set (g >= 1)."""
+
+    def compose(
+        self, generation: int, *, real: Batch, synthetic: list[Batch], draw_real: Callable[[], Batch],
+        generator: torch.Generator,
+    ) -> Batch:
+        """Generation ``generation``'s training set, ``Batch(x (R, size, *shape), y (R, size))``,
+        from generation 0's ``real`` set, the ``synthetic`` sets drawn so far (oldest first; only
+        the last one unless ``keeps_history``), ``draw_real()`` (a new real draw of ``n_real``
+        samples, from the generation's own stream) and the generation's ``generator``."""
+
+
+class FullySynthetic:
+    """``n_synthetic`` samples of generation g-1's model."""
+
+    keeps_history = False
+
+    def size(self, generation: int, *, n_real: int, n_synthetic: int) -> int:
+        return n_synthetic
+
+    def compose(self, generation, *, real, synthetic, draw_real, generator) -> Batch:
+        return synthetic[-1]
+
+
+class Augment:
+    """Generation 0's real set plus ``n_synthetic`` samples of generation g-1."""
+
+    keeps_history = False
+
+    def size(self, generation: int, *, n_real: int, n_synthetic: int) -> int:
+        return n_real + n_synthetic
+
+    def compose(self, generation, *, real, synthetic, draw_real, generator) -> Batch:
+        return Batch.concat([real, synthetic[-1]])
+
+
+class Fresh:
+    """A new draw of ``n_real`` real samples plus ``n_synthetic`` samples of generation g-1."""
+
+    keeps_history = False
+
+    def size(self, generation: int, *, n_real: int, n_synthetic: int) -> int:
+        return n_real + n_synthetic
+
+    def compose(self, generation, *, real, synthetic, draw_real, generator) -> Batch:
+        return Batch.concat([draw_real(), synthetic[-1]])
+
+
+class Accumulate:
+    """Generation 0's real set plus every synthetic set drawn so far (``n_real + g * n_synthetic``)."""
+
+    keeps_history = True
+
+    def size(self, generation: int, *, n_real: int, n_synthetic: int) -> int:
+        return n_real + generation * n_synthetic
+
+    def compose(self, generation, *, real, synthetic, draw_real, generator) -> Batch:
+        return Batch.concat([real, *synthetic])
+
+
+BUILT_IN_RULES: dict[str, TrainingSetRule] = {
+    "fully_synthetic": FullySynthetic(), "augment": Augment(), "fresh": Fresh(), "accumulate": Accumulate(),
+}
+
+
+def training_rule(config) -> TrainingSetRule:
+    """The rule of ``config.kind`` (a :class:`~genfair.loops.LoopConfig`): a built-in one, or for
+    ``custom`` the object that ``config.training_set["_target_"]`` builds from the node's other
+    keys, checked to have ``keeps_history``, ``size`` and ``compose``."""
+    if config.kind != "custom":
+        return BUILT_IN_RULES[config.kind]
+    from genfair.targets import import_target
+
+    node = dict(config.training_set)
+    target = node.pop("_target_")
+    key = f"loop.training_set._target_={target}"
+    factory = import_target(target, key="loop.training_set._target_")
+    if not callable(factory):
+        raise ConfigError(f"{key} must be a class or function, got {type(factory).__name__}")
+    try:
+        rule = factory(**node)
+    except TypeError as error:
+        raise ConfigError(f"{key} refused its arguments {sorted(node)}: {error}") from None
+    missing = [m for m in ("size", "compose") if not callable(getattr(rule, m, None))]
+    if missing or not isinstance(getattr(rule, "keeps_history", None), bool):
+        raise ConfigError(
+            f"{key} built a {type(rule).__name__}, which needs methods size(generation, *, n_real, n_synthetic) "
+            f"and compose(generation, *, real, synthetic, draw_real, generator) and keeps_history (true or false)"
+            + (f"; missing: {missing}" if missing else "")
+        )
+    return rule
+
+
+def check_training_set(train: Batch, *, rule: TrainingSetRule, config, generation: int, num_classes: int) -> None:
+    """Raise :class:`~genfair.errors.GenerationFailed` naming the rule and the generation when the
+    training set it composed has the wrong size or classes outside the data's."""
+    what = f"loop.training_set._target_={config.training_set['_target_']}" if config.kind == "custom" else f"loop.kind={config.kind}"
+    size = rule.size(generation, n_real=config.n_real, n_synthetic=config.n_synthetic)
+    if not isinstance(train, Batch) or train.x.shape[:2] != (config.replicates, size) or train.y.shape != (config.replicates, size):
+        got = f"x {tuple(train.x.shape)}, y {tuple(train.y.shape)}" if isinstance(train, Batch) else type(train).__name__
+        raise GenerationFailed(generation, f"{what} composed a training set of {got}, expected ({config.replicates}, {size}) samples")
+    bad = (train.y < 0) | (train.y >= num_classes)
+    if bad.any():
+        raise GenerationFailed(
+            generation, f"{what} composed a training set with class labels {sorted(set(train.y[bad].tolist()))[:5]} "
+            f"outside the data's classes 0..{num_classes - 1}"
+        )
 
 
 def training_set(kind: str, *, real: Batch, fresh: Batch | None, synthetic: list[Batch]) -> Batch:
-    """The training set of a generation g >= 1 (see :class:`~genfair.loops.LoopConfig` for the kinds).
-
-    Args:
-        real: generation 0's real set.
-        fresh: this generation's new real draw (``fresh`` loops only).
-        synthetic: the synthetic sets drawn so far, oldest first (only the last is used
-            except by ``accumulate``).
-    """
-    if kind == "fully_synthetic":
-        return synthetic[-1]
-    if kind == "augment":
-        return Batch.concat([real, synthetic[-1]])
-    if kind == "fresh":
-        if fresh is None:
-            raise ValueError("a fresh loop needs this generation's real draw, got fresh=None")
-        return Batch.concat([fresh, synthetic[-1]])
-    if kind == "accumulate":
-        return Batch.concat([real, *synthetic])
-    raise ValueError(f"kind must be one of ['fully_synthetic', 'augment', 'fresh', 'accumulate'], got {kind!r}")
+    """The training set of a generation g >= 1 of a built-in ``kind`` (``fresh``: this
+    generation's new real draw, ``fresh`` loops only)."""
+    if kind not in BUILT_IN_RULES:
+        raise ValueError(f"kind must be one of {list(BUILT_IN_RULES)}, got {kind!r}")
+    if kind == "fresh" and fresh is None:
+        raise ValueError("a fresh loop needs this generation's real draw, got fresh=None")
+    return BUILT_IN_RULES[kind].compose(len(synthetic), real=real, synthetic=synthetic, draw_real=lambda: fresh, generator=None)
 
 
 def training_set_size(config, generation: int) -> int:
     """Samples per replicate in generation ``generation``'s training set under ``config``
-    (a :class:`~genfair.loops.LoopConfig`), as :func:`training_set` builds it."""
-    n, m = config.n_real, config.n_synthetic
+    (a :class:`~genfair.loops.LoopConfig`), as its rule composes it."""
     if generation == 0:
-        return n
-    sizes = {"fully_synthetic": m, "augment": n + m, "fresh": n + m, "accumulate": n + generation * m}
-    if config.kind not in sizes:
-        raise ValueError(f"kind must be one of {list(sizes)}, got {config.kind!r}")
-    return sizes[config.kind]
+        return config.n_real
+    return training_rule(config).size(generation, n_real=config.n_real, n_synthetic=config.n_synthetic)
 
 
 def draw_labels(counts: torch.Tensor, n: int, *, generator: torch.Generator) -> torch.Tensor:

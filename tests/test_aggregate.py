@@ -21,6 +21,12 @@ from scipy import stats
 
 from _commands import run_command
 
+from _fixtures import read_csv
+
+
+def _read_metrics(path: Path) -> dict[tuple, dict]:
+    return {(r["arm"], int(r["generation"]), r["group"], r["metric"]): r for r in read_csv(path)}
+
 from genfair.cli import aggregate, aggregate_main
 
 BIN = Path(sys.executable).parent
@@ -69,11 +75,6 @@ def _write_run(
     return run_dir
 
 
-def _read_csv(path: Path) -> dict[tuple, dict]:
-    with open(path, newline="") as handle:
-        return {(r["arm"], int(r["generation"]), r["group"], r["metric"]): r for r in csv.DictReader(handle)}
-
-
 def _three_seeds(sweep: Path) -> None:
     # trace_cov, not share: values 1, 2, 4 are no share, and a share's interval is the bounded
     # one (test_bounded_metrics_get_logit_scale_intervals_inside_0_1).
@@ -89,7 +90,7 @@ def test_mean_se_and_t_interval_across_seeds(tmp_path):
     assert result.out == tmp_path / "aggregate"
     assert [seed for _, seed in result.runs] == [0, 1, 2] and result.skipped == ()
     assert (tmp_path / "aggregate" / "metrics.csv").read_text().splitlines()[0] == AGGREGATE_HEADER
-    rows = _read_csv(tmp_path / "aggregate" / "metrics.csv")
+    rows = _read_metrics(tmp_path / "aggregate" / "metrics.csv")
     # trace_cov over seeds: 1, 2, 4 -> mean 7/3, sample variance 7/3, se sqrt(7/9).
     share = rows[("mle", 0, "minority", "trace_cov")]
     mean, se = 7 / 3, math.sqrt(7) / 3
@@ -128,7 +129,7 @@ def test_unfinished_runs_are_skipped_with_a_warning_and_degraded_ones_count(tmp_
     err = capsys.readouterr().err
     assert f"genfair-aggregate: warning: skipping {tmp_path / '2'} (status 'running'" in err
     assert f"skipping {tmp_path / '3'} (status 'failed'" in err
-    assert float(_read_csv(tmp_path / "out" / "metrics.csv")[("mle", 0, "minority", "share")]["mean"]) == pytest.approx(0.2)
+    assert float(_read_metrics(tmp_path / "out" / "metrics.csv")[("mle", 0, "minority", "share")]["mean"]) == pytest.approx(0.2)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["seeds"] == [0, 1] and summary["degraded"] == ["1"]
     assert summary["skipped"] == [{"dir": "2", "status": "running"}, {"dir": "3", "status": "failed"}]
@@ -198,10 +199,10 @@ def _sweep_and_aggregate(tmp_path: Path, launcher: list[str]) -> None:
         assert (summary["status"], summary["seed"], summary["config"]["threads"]) == ("complete", int(job), 1)
     printed = _run([GENFAIR_AGGREGATE, str(sweep)], cwd=tmp_path).stdout.split()
     assert str(sweep / "aggregate" / "metrics.csv") in printed
-    rows = _read_csv(sweep / "aggregate" / "metrics.csv")
+    rows = _read_metrics(sweep / "aggregate" / "metrics.csv")
     assert {int(row["n_seeds"]) for row in rows.values()} == {2}
     assert {arm for arm, *_ in rows} == {"mle", "unbiased"} and {g for _, g, *_ in rows} == {0, 1}
-    seeds = [_read_csv(sweep / job / "metrics.csv")[("mle", 1, "minority", "share")] for job in ("0", "1")]
+    seeds = [_read_metrics(sweep / job / "metrics.csv")[("mle", 1, "minority", "share")] for job in ("0", "1")]
     expected = (float(seeds[0]["mean"]) + float(seeds[1]["mean"])) / 2
     assert float(rows[("mle", 1, "minority", "share")]["mean"]) == pytest.approx(expected, rel=1e-12)
     assert json.loads((sweep / "aggregate" / "summary.json").read_text())["seeds"] == [0, 1]
@@ -226,7 +227,7 @@ def test_paired_differences_to_a_baseline_arm_by_hand(tmp_path):
         _write_run(tmp_path / str(seed), seed=seed,
                    values={("mle", 0, "minority", "trace_cov"): mle, ("ple", 0, "minority", "trace_cov"): ple})
     aggregate(tmp_path, baseline="mle")
-    paired = _read_csv(tmp_path / "aggregate" / "paired_vs_mle.csv")
+    paired = _read_metrics(tmp_path / "aggregate" / "paired_vs_mle.csv")
     assert set(paired) == {("ple", 0, "minority", "trace_cov")}  # no row for the baseline itself
     row = paired[("ple", 0, "minority", "trace_cov")]
     diffs = np.array([0.5, 0.75, 0.25])  # seed 3's ple value is NaN: it leaves the pair out
@@ -234,7 +235,7 @@ def test_paired_differences_to_a_baseline_arm_by_hand(tmp_path):
     assert int(row["n_seeds"]) == 3
     assert float(row["mean"]) == pytest.approx(0.5)
     assert (float(row["lo"]), float(row["hi"])) == pytest.approx((0.5 - half, 0.5 + half))
-    own = _read_csv(tmp_path / "aggregate" / "metrics.csv")[("ple", 0, "minority", "trace_cov")]
+    own = _read_metrics(tmp_path / "aggregate" / "metrics.csv")[("ple", 0, "minority", "trace_cov")]
     assert float(own["hi"]) - float(own["lo"]) > 10 * 2 * half
 
 
@@ -254,7 +255,7 @@ def test_bounded_metrics_get_logit_scale_intervals_inside_0_1(tmp_path, capsys):
                   ("mle", 0, "minority", "extinct"): 0.0}  # fmt: skip
         _write_run(tmp_path / str(seed), seed=seed, values=values)
     aggregate(tmp_path)
-    rows = _read_csv(tmp_path / "aggregate" / "metrics.csv")
+    rows = _read_metrics(tmp_path / "aggregate" / "metrics.csv")
     m = sum(coverage) / 3
     se = float(np.std(coverage, ddof=1)) / math.sqrt(3)
     half = T_975_2 * se / (m * (1 - m))
@@ -320,7 +321,7 @@ def test_baseline_writes_comparisons_csv_across_seeds(tmp_path, capsys):
     adjusted = holm([float(row["p_signflip"]) for row in exploratory])
     np.testing.assert_allclose([float(row["p_signflip_holm"]) for row in exploratory], adjusted, equal_nan=True)
     # The same cells as paired_vs_mle.csv, with the same means and t-intervals.
-    paired = _read_csv(out / "paired_vs_mle.csv")
+    paired = _read_metrics(out / "paired_vs_mle.csv")
     for row in exploratory:
         same = paired[("ple", int(row["generation"]), row["group"], row["metric"])]
         for a, b in (("mean_diff", "mean"), ("lo", "lo"), ("hi", "hi")):

@@ -17,7 +17,7 @@ from genfair.estimators._hypernetwork_fit import HypernetworkFit as _Fit
 from genfair.estimators._sets import SetSampler
 from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective, input_sensitivity
 from genfair.loops import FitContext, FitOutput, LoopConfig, RunStore, simulate
-from genfair.models import VAE, GaussianMixtureModel, VAEConfig
+from genfair.models import VAE, GaussianMixtureModel, ModelCapabilities, VAEConfig
 from genfair.seeding import torch_generator
 
 DIGITS = DigitsData(classes=[3, 6], proportions=[0.8, 0.2])
@@ -27,8 +27,8 @@ TINY_VAE = VAEConfig(hidden=[16], latent_dim=2)
 def _fit(**options) -> HypernetworkFit:
     config = EstimatorConfig(**{"name": "ple", "steps": 3, "lr": 1e-2, "sets_per_step": 4, "hidden": 8,
                                 "embedding_dim": 4, "reference_steps": 2, **options})
-    return build_fit(config, sample_shape=(1, 8, 8), num_classes=2, positive={}, per_replicate=False,
-                     closed_form=False, classes=2)
+    return build_fit(config, model=ModelCapabilities(positive={}, per_replicate=False, closed_form=False, adversarial=False, num_classes=2),
+                     sample_shape=(1, 8, 8), classes=2)
 
 
 def _model(seed: int = 0) -> nn.Module:
@@ -315,7 +315,7 @@ def test_every_generation_reports_the_evidence_and_a_trained_h_reads_its_data():
     constant = HyperNetwork(model, sample_shape=(1, 8, 8), num_classes=2)
     assert input_sensitivity(constant, train.x, train.y)["disjoint"] == 0.0
     fit = build_fit(EstimatorConfig(name="hyper_mle", steps=40, lr=3e-3, reference_steps=5), sample_shape=(1, 8, 8),
-                    num_classes=2, positive={}, per_replicate=False, closed_form=False, classes=2)
+                    model=model, classes=2)
     out = fit(model, train, torch.Generator().manual_seed(0), FitContext(0, None))
     assert sorted(out.values) == sorted(EVIDENCE_KEYS)
     assert all(v.shape == (1,) and v.dtype == torch.float64 and torch.isfinite(v).all() for v in out.values.values())

@@ -8,7 +8,6 @@ this file at once (one per CPU core) and the tests only inspect what each left b
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from _commands import pool_workers, run_command, run_commands, shrunk_arms
+from _fixtures import read_csv as _read_csv
 
 BIN = Path(sys.executable).parent
 GENFAIR = str(BIN / "genfair") if (BIN / "genfair").exists() else shutil.which("genfair")
@@ -44,11 +44,6 @@ Z = 5.0  # standard errors allowed in the one statistical check below
 def _ok(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, f"exit {result.returncode}\n--- stderr ---\n{result.stderr[-4000:]}"
     assert "Traceback" not in result.stderr
-
-
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def _is_png(path: Path) -> bool:

@@ -331,7 +331,8 @@ def test_top_fraction_in_the_loop_keeps_each_sample_with_its_class():
 
 
 def test_run_directories_without_the_new_options_keep_their_fingerprint():
-    from genfair.experiment import Arm, _fingerprint
+    from genfair._run_dir import fingerprint as _fingerprint
+    from genfair.experiment import Arm
 
     def loop_fingerprint(**loop):
         arm = Arm("a", GaussianData(), AnalyticModelConfig(name="gaussian"), LoopConfig(**loop))

@@ -7,8 +7,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 from omegaconf import OmegaConf
-from sklearn.datasets import load_digits
 
+from _fixtures import digits, seeded as _seeded
 from genfair.errors import ConfigError
 from genfair.models import DDPM, DDPMConfig, GenerativeModel, build_model
 from genfair.hypernets import HyperNetwork
@@ -21,24 +21,13 @@ def _ddpm(**kwargs) -> DDPM:
     return DDPM(**{"sample_shape": (1, 8, 8), **TINY, **kwargs})
 
 
-def _digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n digits in [0, 1]: x ``(1, n, 1, 8, 8)``, y ``(1, n)``."""
-    digits = load_digits()
-    x = torch.tensor(digits.images[:n] / 16.0, dtype=torch.float32)
-    return x[None, :, None], torch.tensor(digits.target[:n])[None]
-
-
-def _seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def test_loss_is_l_simple_on_diffusers_forward_process():
     """||eps - eps_theta(x_t, t, y)||^2 summed over pixels, x_t from DDPMScheduler.add_noise on
     2 x - 1, with t then eps drawn from the generator, minus log p(y)."""
     model = _ddpm(num_classes=10, beta_schedule="squaredcos_cap_v2")
     with torch.no_grad():
         model.class_logits.copy_(torch.randn(10))
-    x, y = _digits(6)
+    x, y = digits(6, (1, 8, 8))
     loss = model.loss(x, y, generator=_seeded(1))
     generator = _seeded(1)
     t = torch.randint(50, (6,), generator=generator)
@@ -66,7 +55,7 @@ def test_sampling_and_loss_are_reproducible_and_share_no_state(sampler):
     model.sample(9, generator=_seeded(7))  # a call in between leaves nothing behind
     assert torch.equal(model.sample(4, labels=labels, generator=_seeded(2)), first)
     assert not torch.equal(model.sample(4, labels=labels, generator=_seeded(3)), first)
-    x, y = _digits(5)
+    x, y = digits(5, (1, 8, 8))
     assert torch.equal(model.loss(x, y % 3, generator=_seeded(4)), model.loss(x, y % 3, generator=_seeded(4)))
     assert not torch.equal(model.loss(x, y % 3, generator=_seeded(4)), model.loss(x, y % 3, generator=_seeded(5)))
 
@@ -101,7 +90,7 @@ def test_labels_reach_the_unet_and_unlabelled_samples_follow_the_class_shares():
 
 def test_conditional_loss_adds_minus_log_class_share():
     model = _ddpm(num_classes=3)
-    x, y = _digits(6)
+    x, y = digits(6, (1, 8, 8))
     y = y % 3
     uniform = model.loss(x, y, generator=_seeded(0))
     logits = torch.tensor([1.0, -2.0, 0.5])
@@ -114,7 +103,7 @@ def test_conditional_loss_adds_minus_log_class_share():
 
 def test_training_lowers_the_loss_and_moves_the_class_shares():
     torch.manual_seed(0)
-    x, y = _digits(32)
+    x, y = digits(32, (1, 8, 8))
     y = (y >= 8).long()  # two classes, shares 0.84 / 0.16 in the first 32 digits
     model = _ddpm(num_classes=2)
     optimiser = torch.optim.Adam(model.parameters(), lr=5e-3)
@@ -134,7 +123,7 @@ def test_training_lowers_the_loss_and_moves_the_class_shares():
 
 def test_a_hypernetwork_wraps_the_ddpm():
     model = _ddpm(num_classes=10)
-    x, y = _digits(20)
+    x, y = digits(20, (1, 8, 8))
     hnet = HyperNetwork(model, sample_shape=(1, 8, 8), num_classes=10, hidden=16, embedding_dim=8)
     weights = hnet(x[0], y[0])
     assert list(weights) == [name for name, _ in model.named_parameters()]

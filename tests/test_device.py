@@ -11,11 +11,12 @@ import re
 import pytest
 import torch
 
+from _fixtures import skip_figures
 from genfair.data import DigitsData
 from genfair.devices import ALLOWED, module_device, multinomial, randint, randn, resolve_device
 from genfair.errors import ConfigError
 from genfair.estimators import EstimatorConfig, build_fit
-from genfair.models import DDPMConfig, VAEConfig, build_model
+from genfair.models import DDPMConfig, ModelCapabilities, VAEConfig, build_model
 from genfair.loops import LoopConfig, simulate
 
 CUDA = torch.cuda.is_available()
@@ -79,7 +80,7 @@ def _tiny_loop(model_config, device: torch.device, estimator: str = "mle"):
     torch.manual_seed(0)
     model = build_model(model_config, sample_shape=DATA.sample_shape, num_classes=2).to(device)
     config = EstimatorConfig(name=estimator, steps=3, lr=1e-3, batch_size=16, hidden=16, embedding_dim=8)
-    fit = build_fit(config, sample_shape=DATA.sample_shape, num_classes=2, positive={}, per_replicate=False, closed_form=False)
+    fit = build_fit(config, sample_shape=DATA.sample_shape, model=ModelCapabilities(positive={}, per_replicate=False, closed_form=False, adversarial=False, num_classes=2))
     loop = LoopConfig(generations=2, n_real=32, n_synthetic=32, replicates=1)
     labels = []
 
@@ -108,12 +109,10 @@ def test_a_tiny_deep_loop_runs_on_cuda_with_the_cpu_draws(model_config, estimato
 
 @pytest.mark.skipif(CUDA, reason="device=auto is CUDA here, which rounds differently from the CPU")
 def test_a_cpu_run_equals_an_auto_run_byte_for_byte(tmp_path, monkeypatch):
-    import genfair.experiment
     from genfair.evaluation import EvaluationConfig
     from genfair.experiment import Arm, run_experiment
 
-    for figure in ("save_metric_figure", "save_fidelity_figure", "save_sample_grid", "save_samples_across_generations"):
-        monkeypatch.setattr(genfair.experiment, figure, lambda path, *args, **kwargs: path)  # test_cli draws them
+    skip_figures(monkeypatch)  # test_cli draws them
 
     loop = LoopConfig(generations=2, n_real=40, n_synthetic=40, replicates=1)
     estimator = EstimatorConfig(steps=3, lr=1e-3, batch_size=16)

@@ -27,7 +27,7 @@ from genfair.fairness import (
     similarity_correlation,
     train_downstream,
 )
-from genfair.models import VAEConfig, build_model
+from genfair.models import ModelCapabilities, VAEConfig, build_model
 from genfair.studies import STUDIES, run_study
 from genfair.loops import LoopConfig, simulate
 
@@ -275,8 +275,8 @@ def test_the_loop_adds_downstream_keys_with_finite_intervals():
     evaluation = ImageEvaluation.prepare(data, config, conditional=True)
     torch.manual_seed(0)
     model = build_model(VAEConfig(hidden=[32], latent_dim=4), sample_shape=data.sample_shape, num_classes=3)
-    fit = build_fit(EstimatorConfig(steps=3, lr=1e-3, batch_size=16), sample_shape=data.sample_shape, num_classes=3,
-                    positive={}, per_replicate=False, closed_form=False)
+    fit = build_fit(EstimatorConfig(steps=3, lr=1e-3, batch_size=16), sample_shape=data.sample_shape,
+                    model=ModelCapabilities(positive={}, per_replicate=False, closed_form=False, adversarial=False, num_classes=3))
     loop = LoopConfig(generations=2, n_real=60, n_synthetic=60, replicates=1)
     result = simulate(data=data, model=model, config=loop, seed=0, measure=evaluation.measure, fit=fit)
     record = result.records[-1]

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-import genfair.experiment
+from _fixtures import skip_figures
 from genfair.data import ClassMixtureData
 from genfair.errors import USER_ERRORS
 from genfair.estimators import ESTIMATORS, EstimatorConfig, HypernetworkFit, build_fit
 from genfair.experiment import Arm, run_experiment
 from genfair.metrics import class_gaussian_metrics
-from genfair.models import AnalyticModelConfig, ClassGaussianModel
+from genfair.models import AnalyticModelConfig, ClassGaussianModel, ModelCapabilities
 from genfair.loops import LOOP_KINDS, LoopConfig, simulate
 
 DATA = ClassMixtureData(proportions=[0.8, 0.2], dim=2, class_names=["majority", "minority"])
@@ -20,12 +20,12 @@ DATA = ClassMixtureData(proportions=[0.8, 0.2], dim=2, class_names=["majority", 
 
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
-    monkeypatch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+    skip_figures(monkeypatch)
 
 
 def _fit(name: str, **options):
     config = EstimatorConfig(name=name, **options)
-    return build_fit(config, sample_shape=(2,), num_classes=2, positive=ClassGaussianModel.CONSTRAINTS, per_replicate=True)
+    return build_fit(config, model=ModelCapabilities(positive=ClassGaussianModel.CONSTRAINTS, per_replicate=True, closed_form=True, adversarial=False, num_classes=2), sample_shape=(2,))
 
 
 def _loop(fit, *, kind="fully_synthetic", generations=3, replicates=16, seed=0):

@@ -28,7 +28,7 @@ from genfair.data import Batch
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators import AdversarialFit, EstimatorConfig, build_fit
 from genfair.loops import FitContext
-from genfair.models import load_model
+from genfair.models import ModelCapabilities, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # examples/ is not installed: import it from the repository root, as the CLI does
@@ -256,8 +256,8 @@ def _train(n: int = 8) -> Batch:
 
 def _fit(model: nn.Module, *, steps: int = 1, lr: float = 1e-3, checkpoint=None) -> nn.Module:
     fit = build_fit(
-        EstimatorConfig(name="mle", steps=steps, lr=lr), sample_shape=(1,), num_classes=None, positive={},
-        per_replicate=False, closed_form=False, adversarial=True,
+        EstimatorConfig(name="mle", steps=steps, lr=lr), sample_shape=(1,),
+        model=ModelCapabilities(positive={}, per_replicate=False, closed_form=False, adversarial=True, num_classes=None),
     )
     assert isinstance(fit, AdversarialFit)
     return fit(model, _train(), torch.Generator().manual_seed(0), FitContext(0, None, checkpoint))

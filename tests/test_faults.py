@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from _commands import run_command
 
 import genfair.checkpoint
-import genfair.experiment
 import genfair.loops._training_set
+from _fixtures import skip_figures
 from genfair.data import ClassMixtureData, DigitsData, ImageFileData
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators import AnchoredFit, EstimatorConfig
@@ -50,7 +50,7 @@ STEPS = EstimatorConfig(steps=3, lr=1e-3, batch_size=16)
 
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
-    monkeypatch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+    skip_figures(monkeypatch)
 
 
 def _permissions_ignored() -> bool:
@@ -346,7 +346,7 @@ def _failing_writes(monkeypatch, *, after: int, error: int) -> list[Path]:
 def _finished_run(tmp_path_factory, generations: int) -> Path:
     """A finished run of :func:`_arms` over ``generations`` (no metric figures: they are slow)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+        skip_figures(patch)
         run_dir = tmp_path_factory.mktemp(f"generations_{generations}") / "run"
         run_experiment(_arms(generations), seed=0, run_dir=run_dir)
     return run_dir
@@ -392,7 +392,7 @@ def test_a_disk_that_fills_at_any_write_leaves_a_run_that_resumes_to_the_same_re
     shutil.copytree(two_generations, run_dir)
     kept = {k: v for k, v in _files(run_dir).items() if k.startswith("arms/") and "synthetic" not in k}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+        skip_figures(patch)
         _failing_writes(patch, after=after, error=error)
         try:
             run_experiment(_arms(4), seed=0, run_dir=run_dir)
@@ -402,7 +402,7 @@ def test_a_disk_that_fills_at_any_write_leaves_a_run_that_resumes_to_the_same_re
         assert {k: files[k] for k in kept} == kept
         assert _stale_temporaries(run_dir) == []
         patch.undo()
-        patch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+        skip_figures(patch)
         run_experiment(_arms(4), seed=0, run_dir=run_dir)
     assert (run_dir / "metrics.csv").read_bytes() == (four_generations / "metrics.csv").read_bytes()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "complete"

@@ -3,7 +3,6 @@ EM estimator, a tiny run through the library and through the CLI."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from _fixtures import read_csv as _read_csv
 from genfair._outputs import read_metrics_csv
 from genfair.errors import ConfigError
 from genfair.studies import STUDIES, GmmPleConfig, run_gmm_ple, run_study
@@ -43,11 +43,6 @@ TINY = dict(
 )
 TINY_OVERRIDES = [f"study.{key}={json.dumps(value).replace(' ', '')}" for key, value in TINY.items()]
 ARMS = {"hyper_mle", "ple", "em"}
-
-
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 # ------------------------------------------------------------------------------------- config

@@ -20,11 +20,11 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DModel
 from scipy.stats import chi2
-from sklearn.datasets import load_digits
 from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.parametrizations import orthogonal, weight_norm
 
+from _fixtures import digits, seeded as _seeded
 from genfair.models import VAE, ClassGaussianModel
 from genfair.hypernets import (
     ChunkedHead,
@@ -53,10 +53,6 @@ class Target:
     differentiable: tuple[str, ...] = ("forward",)  # methods whose output carries gradients
 
 
-def _seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def _class_gaussian() -> nn.Module:
     """Three replicates fitted on the same data (so the residual base, their mean, is each one)."""
     x, labels = _class_gaussian_data()
@@ -72,8 +68,8 @@ def _class_gaussian_data() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _digits(n: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
-    digits = load_digits()
-    return torch.tensor(digits.data[:n] / 16.0, dtype=torch.float32), torch.tensor(digits.target[:n])
+    x, y = digits(n)
+    return x[0], y[0]
 
 
 def _vae() -> nn.Module:

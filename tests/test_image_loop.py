@@ -16,7 +16,7 @@ from genfair.errors import ConfigError
 from genfair.estimators import ESTIMATORS, EstimatorConfig, build_fit
 from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
-from genfair.models import AnalyticModelConfig, DDPMConfig, VAEConfig, build_model
+from genfair.models import AnalyticModelConfig, DDPMConfig, ModelCapabilities, VAEConfig, build_model
 from genfair.loops import LOOP_KINDS, LoopConfig, simulate
 
 DATA = DigitsData(classes=[3, 6], proportions=[0.8, 0.2])
@@ -45,7 +45,7 @@ def test_every_model_runs_in_every_loop_kind_with_every_estimator(model_config, 
     torch.manual_seed(0)
     model = build_model(model_config, sample_shape=DATA.sample_shape, num_classes=2)
     fit = build_fit(
-        _estimator(estimator), sample_shape=DATA.sample_shape, num_classes=2, positive={}, per_replicate=False, closed_form=False
+        _estimator(estimator), sample_shape=DATA.sample_shape, model=ModelCapabilities(positive={}, per_replicate=False, closed_form=False, adversarial=False, num_classes=2)
     )
     config = LoopConfig(kind=kind, generations=3, n_real=20, n_synthetic=20, replicates=1)
 

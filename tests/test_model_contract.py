@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
+from _fixtures import digits as _digits
 from genfair.data import ClassMixtureData, GaussianData
 from genfair.models import (
     DDPM,
@@ -62,13 +62,6 @@ def gaussian_case() -> Case:
 def mixture_case() -> Case:
     data = ClassMixtureData(proportions=[0.7, 0.3], dim=2, class_names=["a", "b"])
     return _analytic(ClassGaussianModel(2, 2, replicates=R, estimator="unbiased"), data)
-
-
-def _digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n scikit-learn digits in [0, 1]: x ``(1, n, 64)``, y ``(1, n)``."""
-    digits = load_digits()
-    x = torch.tensor(digits.data[:n] / 16.0, dtype=torch.float32)
-    return x[None], torch.tensor(digits.target[:n])[None]
 
 
 def vae_case() -> Case:

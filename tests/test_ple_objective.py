@@ -20,16 +20,13 @@ import pytest
 import torch
 from torch import nn
 
+from _fixtures import seeded as _seeded
 from genfair.hypernets import HyperNetwork, PLEConfig, PLEObjective, expected_discrepancy, weight_discrepancy
 from genfair.models import ClassGaussianModel
 
 F64 = torch.float64
 N = 6  # samples per set
 SEED = 5  # the generator seed of Y's draws
-
-
-def _seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 class LocationScale(nn.Module):

@@ -17,7 +17,7 @@ from genfair.errors import ConfigError
 from genfair.estimators import ESTIMATORS, EstimatorConfig, build_fit
 from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
-from genfair.models import AnalyticModelConfig, ClassGaussianModel, DDPMConfig, VAEConfig, build_model
+from genfair.models import AnalyticModelConfig, ClassGaussianModel, DDPMConfig, ModelCapabilities, VAEConfig, build_model
 from genfair.remedies import REMEDIES, GroupDRO, RemedyConfig
 from genfair.loops import LOOP_KINDS, FitContext, LoopConfig, fit_closed_form, simulate
 
@@ -30,8 +30,8 @@ TINY_DDPM = DDPMConfig(block_out_channels=[8, 16], norm_num_groups=4, num_train_
 def _analytic_fit(estimator: str, remedy: str, **options):
     config = EstimatorConfig(name=estimator, steps=5, lr=0.01, batch_size=32, hidden=16, embedding_dim=8)
     return build_fit(
-        config, sample_shape=MIXTURE.sample_shape, num_classes=2, positive=ClassGaussianModel.CONSTRAINTS,
-        per_replicate=True, remedy=RemedyConfig(name=remedy, **options), classes=2, minority=1,
+        config, sample_shape=MIXTURE.sample_shape, model=ModelCapabilities(positive=ClassGaussianModel.CONSTRAINTS, per_replicate=True, closed_form=True, adversarial=False, num_classes=2),
+        remedy=RemedyConfig(name=remedy, **options), classes=2, minority=1,
     )
 
 
@@ -87,8 +87,8 @@ def test_reweighting_balances_the_class_shares_a_closed_form_model_learns():
     for remedy in ("reweight", "oversample"):
         config = EstimatorConfig(name="mle", steps=300, lr=0.05, batch_size=64)
         fit = build_fit(
-            config, sample_shape=MIXTURE.sample_shape, num_classes=2, positive=ClassGaussianModel.CONSTRAINTS,
-            per_replicate=True, remedy=RemedyConfig(name=remedy), classes=2, minority=1,
+            config, sample_shape=MIXTURE.sample_shape, model=ModelCapabilities(positive=ClassGaussianModel.CONSTRAINTS, per_replicate=True, closed_form=True, adversarial=False, num_classes=2),
+            remedy=RemedyConfig(name=remedy), classes=2, minority=1,
         )
         share = _mixture_loop(fit).values("share/minority")[0, 0]
         assert baseline < 0.2 and abs(share - 0.5) < 0.05, (remedy, baseline, share)
@@ -97,8 +97,8 @@ def test_reweighting_balances_the_class_shares_a_closed_form_model_learns():
 def _deep_fit(remedy: RemedyConfig, features=None, estimator: str = "mle"):
     config = EstimatorConfig(name=estimator, steps=6, lr=1e-3, batch_size=16, hidden=16, embedding_dim=8)
     return build_fit(
-        config, sample_shape=DIGITS.sample_shape, num_classes=2, positive={}, per_replicate=False,
-        closed_form=False, remedy=remedy, classes=2, minority=1, features=features,
+        config, sample_shape=DIGITS.sample_shape, model=ModelCapabilities(positive={}, per_replicate=False, closed_form=False, adversarial=False, num_classes=2),
+        remedy=remedy, classes=2, minority=1, features=features,
     )
 
 
@@ -111,8 +111,7 @@ def test_every_remedy_trains_both_deep_models_in_a_loop(model_config, remedy):
     model = build_model(model_config, sample_shape=DIGITS.sample_shape, num_classes=2)
     config = EstimatorConfig(name="mle", steps=2, lr=1e-3, batch_size=16)
     fit = build_fit(
-        config, sample_shape=DIGITS.sample_shape, num_classes=2, positive={}, per_replicate=False,
-        closed_form=False, remedy=RemedyConfig(name=remedy), classes=2, minority=1,
+        config, sample_shape=DIGITS.sample_shape, model=model, remedy=RemedyConfig(name=remedy), classes=2, minority=1,
     )
     loop = LoopConfig(generations=2, n_real=20, n_synthetic=20, replicates=1)
     weights = [torch.cat([p.detach().flatten() for p in model.parameters()])]  # the initialisation

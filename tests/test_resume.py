@@ -24,7 +24,8 @@ import pytest
 
 from _commands import command_env, run_command
 
-import genfair.experiment
+import genfair._chains
+from _fixtures import skip_figures
 from genfair import ConfigError
 from genfair.data import ClassMixtureData, DigitsData
 from genfair.estimators import EstimatorConfig, StepCheckpoints
@@ -43,7 +44,7 @@ GENERATION_DIR = re.compile(r"generation_\d{4}")
 
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
-    monkeypatch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+    skip_figures(monkeypatch)
 
 
 def _arms(
@@ -211,7 +212,7 @@ def test_a_run_killed_before_its_first_generation_resumes(tmp_path, monkeypatch)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(genfair.experiment, "simulate", killed)
+        patch.setattr(genfair._chains, "simulate", killed)
         with pytest.raises(KeyboardInterrupt):
             run_experiment(_arms(generations=2), seed=0, run_dir=tmp_path / "run")
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "running"

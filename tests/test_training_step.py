@@ -18,7 +18,7 @@ from genfair.fairness import DownstreamClassifier, DownstreamConfig, train_downs
 from genfair.hypernets import PLEObjective
 from genfair.loops import FitContext
 from genfair.metrics import ClassifierConfig, EvaluationClassifier, train_classifier
-from genfair.models import ClassGaussianModel, GaussianMixtureModel
+from genfair.models import ClassGaussianModel, GaussianMixtureModel, ModelCapabilities
 from genfair.studies import VarianceBiasArm, VarianceBiasConfig
 from genfair.studies._gmm_estimators import train_hypernetwork
 from genfair.training import check_finite_loss, take_step
@@ -108,8 +108,8 @@ def _recording(step, model, seen):
 
 def test_a_hypernetwork_fit_fails_its_generation_on_a_nan_loss(monkeypatch):
     monkeypatch.setattr(ClassGaussianModel, "loss", _nan_from_call(2, ClassGaussianModel.loss))
-    fit = build_fit(EstimatorConfig(name="hyper_mle", steps=4), sample_shape=(2,), num_classes=2,
-                    positive=ClassGaussianModel.CONSTRAINTS, per_replicate=True)
+    fit = build_fit(EstimatorConfig(name="hyper_mle", steps=4), sample_shape=(2,),
+                    model=ModelCapabilities(positive=ClassGaussianModel.CONSTRAINTS, per_replicate=True, closed_form=True, adversarial=False, num_classes=2))
     generator = torch.Generator().manual_seed(0)
     train = Batch(torch.randn(3, 10, 2, generator=generator), (torch.arange(10) % 2).expand(3, 10))
     with pytest.raises(GenerationFailed) as raised:

@@ -6,18 +6,13 @@ import math
 
 import pytest
 import torch
-from sklearn.datasets import load_digits
 from omegaconf import OmegaConf
 from torch.distributions import Categorical, Normal, kl_divergence
 from torch.nn.functional import conv2d, one_hot
 
+from _fixtures import digits as _digits
 from genfair.errors import ConfigError
 from genfair.models import VAE, VAEConfig, build_model
-
-
-def _digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    digits = load_digits()
-    return torch.tensor(digits.data[:n] / 16.0, dtype=torch.float32)[None], torch.tensor(digits.target[:n])[None]
 
 
 @pytest.mark.parametrize("architecture, sample_shape", [("mlp", (64,)), ("conv", (1, 8, 8))])

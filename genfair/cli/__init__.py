@@ -1,15 +1,15 @@
 """Command-line entry points: ``genfair`` (a Hydra app), ``genfair-plot`` and ``genfair-aggregate``.
 
-Every name is imported on first use (PEP 562, ``genfair.hypernets._lazy``): ``genfair --help``
+Every name is imported on first use (PEP 562, ``genfair._lazy``): ``genfair --help``
 and ``genfair --version`` load neither torch nor Hydra's composition, and ``genfair`` does not
 load the plotting and statistics modules of ``genfair-plot`` and ``genfair-aggregate``.
 """
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.cli._aggregate import Aggregate, aggregate, aggregate_main
     from genfair.cli._app import arms_from_config, study_config
     from genfair.cli._config import GenfairConfig, register_configs

@@ -84,6 +84,11 @@ def _config_groups(merged: DictConfig, changes: DictConfig, arm: str) -> dict[st
 
                 groups[group] = CustomModelConfig.from_node(groups[group])
                 continue  # its keys are the target's arguments, checked when it is built
+            if group == "estimator" and isinstance(groups[group], dict):  # estimator=custom: a plain node
+                from genfair.estimators import CustomEstimatorConfig
+
+                groups[group] = CustomEstimatorConfig.from_node(groups[group])
+                continue  # its keys are the target's arguments, checked when it is built
             if group == "data" and isinstance(groups[group], dict):  # data=custom: a plain node
                 from genfair.data import CustomData
 

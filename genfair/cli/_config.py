@@ -64,7 +64,7 @@ class GenfairConfig:
     data: Any = MISSING
     model: Any = MISSING
     loop: LoopConfig = MISSING
-    estimator: EstimatorConfig = MISSING
+    estimator: Any = MISSING
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     remedy: RemedyConfig = field(default_factory=RemedyConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)

@@ -2,9 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.data._batch import Batch
     from genfair.data._custom import CustomData
     from genfair.data._gaussian import ClassMixtureData, GaussianData, stratified_counts

@@ -3,21 +3,23 @@ PLE penalty) and the anchored loop form; ``estimator=...`` on the command line.
 
 Example:
     >>> from genfair.estimators import EstimatorConfig, build_fit
-    >>> fit = build_fit(EstimatorConfig(name="ple", steps=50), sample_shape=(2,), num_classes=2,
-    ...                 positive={"shares": "softmax", "covs": "psd"}, per_replicate=True)
+    >>> from genfair.models import ClassGaussianModel
+    >>> fit = build_fit(EstimatorConfig(name="ple", steps=50), model=ClassGaussianModel(2, 2, replicates=100),
+    ...                 sample_shape=(2,))
 """
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.estimators._adversarial_fit import AdversarialFit
     from genfair.estimators._build import build_fit
     from genfair.estimators._config import BASES, ESTIMATORS, Base, EstimatorConfig, EstimatorName, SubsampleConfig
     from genfair.estimators._evidence import EVIDENCE_KEYS
     from genfair.estimators._fits import AnchoredFit, GradientFit
     from genfair.estimators._hypernetwork_fit import HypernetworkFit
+    from genfair.estimators._plugin import CustomEstimatorConfig, Estimator, PluginFit
     from genfair.estimators._step_checkpoints import StepCheckpoints
 
 __all__ = [
@@ -27,10 +29,13 @@ __all__ = [
     "AdversarialFit",
     "AnchoredFit",
     "Base",
+    "CustomEstimatorConfig",
+    "Estimator",
     "EstimatorConfig",
     "EstimatorName",
     "GradientFit",
     "HypernetworkFit",
+    "PluginFit",
     "StepCheckpoints",
     "SubsampleConfig",
     "build_fit",

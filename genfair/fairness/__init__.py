@@ -15,9 +15,9 @@ Example:
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.fairness._downstream import (
         DownstreamClassifier,
         TrainedDownstream,

@@ -3,10 +3,11 @@ intervals), class shares, and their summaries across replicates."""
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.metrics._bootstrap import percentile_interval, resample_confusion, stratified_resample
+    from genfair.metrics._extra import ExtraMetric, build_extra_metrics, unit_interval_metrics, with_extra_metrics
     from genfair.metrics._class_shares import corrected_shares, fairness_discrepancy, raw_shares, representation_ratio
     from genfair.metrics._feature_distances import frechet_distance, kid
     from genfair.metrics._fidelity import Estimate, fidelity_metrics
@@ -32,6 +33,10 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hyper
 
 __all__ = [
     "Estimate",
+    "ExtraMetric",
+    "build_extra_metrics",
+    "unit_interval_metrics",
+    "with_extra_metrics",
     "KLEstimate",
     "PRDCContributions",
     "ReplicateSummary",

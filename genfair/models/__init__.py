@@ -2,9 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.models._analytic_config import AnalyticModelConfig, build_analytic_model
     from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, psd_sqrt
     from genfair.models._ddpm import DDPM
@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hyper
         BiasedSampler,
         ClosedFormFit,
         GenerativeModel,
+        ModelCapabilities,
         ReparameterizedSampler,
     )
     from genfair.models._saving import load_model, save_model
@@ -34,6 +35,7 @@ __all__ = [
     "DDPMConfig",
     "GaussianMixtureModel",
     "GenerativeModel",
+    "ModelCapabilities",
     "ReparameterizedSampler",
     "VAE",
     "VAEConfig",

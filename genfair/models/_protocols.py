@@ -34,6 +34,8 @@ arm asks of it before any work, in one line naming the class, the method and wha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -42,7 +44,10 @@ import torch
 # it); re-exported here so genfair's models declare it beside their other abilities.
 from genfair.hypernets import ReparameterizedSampler
 
-__all__ = ["AdversarialTraining", "BiasedSampler", "ClosedFormFit", "GenerativeModel", "ReparameterizedSampler"]
+__all__ = [
+    "AdversarialTraining", "BiasedSampler", "ClosedFormFit", "GenerativeModel", "ModelCapabilities",
+    "ReparameterizedSampler",
+]
 
 
 @runtime_checkable
@@ -92,3 +97,33 @@ class AdversarialTraining(Protocol):
         (simultaneous gradient descent), so the model decides what each player sees (e.g. the
         discriminator's loss on detached samples). Every parameter must belong to one player."""
         ...
+
+
+@dataclass(frozen=True)
+class ModelCapabilities:
+    """What a built model declares, as a procedure asks it (``genfair.estimators.build_fit`` picks
+    the fit by it): the module docstring's protocols and attributes read in one place.
+
+    Attributes:
+        positive: ``CONSTRAINTS``, the parameters a hypernetwork or anchored fit keeps positive.
+        per_replicate: ``PER_REPLICATE``, every parameter carries the replicates dimension.
+        closed_form: a :class:`ClosedFormFit`.
+        adversarial: an :class:`AdversarialTraining` model without a likelihood.
+        num_classes: the classes it conditions on, ``None`` if unconditional.
+    """
+
+    positive: Mapping[str, str]
+    per_replicate: bool
+    closed_form: bool
+    adversarial: bool
+    num_classes: int | None
+
+    @classmethod
+    def of(cls, model: object) -> ModelCapabilities:
+        return cls(
+            positive=dict(getattr(model, "CONSTRAINTS", {})),
+            per_replicate=bool(getattr(model, "PER_REPLICATE", False)),
+            closed_form=isinstance(model, ClosedFormFit),
+            adversarial=isinstance(model, AdversarialTraining) and not isinstance(model, GenerativeModel),
+            num_classes=getattr(model, "num_classes", None),
+        )

@@ -3,9 +3,9 @@ oversampling, SMOTE, Group DRO, MinDiff and hard example mining (docs/references
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.remedies._config import REMEDIES, RemedyConfig
     from genfair.remedies._losses import GroupDRO, class_weights, hard_example_loss, mindiff_loss
     from genfair.remedies._remedy import Remedy

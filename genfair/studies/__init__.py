@@ -18,9 +18,9 @@ Example:
 
 from typing import TYPE_CHECKING
 
-from genfair.hypernets._lazy import lazy_exports
+from genfair._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the public names, each imported on first use (genfair.hypernets._lazy)
+if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.studies._gmm_config import GmmPleConfig
     from genfair.studies._gmm_ple import run_gmm_ple
     from genfair.studies._amortised import AmortisedTraining, load_estimator, save_estimator, train_over_prior

@@ -114,8 +114,12 @@ class PriorStudyConfig(StudyConfig):
 class GaussianPriorConfig(PriorStudyConfig):
     """A 1-D Gaussian whose mean and variance come from ``prior``; arms ``refit`` (the MLE,
     variance over n), ``unbiased`` (Bessel's n - 1, the estimator the PLE constraint picks for a
-    Gaussian's variance) and the hypernetworks. ``outside``: a prior beyond the training ranges,
-    for held-out draws H never saw."""
+    Gaussian's variance) and the hypernetworks.
+
+    Attributes:
+        prior: the prior H is trained over and the held-out draws come from.
+        outside: a prior beyond the training ranges, for held-out draws H never saw.
+    """
 
     prior: GaussianPrior = field(default_factory=GaussianPrior)
     outside: GaussianPrior = field(default_factory=lambda: GaussianPrior(mean=[3.0, 4.0], variance=[2.5, 4.0]))
@@ -127,10 +131,14 @@ class GaussianPriorConfig(PriorStudyConfig):
 @dataclass
 class GmmPriorConfig(PriorStudyConfig):
     """A two-component 1-D mixture from ``prior`` (minority weight, location, gap, variances);
-    arms ``refit`` (scikit-learn's EM on each set) and the hypernetworks. ``outside``: a prior
-    beyond the training ranges (smaller minorities, wider gaps). ``kl_samples``: Monte-Carlo
-    draws of KL(truth || model) per chain; ``em_n_init``, ``em_tol``, ``em_max_iter``: EM's
-    settings."""
+    arms ``refit`` (scikit-learn's EM on each set) and the hypernetworks.
+
+    Attributes:
+        prior: the prior H is trained over and the held-out draws come from.
+        outside: a prior beyond the training ranges (smaller minorities, wider gaps).
+        kl_samples: Monte-Carlo draws of KL(truth || model) per chain and generation.
+        em_n_init, em_tol, em_max_iter: scikit-learn EM's settings.
+    """
 
     prior: MixturePrior = field(default_factory=MixturePrior)
     outside: MixturePrior = field(default_factory=lambda: MixturePrior(minority_weight=[0.02, 0.05], gap=[4.0, 6.0]))

@@ -9,8 +9,8 @@ Importing the package then runs none of those imports; ``package.Name`` (or
 ``from package import Name``) imports Name's module the first time and keeps the value. This is
 how ``genfair``'s command line checks a config without importing torch: the config dataclasses'
 modules are torch-free, and the packages around them no longer import their torch modules
-eagerly. The standalone hypernetwork package and genfair's packages share this module (it uses
-only the standard library).
+eagerly. Every lazy package shares this module, genfair's own (``genfair`` itself included) and
+the hypernetwork and loop packages (it uses only the standard library).
 """
 
 from __future__ import annotations

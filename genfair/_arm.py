@@ -1,0 +1,37 @@
+"""An arm of an experiment: its name and the configs of its data, model, loop, estimator,
+evaluation and remedy (``genfair.experiment.run_experiment`` runs a list of them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genfair._evaluation_config import EvaluationConfig
+from genfair.data import ClassMixtureData, CustomData, DigitsData, GaussianData, ImageFileData
+from genfair.estimators import CustomEstimatorConfig, EstimatorConfig
+from genfair.models import AnalyticModelConfig, CustomModelConfig, DDPMConfig, VAEConfig
+from genfair.remedies import RemedyConfig
+from genfair.loops import LoopConfig
+
+__all__ = ["Arm"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of an experiment: the data, the model, the loop it runs, its estimator, the
+    fairness remedy of its training and, for deep models on images, how its generations are
+    measured."""
+
+    name: str
+    data: GaussianData | ClassMixtureData | DigitsData | ImageFileData | CustomData
+    model: AnalyticModelConfig | VAEConfig | DDPMConfig | CustomModelConfig
+    loop: LoopConfig
+    estimator: EstimatorConfig | CustomEstimatorConfig = field(default_factory=EstimatorConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    remedy: RemedyConfig = field(default_factory=RemedyConfig)
+
+    @property
+    def metric_family(self) -> str:
+        """Which metrics the arm's generations report (``genfair._arm_parts``): ``gaussian`` or
+        ``class_mixture`` (an analytic model's, against the true class Gaussians), or ``images``
+        (a deep model's, through the evaluation classifier)."""
+        return self.model.name if isinstance(self.model, AnalyticModelConfig) else "images"
