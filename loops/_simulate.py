@@ -257,7 +257,8 @@ def simulate(
 
             train = rule.compose(g, real=real, synthetic=synthetic, draw_real=draw_real,
                                  generator=torch_generator(seed, g, "compose", replicate=replicate))
-            check_training_set(train, rule=rule, config=config, generation=g, num_classes=num_classes)
+            shortfall = sum(config.n_synthetic - batch.n for batch in synthetic)  # curation without redraw keeps fewer
+            check_training_set(train, rule=rule, config=config, generation=g, num_classes=num_classes, shortfall=shortfall)
         # 2. Fit the model on it (a killed run's fit may restart from its in-generation checkpoint).
         checkpoint = None
         if store is not None and config.checkpoint_every is not None:

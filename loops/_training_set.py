@@ -124,14 +124,20 @@ def training_rule(config) -> TrainingSetRule:
     return rule
 
 
-def check_training_set(train: Batch, *, rule: TrainingSetRule, config, generation: int, num_classes: int) -> None:
+def check_training_set(
+    train: Batch, *, rule: TrainingSetRule, config, generation: int, num_classes: int, shortfall: int = 0
+) -> None:
     """Raise :class:`~genfair.errors.GenerationFailed` naming the rule and the generation when the
-    training set it composed has the wrong size or classes outside the data's."""
+    training set it composed has the wrong size or classes outside the data's. ``shortfall``: the
+    samples the synthetic sets it was given lack (curation without redraw keeps fewer than
+    ``n_synthetic``), by which the set may fall short of the rule's ``size``."""
     what = f"loop.training_set._target_={config.training_set['_target_']}" if config.kind == "custom" else f"loop.kind={config.kind}"
     size = rule.size(generation, n_real=config.n_real, n_synthetic=config.n_synthetic)
-    if not isinstance(train, Batch) or train.x.shape[:2] != (config.replicates, size) or train.y.shape != (config.replicates, size):
+    fits = isinstance(train, Batch) and train.x.shape[0] == config.replicates and train.y.shape == train.x.shape[:2]
+    if not fits or not size - shortfall <= train.x.shape[1] <= size:
         got = f"x {tuple(train.x.shape)}, y {tuple(train.y.shape)}" if isinstance(train, Batch) else type(train).__name__
-        raise GenerationFailed(generation, f"{what} composed a training set of {got}, expected ({config.replicates}, {size}) samples")
+        expected = f"{size}" if not shortfall else f"{size - shortfall} to {size} (curation kept {shortfall} fewer)"
+        raise GenerationFailed(generation, f"{what} composed a training set of {got}, expected ({config.replicates}, {expected}) samples")
     bad = (train.y < 0) | (train.y >= num_classes)
     if bad.any():
         raise GenerationFailed(

@@ -12,7 +12,7 @@ import torch
 # Where a run draws its figures: the end of the run, and each generation's sample grid.
 _FIGURES = {
     "genfair._run_figures": ("save_metric_figure", "save_fidelity_figure", "save_paired_figure",
-                             "save_samples_across_generations"),
+                             "save_samples_across_generations", "save_forest_figure", "save_change_figure"),
     "genfair._chains": ("save_sample_grid",),
 }
 

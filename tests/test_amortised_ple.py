@@ -334,8 +334,7 @@ def test_a_ple_fit_reports_its_penalty_and_its_share_of_the_nll():
     lam = 0.5
     model = GaussianMixtureModel(2, 1)
     train = Batch(torch.randn(1, 40, 1, generator=torch.Generator().manual_seed(0)), torch.zeros(1, 40, dtype=torch.int64))
-    fit = build_fit(EstimatorConfig(name="ple", lam=lam, steps=3, reference_steps=2), sample_shape=(1,), num_classes=None,
-                    positive={}, per_replicate=False, closed_form=False)
+    fit = build_fit(EstimatorConfig(name="ple", lam=lam, steps=3, reference_steps=2), model=model, sample_shape=(1,))
     out = fit(model, train, torch.Generator().manual_seed(1), FitContext(0, None))
     values = {key.split("/")[0]: float(v) for key, v in out.values.items()}
     with torch.no_grad():

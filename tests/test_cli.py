@@ -372,7 +372,7 @@ def test_a_misspelt_group_option_is_refused_in_one_line_with_the_closest_option(
     assert code == 2 and len(lines) == 2 and lines[0].startswith(f"genfair: error: {line}"), result.stderr  # 2: LOADED
     assert "_schema" not in lines[0] and "HYDRA_FULL_ERROR" not in result.stderr
     if overrides[0].startswith("+experiment"):
-        assert lines[0].endswith("(did you mean gmm_ple?)"), lines[0]
+        assert lines[0].endswith("(did you mean gmm_prior?)"), lines[0]
     assert loaded == [] and not run_dir.exists()
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from _commands import run_command
+from _fixtures import skip_figures
 
-import genfair.experiment
 import genfair.run_lock as run_lock
 from genfair.cli import aggregate_main
 from genfair.data import ClassMixtureData
@@ -49,7 +49,7 @@ _HOLDER = "import sys\nfrom genfair.run_lock import hold_run_dir\nwith hold_run_
 
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
-    monkeypatch.setattr(genfair.experiment, "save_metric_figure", lambda path, *args, **kwargs: path)
+    skip_figures(monkeypatch)
 
 
 def _arms(generations: int = 2) -> list[Arm]:

@@ -167,8 +167,7 @@ def test_the_evidence_fit_fails_its_generation_on_a_nan_loss(monkeypatch):
     loss = GaussianMixtureModel.loss
     monkeypatch.setattr(GaussianMixtureModel, "loss",
                         lambda self, x, labels=None: loss(self, x, labels) * (1.0 if self is model else float("nan")))
-    fit = build_fit(EstimatorConfig(name="ple", lam=0.5, steps=3, reference_steps=2), sample_shape=(1,), num_classes=None,
-                    positive={}, per_replicate=False, closed_form=False)
+    fit = build_fit(EstimatorConfig(name="ple", lam=0.5, steps=3, reference_steps=2), model=model, sample_shape=(1,))
     train = Batch(torch.randn(1, 40, 1, generator=torch.Generator().manual_seed(0)), torch.zeros(1, 40, dtype=torch.int64))
     with pytest.raises(GenerationFailed) as raised:
         fit(model, train, torch.Generator().manual_seed(1), FitContext(2, None))
