@@ -100,10 +100,13 @@ def loop_rows(values: Values) -> list[dict]:
     return rows
 
 
-def save_prior_figure(path: Path, assessment: Sequence[dict], values: Values, *, config: PriorStudyConfig) -> Path:
+def save_prior_figure(
+    path: Path, assessment: Sequence[dict], rows: Sequence[dict], *, metric: str, chains: int
+) -> Path:
     """Top row: RMSE against set size per parameter (in-prior draws), each arm beside the best
-    constant (grey dashes); bottom: the loop's ``primary_metric`` per generation, the mean
-    across chains with its 95 % t-band, one colour per arm."""
+    constant (grey dashes); bottom: the loop's ``metric`` per generation from ``rows``
+    (:func:`loop_rows`, or a run's ``metrics.csv``): the mean across chains with its 95 % t-band,
+    one colour per arm, on a log scale when it spans more than a factor of 100."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,31 +115,41 @@ def save_prior_figure(path: Path, assessment: Sequence[dict], values: Values, *,
     from genfair.plots._curves import arm_colors
 
     parameters = list(dict.fromkeys(row["parameter"] for row in assessment))
-    arms = list(values)
+    arms = list(dict.fromkeys(row["arm"] for row in assessment))
     colors = dict(zip(arms, arm_colors(len(arms))))
     fig, axes = plt.subplots(2, len(parameters), figsize=(3.2 * len(parameters), 6.4), squeeze=False)
     for ax, parameter in zip(axes[0], parameters):
-        rows = [r for r in assessment if r["parameter"] == parameter and r["in_prior"]]
+        mine = [r for r in assessment if r["parameter"] == parameter and _in_prior(r)]
+        sizes = sorted({int(r["set_size"]) for r in mine})
         for arm in arms:
-            mine = sorted((r["set_size"], r["rmse"]) for r in rows if r["arm"] == arm)
-            ax.plot(*zip(*mine), "o-", color=colors[arm], label=arm, ms=3)
-        constant = sorted({(r["set_size"], r["rmse_constant"]) for r in rows})
-        ax.plot(*zip(*constant), "--", color="grey", label="best constant")
+            rmse = [float(next(r["rmse"] for r in mine if r["arm"] == arm and int(r["set_size"]) == n)) for n in sizes]
+            ax.plot(sizes, rmse, "o-", color=colors[arm], label=arm, ms=3)
+        constant = [float(next(r["rmse_constant"] for r in mine if int(r["set_size"]) == n)) for n in sizes]
+        ax.plot(sizes, constant, "--", color="grey", label="best constant")
         ax.set(xscale="log", yscale="log", title=f"{parameter}: RMSE", xlabel="set size n")
+        ax.set_xticks(sizes, [str(n) for n in sizes], minor=False)
+        ax.set_xticks([], minor=True)  # the log axis's minor labels would overlap the set sizes
     for ax in axes[1, 1:]:
         ax.remove()
     ax = axes[1, 0]
+    shown = [r for r in rows if r["metric"] == metric]
     for arm in arms:
-        table = values[arm][config.primary_metric]
-        stats = [summarize_replicates(chains) for chains in table]
-        bands = np.array([mean_interval(s) for s in stats])
-        generations = np.arange(len(table))
-        ax.plot(generations, [s.mean for s in stats], color=colors[arm], label=arm)
-        ax.fill_between(generations, bands[:, 0], bands[:, 1], color=colors[arm], alpha=0.2)
-    ax.set(xlabel="generation", title=f"loop: {config.primary_metric} (mean, 95 % band over {config.chains} chains)")
+        mine = sorted((int(r["generation"]), float(r["mean"]), float(r["lo"]), float(r["hi"])) for r in shown if r["arm"] == arm)
+        generations, mean, lo, hi = (np.array(column) for column in zip(*mine))
+        ax.plot(generations, mean, color=colors[arm], label=arm)
+        ax.fill_between(generations, lo, hi, color=colors[arm], alpha=0.2)
+    means = np.array([float(r["mean"]) for r in shown])
+    if (means > 0).all() and means.max() > 100 * means.min():
+        ax.set_yscale("log")
+    ax.set(xlabel="generation", title=f"loop: {metric}\n(mean, 95 % band, {chains} chains)")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _in_prior(row: dict) -> bool:
+    """``in_prior`` of an assessment row, a bool or as ``assessment.csv`` writes it."""
+    return row["in_prior"] in (True, "True")

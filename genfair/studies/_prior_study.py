@@ -86,6 +86,7 @@ def _run(config: PriorStudyConfig, *, seed: int, run_dir: Path, components: int)
     values = {arm: _loop(config, estimator, truths, roots["loop"], components) for arm, estimator in estimators.items()}
 
     # 4. Endpoints and files.
+    rows = loop_rows(values)
     weights = truths["minority_weight"].numpy() if components == 2 else None
     endpoints = endpoint_rows(values, config=config, seed=seed, true_weights=weights)
     kept = [directory / f"{arm}{suffix}" for arm in trained for suffix in (".safetensors", ".json")]
@@ -94,7 +95,8 @@ def _run(config: PriorStudyConfig, *, seed: int, run_dir: Path, components: int)
         write_assessment(run_dir / "assessment.csv", assessment),
         write_table(run_dir / "sampling.csv", sampling),
         write_table(run_dir / "endpoints.csv", endpoints),
-        save_prior_figure(run_dir / "figures" / "assessment.png", assessment, values, config=config),
+        save_prior_figure(run_dir / "figures" / "assessment.png", assessment, rows, metric=config.primary_metric,
+                          chains=config.chains),
     )
     primary = next(row for row in endpoints if row["role"] == "primary")
     log.info(
@@ -108,7 +110,7 @@ def _run(config: PriorStudyConfig, *, seed: int, run_dir: Path, components: int)
         "endpoints": endpoints,
         "seconds": time.perf_counter() - started,
     })
-    return StudyResult(results=results, files=files, rows=tuple(loop_rows(values)))
+    return StudyResult(results=results, files=files, rows=tuple(rows))
 
 
 def _target(components: int) -> GaussianMixtureModel:
