@@ -1,5 +1,6 @@
-"""Targets from the user's own code (``model._target_``, ``data._target_``): importing
-``package.module.Name`` and splitting a plain config node into the target and its arguments."""
+"""Targets from the user's own code (``model._target_``, ``data._target_``, ``estimator._target_``):
+the config every ``<group>=custom`` shares, importing ``package.module.Name`` and splitting a
+plain config node into the target and its arguments."""
 
 from __future__ import annotations
 
@@ -7,11 +8,35 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from genfair.errors import ConfigError
 
-__all__ = ["check_target", "import_target", "split_target_node"]
+__all__ = ["TargetConfig", "check_target", "import_target", "split_target_node"]
+
+
+@dataclass
+class TargetConfig:
+    """What every ``<group>=custom`` config holds; subclasses name their ``GROUP`` (``model``,
+    ``data``, ``estimator``) and add what their group needs.
+
+    Args:
+        name: ``"custom"``.
+        target: ``"package.module.Name"``, the ``<group>._target_`` of the command line.
+        kwargs: the keyword arguments of the target (the other keys of the ``<group>`` node).
+    """
+
+    GROUP: ClassVar[str] = ""
+    name: str = "custom"
+    target: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name != "custom":
+            raise ConfigError(f"{self.GROUP}.name must be 'custom', got {self.name!r}")
+        check_target(f"{self.GROUP}._target_", self.target)
+        self.kwargs = dict(self.kwargs)
 
 
 def check_target(key: str, target: object) -> str:

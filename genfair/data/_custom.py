@@ -23,14 +23,14 @@ source it builds (:meth:`CustomData.check`, run before anything is written), as
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
 from genfair.data._batch import Batch
 from genfair.errors import ConfigError
-from genfair.targets import check_target, import_target, split_target_node
+from genfair.targets import TargetConfig, import_target, split_target_node
 
 __all__ = ["CustomData"]
 
@@ -47,7 +47,7 @@ _METHODS = ("draw", "training_pool", "heldout")
 
 
 @dataclass
-class CustomData:
+class CustomData(TargetConfig):
     """A data source from the user's own code (see the module docstring); it delegates the
     image-source protocol to the object that ``target(**kwargs)`` builds, once, on first use.
 
@@ -57,15 +57,7 @@ class CustomData:
         kwargs: the keyword arguments of the target (the other keys of the ``data`` node).
     """
 
-    name: str = "custom"
-    target: str = ""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.name != "custom":
-            raise ConfigError(f"name must be 'custom', got {self.name!r}")
-        check_target("data._target_", self.target)
-        self.kwargs = dict(self.kwargs)
+    GROUP: ClassVar[str] = "data"
 
     @classmethod
     def from_node(cls, node: Mapping[str, Any]) -> CustomData:

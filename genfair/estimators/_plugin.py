@@ -24,11 +24,11 @@ the arm stops there with one line naming the target, the generation and the para
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from genfair.errors import ConfigError, GenerationFailed
-from genfair.targets import check_target, import_target, split_target_node
+from genfair.targets import TargetConfig, import_target, split_target_node
 
 if TYPE_CHECKING:
     import torch
@@ -45,7 +45,7 @@ class Estimator(Protocol):
 
 
 @dataclass
-class CustomEstimatorConfig:
+class CustomEstimatorConfig(TargetConfig):
     """An estimator from the user's own code (see the module docstring).
 
     Args:
@@ -54,15 +54,7 @@ class CustomEstimatorConfig:
         kwargs: the keyword arguments of the target (the other keys of the ``estimator`` node).
     """
 
-    name: str = "custom"
-    target: str = ""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.name != "custom":
-            raise ConfigError(f"estimator.name must be 'custom', got {self.name!r}")
-        check_target("estimator._target_", self.target)
-        self.kwargs = dict(self.kwargs)
+    GROUP: ClassVar[str] = "estimator"
 
     @property
     def uses_hypernetwork(self) -> bool:

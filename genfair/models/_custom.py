@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 
 from genfair.errors import ConfigError
-from genfair.targets import check_target, import_target, split_target_node
+from genfair.targets import TargetConfig, import_target, split_target_node
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,7 +45,7 @@ __all__ = ["CustomModelConfig", "check_model_protocol", "import_target"]
 
 
 @dataclass
-class CustomModelConfig:
+class CustomModelConfig(TargetConfig):
     """A model from the user's own code (see the module docstring).
 
     Args:
@@ -55,18 +55,13 @@ class CustomModelConfig:
         conditional: build a class-conditional model (``num_classes`` = the data's classes).
     """
 
-    name: str = "custom"
-    target: str = ""
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    GROUP: ClassVar[str] = "model"
     conditional: bool = True
 
     def __post_init__(self) -> None:
-        if self.name != "custom":
-            raise ConfigError(f"name must be 'custom', got {self.name!r}")
-        check_target("model._target_", self.target)
+        super().__post_init__()
         if not isinstance(self.conditional, bool):
             raise ConfigError(f"model.conditional must be true or false, got {self.conditional!r}")
-        self.kwargs = dict(self.kwargs)
 
     @classmethod
     def from_node(cls, node: Mapping[str, Any]) -> CustomModelConfig:
