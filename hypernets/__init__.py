@@ -3,9 +3,10 @@ weight-discrepancy (PLE) regularizer (Mayer et al., arXiv 2405.13977).
 
 Import name: ``genfair.hypernets``. The code lives in the repository's top-level folder
 ``hypernets/`` (the design card's layout) and installs inside genfair; the bare name
-``hypernets`` is not importable. The package stands alone: it imports only torch and the
-standard library, never the rest of genfair (``tests/test_packaging.py`` checks), and within
-itself only relatively, so it works under any install name. Bad arguments raise
+``hypernets`` is not importable. The package stands nearly alone: it imports torch, the
+standard library and one module of genfair, ``genfair._lazy`` (the lazy-export mechanism every
+genfair package shares, itself standard library only), never the rest of genfair
+(``tests/test_packaging.py`` checks), and within itself only relatively. Bad arguments raise
 :class:`HyperNetworkError` (a ``ValueError``) with a one-line message naming the argument.
 
 Example:
