@@ -19,7 +19,10 @@ from typing import Any
 
 from genfair.hypernets import HyperNetworkError
 
-__all__ = ["USER_ERRORS", "ConfigError", "GenerationFailed", "check_choice", "check_number", "check_positive_int", "check_unit_interval"]
+__all__ = [
+    "USER_ERRORS", "ConfigError", "GenerationFailed", "check_choice", "check_number", "check_penalty_weights",
+    "check_positive_int", "check_unit_interval",
+]
 
 
 class ConfigError(ValueError):
@@ -106,6 +109,16 @@ def check_number(
         text = " ".join(part for part in ("a number", bounds, note) if part)
         raise ConfigError(f"{name} must be {text}, got {value!r}")
     return float(value)
+
+
+def check_penalty_weights(name: str, values: Iterable[Any]) -> list[float]:
+    """The PLE arms' penalty weights ``values`` as floats if they are distinct finite numbers > 0
+    (lam = 0 is the ``hyper_mle`` arm, always run), else refused naming ``name``."""
+    weights = list(values)
+    finite = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in weights)
+    if not finite or len(set(weights)) != len(weights):
+        raise ConfigError(f"{name} must be distinct numbers > 0 (lam 0 is hyper_mle), got {weights!r}")
+    return [float(v) for v in weights]
 
 
 def check_unit_interval(name: str, value: Any, *, closed_left: bool = False) -> float:

@@ -97,6 +97,8 @@ def test_a_variance_range_reaching_zero_is_refused():
         (dict(loop_size=500), r"loop_size must lie in set_sizes \[20, 400\]"),
         (dict(primary_arm="refit", primary_baseline="refit"), r"primary_baseline"),
         (dict(lams=[0.0]), r"lams must be distinct numbers > 0"),
+        (dict(lams=[0.1, float("inf")]), r"lams must be distinct numbers > 0 \(lam 0 is hyper_mle\), got \[0.1, inf\]"),
+        (dict(lams=[0.1, 0.1]), r"lams must be distinct numbers > 0"),
     ],
 )
 def test_a_bad_study_setting_is_refused_in_one_line(kwargs, message):

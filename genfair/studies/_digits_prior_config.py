@@ -10,7 +10,7 @@ from numbers import Real
 from typing import Any
 
 from genfair.data._priors import check_range
-from genfair.errors import ConfigError, check_number, check_positive_int
+from genfair.errors import ConfigError, check_number, check_penalty_weights, check_positive_int
 from genfair.studies._runner import StudyConfig
 
 __all__ = ["DigitsPriorConfig", "SharePrior"]
@@ -145,9 +145,7 @@ class DigitsPriorConfig(StudyConfig):
         check_positive_int("chains", self.chains, minimum=2)
         for key in ("lr", "refit_lr"):
             check_number(key, getattr(self, key), above=0)
-        lams = list(self.ple_lams)
-        if len(set(lams)) != len(lams) or any(not _real(v) or not v > 0 for v in lams):
-            raise ConfigError(f"ple_lams must be distinct numbers > 0 (lam 0 is hyper_mle), got {lams!r}")
+        check_penalty_weights("ple_lams", self.ple_lams)
         if self.samples <= self.k:
             raise ConfigError(f"samples must exceed k={self.k} (PRDC needs k + 1 generated images), got {self.samples!r}")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from genfair.data._priors import GaussianPrior, MixturePrior, check_range
-from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
+from genfair.errors import ConfigError, check_choice, check_number, check_penalty_weights, check_positive_int
 from genfair.studies._runner import StudyConfig
 
 __all__ = ["GaussianPriorConfig", "GmmPriorConfig", "PriorStudyConfig"]
@@ -80,8 +80,7 @@ class PriorStudyConfig(StudyConfig):
                 "lower sets or set_sizes"
             )
         check_number("lr", self.lr, above=0)
-        if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 for v in self.lams) or len(set(self.lams)) != len(self.lams):
-            raise ConfigError(f"lams must be distinct numbers > 0 (lam = 0 is the hyper_mle arm), got {list(self.lams)}")
+        check_penalty_weights("lams", self.lams)
         check_choice("discrepancy", self.discrepancy, ["draw", "expectation"])
         check_positive_int("heldout_draws", self.heldout_draws, minimum=2)
         check_positive_int("sampling_points", self.sampling_points, minimum=0)
