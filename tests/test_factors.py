@@ -91,9 +91,9 @@ def test_split_arms_by_prefix():
 @pytest.mark.parametrize(
     "experiment, facet, columns, colours",
     [
-        ("fairness_x_madness", "loop", LOOPS, ESTIMATORS),
+        ("fairness_x_madness", "loop", LOOPS, ["mle", "mle_60", "hyper_mle", "ple", "anchor"]),
         ("curation", "labels", ["counts", "real"], ["none", "agreement", "confidence"]),
-        ("remedies", None, [""], ["none", "reweight", "oversample", "smote", "group_dro", "mindiff", "hard_mining", "hyper_mle", "ple"]),
+        ("remedies", None, [""], ["none", "reweight", "oversample", "smote", "group_dro", "mindiff", "hard_mining", "mle_60", "hyper_mle", "ple"]),
     ],
 )
 def test_the_shipped_factored_experiments_place_every_arm(experiment, facet, columns, colours):
