@@ -16,7 +16,7 @@ from genfair._arm_parts import extra_metric_names, initial_model, measured_metri
 from genfair.comparisons import CompareConfig, check_compare
 from genfair.data import CustomData, DigitsData, ImageFileData
 from genfair.errors import ConfigError
-from genfair.models import BiasedSampler, check_model_protocol
+from genfair.models import BiasedSampler, ModelCapabilities, check_model_protocol
 from genfair.loops import check_curation, check_label_policy, training_rule, training_set_size
 
 __all__ = ["check_arm", "check_comparison"]
@@ -76,7 +76,27 @@ def check_arm(arm: Any) -> nn.Module:
         )
     _check_memory(arm)
     _check_plugins(arm)
+    _check_early_stopping(arm, model)
     return model
+
+
+def _check_early_stopping(arm: Any, model: nn.Module) -> None:
+    """Early stopping holds out a share of every generation's training set: it needs a model
+    trained by gradient steps on its likelihood, one replicate per chain, and training sets the
+    split leaves samples on both sides of."""
+    stopping = getattr(arm.estimator, "early_stopping", None)  # a user's estimator has none
+    if stopping is None or not stopping.active:
+        return
+    where = f" (in arm {arm.name!r})"
+    can = ModelCapabilities.of(model)
+    if can.per_replicate or can.closed_form or can.adversarial:
+        raise ConfigError(
+            f"estimator.early_stopping.validation={stopping.validation:g} needs a model trained by gradient steps on "
+            f"its likelihood, one replicate per chain (model=vae, model=ddpm or a custom one); model={arm.model.name} "
+            f"({type(model).__name__}) is not: set estimator.early_stopping.validation=0{where}"
+        )
+    for generation in range(arm.loop.generations):
+        stopping.check_size(training_set_size(arm.loop, generation), where)
 
 
 def _check_plugins(arm: Any) -> None:

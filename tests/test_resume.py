@@ -28,7 +28,7 @@ import genfair._chains
 from _fixtures import skip_figures
 from genfair import ConfigError
 from genfair.data import ClassMixtureData, DigitsData
-from genfair.estimators import EstimatorConfig, StepCheckpoints
+from genfair.estimators import EarlyStoppingConfig, EstimatorConfig, StepCheckpoints
 from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
 from genfair.models import AnalyticModelConfig, VAEConfig
@@ -257,15 +257,17 @@ TINY_EVAL = EvaluationConfig(samples=60, bootstrap=10, grid=2)
 STEPS = 6  # checkpoints after steps 2 and 4 of every generation
 
 
-def _deep_arms(checkpoint_every: int | None = 2) -> list[Arm]:
+def _deep_arms(checkpoint_every: int | None = 2, stopping: EarlyStoppingConfig | None = None) -> list[Arm]:
     """A VAE with BatchNorm (its running statistics are state too) trained by Adam, and a PLE
     hypernetwork with the augmented Lagrangian under Group DRO (the multiplier and the remedy's
-    class weights are state too)."""
+    class weights are state too); with ``stopping``, both early-stopped (the best state so far
+    is state too)."""
     loop = LoopConfig(generations=2, n_real=40, n_synthetic=40, replicates=1, checkpoint_every=checkpoint_every)
     vae = VAEConfig(hidden=[32], latent_dim=4, batch_norm=True)
-    mle = EstimatorConfig(steps=STEPS, lr=1e-2, batch_size=16)
+    stopping = stopping or EarlyStoppingConfig()
+    mle = EstimatorConfig(steps=STEPS, lr=1e-2, batch_size=16, early_stopping=stopping)
     ple = EstimatorConfig(name="ple", constraint="augmented_lagrangian", steps=STEPS, lr=1e-2, batch_size=16, hidden=16,
-                          embedding_dim=8)
+                          embedding_dim=8, early_stopping=stopping)
     return [
         Arm("mle", DIGITS, vae, loop, mle, TINY_EVAL),
         Arm("ple", DIGITS, VAEConfig(hidden=[32], latent_dim=4), loop, ple, TINY_EVAL, RemedyConfig(name="group_dro")),
@@ -306,21 +308,24 @@ def kill_at(monkeypatch):
     return arm
 
 
-def test_deep_run_killed_inside_generations_resumes_to_identical_results(tmp_path, kill_at):
+@pytest.mark.parametrize("stopping", [None, EarlyStoppingConfig(validation=0.25, patience=10, every=1)],
+                         ids=["steps", "early_stopping"])
+def test_deep_run_killed_inside_generations_resumes_to_identical_results(tmp_path, kill_at, stopping):
     """Killed after step 4 of the mle arm's generation 1, then after step 4 of the ple arm's;
     each run restarts that generation at step 5 and the end is bitwise the uninterrupted run:
-    metrics.csv, every replicate value, the final weights and Group DRO's class weights."""
-    run_experiment(_deep_arms(), seed=0, run_dir=tmp_path / "whole")
+    metrics.csv, every replicate value, the final weights and Group DRO's class weights (and,
+    early-stopped, the state kept as the best so far)."""
+    run_experiment(_deep_arms(stopping=stopping), seed=0, run_dir=tmp_path / "whole")
 
     starts = kill_at("mle", 1, 4)
     with pytest.raises(_Killed):
-        run_experiment(_deep_arms(), seed=0, run_dir=tmp_path / "killed")
+        run_experiment(_deep_arms(stopping=stopping), seed=0, run_dir=tmp_path / "killed")
     saved = json.loads((tmp_path / "killed" / "arms" / "mle" / "in_progress" / "state.json").read_text())
     assert (saved["generation"], saved["step"]) == (1, 4)
     kill_at("ple", 1, 4)
     with pytest.raises(_Killed):
-        run_experiment(_deep_arms(), seed=0, run_dir=tmp_path / "killed")
-    run_experiment(_deep_arms(), seed=0, run_dir=tmp_path / "killed")
+        run_experiment(_deep_arms(stopping=stopping), seed=0, run_dir=tmp_path / "killed")
+    run_experiment(_deep_arms(stopping=stopping), seed=0, run_dir=tmp_path / "killed")
 
     restarts = [start for start in starts if start[2] > 0]
     assert restarts == [("mle", 1, 4), ("ple", 1, 4)], starts
@@ -333,7 +338,7 @@ def test_deep_run_killed_inside_generations_resumes_to_identical_results(tmp_pat
     dro = "arms/ple/remedy/generation_0001.json"
     assert (tmp_path / "killed" / dro).read_bytes() == (tmp_path / "whole" / dro).read_bytes()
     # checkpoint_every is not part of the experiment: the finished run opens without it.
-    run_experiment(_deep_arms(checkpoint_every=None), seed=0, run_dir=tmp_path / "killed")
+    run_experiment(_deep_arms(checkpoint_every=None, stopping=stopping), seed=0, run_dir=tmp_path / "killed")
 
 
 @pytest.mark.parametrize(

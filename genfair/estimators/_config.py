@@ -9,7 +9,7 @@ from typing import Literal
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.hypernets import HEADS, PLEConfig
 
-__all__ = ["BASES", "ESTIMATORS", "Base", "EstimatorConfig", "EstimatorName", "SubsampleConfig"]
+__all__ = ["BASES", "ESTIMATORS", "Base", "EarlyStoppingConfig", "EstimatorConfig", "EstimatorName", "SubsampleConfig"]
 
 EstimatorName = Literal["mle", "hyper_mle", "ple", "anchor"]
 ESTIMATORS: tuple[str, ...] = ("mle", "hyper_mle", "ple", "anchor")
@@ -50,6 +50,50 @@ class SubsampleConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    """``estimator.early_stopping.*``: train each generation until the loss on a held-out share
+    of its training set stops improving (``genfair.estimators._early_stopping``).
+
+    Example:
+        >>> EarlyStoppingConfig(validation=0.2, patience=3, every=10).held_out(150)
+        30
+
+    Attributes:
+        validation: the share of each generation's training set held out, in [0, 1); 0: off.
+        patience: checks without a lower held-out loss before the fit stops (>= 1).
+        every: steps between checks (>= 1).
+    """
+
+    validation: float = 0.0
+    patience: int = 5
+    every: int = 10
+
+    def __post_init__(self) -> None:
+        check_number("early_stopping.validation", self.validation, at_least=0, below=1,
+                     note="(a share of the generation's training set; 0: no early stopping)")
+        check_positive_int("early_stopping.patience", self.patience)
+        check_positive_int("early_stopping.every", self.every)
+
+    @property
+    def active(self) -> bool:
+        return self.validation > 0
+
+    def held_out(self, n: int) -> int:
+        """How many of a training set of ``n`` samples are held out."""
+        return round(self.validation * n) if self.active else 0
+
+    def check_size(self, n: int, where: str = "") -> None:
+        """Refuse a training set of ``n`` that the split would leave without a held-out sample or
+        with fewer than 2 to train on."""
+        held = self.held_out(n)
+        if self.active and not 1 <= held <= n - 2:
+            raise ConfigError(
+                f"estimator.early_stopping.validation={self.validation:g} holds out {held} of a training set of {n} "
+                f"samples; allowed: a share holding out at least 1 and leaving at least 2 to train on{where}"
+            )
+
+
+@dataclass
 class EstimatorConfig(PLEConfig):
     """The estimator of every generation: the PLE options of :class:`hypernets.PLEConfig`
     (``lam``, ``discrepancy``, ``normalize``, ``constraint``, ``rho``, ``dual_lr``,
@@ -70,7 +114,11 @@ class EstimatorConfig(PLEConfig):
     Attributes:
         name: one of ``mle``, ``hyper_mle``, ``ple``, ``anchor``.
         lam: weight of the discrepancy (``ple``) or of the anchor (``anchor``); 0.1 by default.
-        steps, lr: Adam steps and learning rate of each generation's training.
+        steps, lr: Adam steps and learning rate of each generation's training (with early
+            stopping: the most steps it may take).
+        early_stopping: train each generation until the loss on a held-out share of its
+            training set stops improving (:class:`EarlyStoppingConfig`; off by default), for
+            the gradient-trained fits of single-replicate (deep) models.
         batch_size: training samples per step, drawn without replacement from the generation's
             training set (for a hypernetwork on a ``per_replicate`` model: the set it reads and
             is scored on); ``None``: the whole set every step.
@@ -126,6 +174,7 @@ class EstimatorConfig(PLEConfig):
     base: str = "free"
     base_penalty: float = 0.0
     reference_steps: int = 100
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
         check_choice("name", self.name, ESTIMATORS)
@@ -149,6 +198,8 @@ class EstimatorConfig(PLEConfig):
                 "base=penalised and 0 with base free, frozen or none"
             )
         check_positive_int("reference_steps", self.reference_steps, minimum=0)
+        if isinstance(self.early_stopping, dict):  # a plain mapping from code; Hydra gives the dataclass
+            self.early_stopping = EarlyStoppingConfig(**self.early_stopping)
         super().__post_init__()  # the PLE options
 
     @property

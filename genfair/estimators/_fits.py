@@ -39,6 +39,7 @@ from torch import nn
 from genfair.data import Batch
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators._config import EstimatorConfig
+from genfair.estimators._early_stopping import EarlyStopping, held_out_loss, split_validation
 from genfair.estimators._step_checkpoints import StepCheckpoints
 from genfair.models import ClosedFormFit
 from genfair.remedies import Remedy, RemedyConfig
@@ -102,9 +103,16 @@ class GradientFit:
         model.train()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_from(generator))
+            train, held = split_validation(train, self.config.early_stopping, generator)
+            stopping = None if held is None else EarlyStopping(
+                self.config.early_stopping, steps=self.config.steps, modules={"model": model}, seed=_seed_from(generator),
+                loss=lambda: held_out_loss(model, {}, held),
+            )
             remedy, train = self.remedy.start(train, generator)
             first, extras = checkpoints.resume()
             _restore_remedy(remedy, extras)
+            if stopping is not None:
+                stopping.resume(first, extras)
             for step in range(first, self.config.steps):
                 index = remedy.batch(self.config.batch_size, generator=generator)
                 x, y = _minibatch(train, index)
@@ -112,10 +120,13 @@ class GradientFit:
                 if reference is not None:
                     loss = loss + self.config.lam * weight_discrepancy(reference, params, normalize=self.config.normalize)
                 take_step(loss, optimiser, **_step_of(self.config, step, context))
-                checkpoints.step_done(step + 1, self.config.steps, lambda: _remedy_state(remedy))
+                if stopping is not None and stopping.check(step + 1):
+                    break
+                checkpoints.step_done(step + 1, self.config.steps, lambda: _fit_state(remedy, stopping))
         logs = self.remedy.finish(remedy)
+        values = stopping.restore() if stopping is not None else {}
         model.eval()
-        return FitOutput(model, logs=logs)
+        return FitOutput(model, values, logs)
 
 
 class AnchoredFit:
@@ -190,9 +201,11 @@ def _restore_remedy(remedy: Remedy, extras: Mapping[str, torch.Tensor]) -> None:
         remedy.dro.history = extras["dro.history"].tolist()
 
 
-def _fit_extras(remedy: Remedy, objective: PLEObjective) -> dict[str, torch.Tensor]:
-    multiplier = {"multiplier": objective.multiplier} if objective.multiplier is not None else {}
-    return {**_remedy_state(remedy), **multiplier}
+def _fit_state(remedy: Remedy, stopping: EarlyStopping | None, objective: PLEObjective | None = None) -> dict[str, torch.Tensor]:
+    """What a step checkpoint keeps of a fit besides its modules and optimiser: the remedy's
+    state, the early-stopping rule's and the augmented Lagrangian's multiplier."""
+    multiplier = {"multiplier": objective.multiplier} if objective is not None and objective.multiplier is not None else {}
+    return {**_remedy_state(remedy), **(stopping.state() if stopping is not None else {}), **multiplier}
 
 
 def _seed_from(generator: torch.Generator) -> int:

@@ -40,10 +40,11 @@ from genfair.data import Batch
 from genfair.devices import module_device
 from genfair.errors import ConfigError, GenerationFailed
 from genfair.estimators._config import EstimatorConfig
+from genfair.estimators._early_stopping import EarlyStopping, held_out_loss, split_validation
 from genfair.estimators._evidence import fit_evidence
 from genfair.estimators._fits import (
     GradientFit,
-    _fit_extras,
+    _fit_state,
     _minibatch,
     _Remedial,
     _restore_remedy,
@@ -130,7 +131,6 @@ class HypernetworkFit:
         conditional = bool(self.options["num_classes"])
         if self._vectorise is None:
             self._vectorise = _can_vectorise(model, train, self.options, conditional)
-        data = train
         hnet = self._hypernetwork(model, train, generator, context)
         objective = PLEObjective(config.ple_config())
         anchored = config.name == "anchor" and context.reference is not None
@@ -140,7 +140,13 @@ class HypernetworkFit:
                                       optimiser=optimiser, generator=generator)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_from(generator))  # randomness the model draws without a generator
-            remedy, train = self.remedy.start(train, generator)
+            data, held = split_validation(train, config.early_stopping, generator)
+            remedy, train = self.remedy.start(data, generator)
+            labels = train.y if conditional else None
+            stopping = None if held is None else EarlyStopping(
+                config.early_stopping, steps=config.steps, modules={"hypernetwork": hnet}, seed=_seed_from(generator),
+                loss=lambda: held_out_loss(model, predict_weights(hnet, train.x, labels), held),
+            )
             centre = _remedy_shares(remedy)
             classes = max(self.remedy.classes, int(train.y.max()) + 1)
             sampler = SetSampler(train.y[0], config.subsample, num_classes=classes, shares=centre)
@@ -150,7 +156,9 @@ class HypernetworkFit:
                 objective.multiplier = extras["multiplier"].to(module_device(hnet))
             if "base_start" in extras:
                 self._base_start = extras["base_start"].to(module_device(hnet))
-            state = lambda: {**_fit_extras(remedy, objective), **self._base_extras()}  # noqa: E731
+            if stopping is not None:
+                stopping.resume(first, extras)
+            state = lambda: {**_fit_state(remedy, stopping, objective), **self._base_extras()}  # noqa: E731
             if config.persistent and first == 0:
                 checkpoints.step_done(0, config.steps, state)  # the warm start, for a kill before the first checkpoint
             for step in range(first, config.steps):
@@ -167,11 +175,14 @@ class HypernetworkFit:
                     loss = loss + 0.5 * config.base_penalty * (hnet.base - self._base_start).square().sum()
                 take_step(loss, optimiser, **_step_of(config, step, context))
                 objective.update_multiplier(terms)
+                if stopping is not None and stopping.check(step + 1):
+                    break
                 checkpoints.step_done(step + 1, config.steps, state)
             logs = self.remedy.finish(remedy)
+            stopped = stopping.restore() if stopping is not None else {}
             with torch.no_grad():
-                hnet.load_into_target(predict_weights(hnet, train.x, train.y if conditional else None))
-            values = fit_evidence(hnet, objective, model, data, conditional=conditional, generator=generator,
+                hnet.load_into_target(predict_weights(hnet, train.x, labels))
+            values = stopped | fit_evidence(hnet, objective, model, data, conditional=conditional, generator=generator,
                                   vectorise=self._vectorise, reference_steps=min(config.reference_steps, config.steps),
                                   lr=config.lr, what=f"estimator {config.name}",
                                   error=functools.partial(GenerationFailed, context.generation))
@@ -262,7 +273,7 @@ class HypernetworkFit:
                     loss = loss + self.config.lam * weight_discrepancy(reference, terms.weights, normalize=self.config.normalize)
                 take_step(loss, optimiser, **_step_of(self.config, step, context))
                 objective.update_multiplier(terms)
-                checkpoints.step_done(step + 1, self.config.steps, lambda: _fit_extras(remedy, objective))
+                checkpoints.step_done(step + 1, self.config.steps, lambda: _fit_state(remedy, None, objective))
         logs = self.remedy.finish(remedy)
         labels = train.y if conditional else None
         with torch.no_grad():
