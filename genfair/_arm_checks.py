@@ -16,6 +16,7 @@ from genfair._arm_parts import extra_metric_names, initial_model, measured_metri
 from genfair.comparisons import CompareConfig, check_compare
 from genfair.data import CustomData, DigitsData, ImageFileData
 from genfair.errors import ConfigError
+from genfair.hypernets import HyperNetworkError, check_sample_steps
 from genfair.models import BiasedSampler, ModelCapabilities, check_model_protocol
 from genfair.loops import check_curation, check_label_policy, training_rule, training_set_size
 
@@ -77,7 +78,20 @@ def check_arm(arm: Any) -> nn.Module:
     _check_memory(arm)
     _check_plugins(arm)
     _check_early_stopping(arm, model)
+    _check_sample_steps(arm, model)
     return model
+
+
+def _check_sample_steps(arm: Any, model: nn.Module) -> None:
+    """PLE's own samples in ``estimator.sample_steps`` steps need a model whose sampler takes
+    that many (:class:`SteppedSampler`, a diffusion model)."""
+    steps = getattr(arm.estimator, "sample_steps", None)  # a user's estimator has none
+    if steps is None or not arm.estimator.uses_hypernetwork:
+        return
+    try:
+        check_sample_steps(model, steps)
+    except HyperNetworkError as error:
+        raise ConfigError(f"estimator.{error} (in arm {arm.name!r})") from None
 
 
 def _check_early_stopping(arm: Any, model: nn.Module) -> None:

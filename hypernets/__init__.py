@@ -32,9 +32,9 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     from ._heads import ChunkedHead, DenseHead, auto_chunk_size
     from ._hypernetwork import BoundModel, HyperNetwork, SizeReport
     from ._options import BUFFER_POLICIES, HEADS, NORMALIZATIONS, POSITIVITY, BufferPolicy, Head, Normalize, PLEConfig, Positivity
-    from ._ple import PLEObjective, PLETerms, predict_weights
+    from ._ple import PLEObjective, PLETerms, check_sample_steps, predict_weights
     from ._probe import input_sensitivity
-    from ._protocols import ReparameterizedSampler
+    from ._protocols import ReparameterizedSampler, SteppedSampler
     from ._targets import TargetLayout, TensorSlot
 
 __all__ = [
@@ -57,10 +57,12 @@ __all__ = [
     "ReparameterizedSampler",
     "SetEncoder",
     "SizeReport",
+    "SteppedSampler",
     "TargetLayout",
     "TensorSlot",
     "auto_chunk_size",
     "call_method",
+    "check_sample_steps",
     "expected_discrepancy",
     "input_sensitivity",
     "predict_weights",

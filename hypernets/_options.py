@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ._errors import check_choice, check_number
+from ._errors import check_choice, check_number, check_positive_int
 
 __all__ = [
     "BUFFER_POLICIES",
@@ -55,6 +55,9 @@ class PLEConfig:
         dual_lr: the augmented Lagrangian's step on the multiplier, ``mu <- mu + dual_lr * c``
             (the first version stepped by ``rho``, which overshoots).
         detach_target, detach_samples: stop-gradient choices.
+        sample_steps: the steps of the target's sampler that PLE's own samples Y are drawn with,
+            for a :class:`SteppedSampler` target (a diffusion model); ``None``: the target's
+            own number (what its ``sample`` does unasked).
     """
 
     # Plain ``str`` annotations (the choices are ``Discrepancy``, ``Normalize`` and ``Constraint``,
@@ -67,6 +70,7 @@ class PLEConfig:
     dual_lr: float = 0.05
     detach_target: bool = False
     detach_samples: bool = False
+    sample_steps: int | None = None
 
     def __post_init__(self) -> None:
         check_number("lam", self.lam, at_least=0)
@@ -75,3 +79,5 @@ class PLEConfig:
         check_choice("discrepancy", self.discrepancy, DISCREPANCIES)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         check_choice("constraint", self.constraint, CONSTRAINTS)
+        if self.sample_steps is not None:
+            check_positive_int("sample_steps", self.sample_steps)

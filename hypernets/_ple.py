@@ -11,6 +11,9 @@ Gradient path (the paper does not publish one; these are genfair's defaults and 
     ``ReparameterizedSampler``), so D also differentiates through the samples back into H(X);
     ``detach_samples`` (or a model without ``rsample``) treats Y as data.
   - Y has the classes of X (the same labels), so D compares within-class estimates.
+  - ``sample_steps`` draws Y with that many steps of a ``SteppedSampler`` target's sampler (a
+    diffusion model's reverse process) instead of its own number: p(.; H(X)) is then the
+    distribution of the cheaper sampler, an approximation of the model's.
 
 Discrepancy forms: ``"draw"``, ``D(H(X), H(Y))`` for one draw Y; ``"expectation"``, an unbiased
 estimate of ``||E_Y[H(Y)] - H(X)||^2`` from two draws (see ``expected_discrepancy``). In
@@ -81,9 +84,9 @@ from ._discrepancy import expected_discrepancy, weight_discrepancy
 from ._errors import HyperNetworkError
 from ._hypernetwork import HyperNetwork, Randomness
 from ._options import PLEConfig
-from ._protocols import ReparameterizedSampler
+from ._protocols import ReparameterizedSampler, SteppedSampler
 
-__all__ = ["PLEConfig", "PLEObjective", "PLETerms", "predict_weights"]
+__all__ = ["PLEConfig", "PLEObjective", "PLETerms", "check_sample_steps", "predict_weights"]
 
 @dataclass(frozen=True)
 class PLETerms:
@@ -199,7 +202,8 @@ class PLEObjective:
         reparameterised = self._reparameterised(hnet)
         estimates = []
         for _ in range(draws):
-            y = run(weights, "rsample" if reparameterised else "sample", x.shape[1], labels=model_labels[:, None], generator=generator)[:, 0]
+            y = run(weights, "rsample" if reparameterised else "sample", x.shape[1], labels=model_labels[:, None], generator=generator,
+                    **self._sample_options(hnet))[:, 0]
             estimates.append(hnet(y if reparameterised else y.detach(), labels))
         discrepancy = torch.stack([
             expected_discrepancy(_set(reference, b), *(_set(e, b) for e in estimates), normalize=config.normalize)
@@ -231,6 +235,14 @@ class PLEObjective:
         """Whether Y is drawn with ``rsample`` (gradients through the samples) or as data."""
         return isinstance(hnet.target, ReparameterizedSampler) and not self.config.detach_samples
 
+    def _sample_options(self, hnet: HyperNetwork) -> dict[str, int]:
+        """The keyword arguments that draw Y with ``sample_steps`` (none when it is ``None``)."""
+        steps = self.config.sample_steps
+        if steps is None:
+            return {}
+        check_sample_steps(hnet.target, steps)
+        return {"steps": steps}
+
     def update_multiplier(self, terms: PLETerms) -> None:
         """Dual ascent ``mu <- mu + dual_lr * c`` (augmented Lagrangian only)."""
         if terms.constraint is not None and self.multiplier is not None:
@@ -247,7 +259,7 @@ class PLEObjective:
         """Y ~ p(.; H(X)), as many samples as X, with X's classes."""
         reparameterised = self._reparameterised(hnet)
         method = "rsample" if reparameterised else "sample"
-        y = hnet.run(weights, method, x.shape[1], labels=labels, generator=generator)
+        y = hnet.run(weights, method, x.shape[1], labels=labels, generator=generator, **self._sample_options(hnet))
         return y if reparameterised else y.detach()
 
     def _constraint(
@@ -270,6 +282,21 @@ class PLEObjective:
         else:
             first, second = gaps[0, 0], gaps[1, 0]
         return gaps.mean((0, 1)), (first * second).sum()
+
+
+def check_sample_steps(target: object, steps: int) -> None:
+    """Refuse ``sample_steps=steps`` for a target that cannot draw Y in that many steps: one that
+    is no :class:`SteppedSampler`, or whose sampler allows fewer steps."""
+    if not isinstance(target, SteppedSampler):
+        raise HyperNetworkError(
+            f"sample_steps={steps}: {type(target).__name__} does not choose its sampler's steps (no SteppedSampler); "
+            "allowed: sample_steps=None"
+        )
+    if steps > target.max_sample_steps:
+        raise HyperNetworkError(
+            f"sample_steps={steps}: {type(target).__name__}'s sampler takes at most {target.max_sample_steps} steps; "
+            f"allowed: 1 to {target.max_sample_steps}, or None"
+        )
 
 
 def _set(weights: dict[str, torch.Tensor], b: int) -> dict[str, torch.Tensor]:

@@ -10,8 +10,11 @@ from omegaconf import OmegaConf
 
 from _fixtures import digits, seeded as _seeded
 from genfair.errors import ConfigError
-from genfair.models import DDPM, DDPMConfig, GenerativeModel, build_model
-from genfair.hypernets import HyperNetwork
+from genfair.data import Batch
+from genfair.estimators import EstimatorConfig, HypernetworkFit
+from genfair.loops import FitContext
+from genfair.models import DDPM, DDPMConfig, GenerativeModel, SteppedSampler, VAEConfig, build_model
+from genfair.hypernets import HyperNetwork, HyperNetworkError, PLEConfig, PLEObjective, check_sample_steps
 
 TINY = dict(block_out_channels=(8, 16), norm_num_groups=4, num_train_timesteps=50, sample_steps=4)
 
@@ -135,6 +138,66 @@ def test_a_hypernetwork_wraps_the_ddpm():
     bound = hnet.bind(weights)
     assert isinstance(bound, GenerativeModel)
     assert torch.equal(bound.sample(3, generator=_seeded(1)), model.sample(3, generator=_seeded(1)))
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_a_call_chooses_its_reverse_steps(sampler):
+    """``steps`` overrides ``sample_steps`` for one call (SteppedSampler), ``None`` keeps it; the
+    UNet runs once per step."""
+    model = _ddpm(num_classes=2, sampler=sampler)
+    assert isinstance(model, SteppedSampler) and model.max_sample_steps == 50
+    assert torch.equal(model.sample(3, generator=_seeded(0), steps=None), model.sample(3, generator=_seeded(0)))
+    calls = _count_unet_calls(model)
+    model.sample(3, generator=_seeded(0), steps=2)
+    assert calls == [2]
+    assert not torch.equal(model.sample(3, generator=_seeded(0), steps=2), model.sample(3, generator=_seeded(0)))
+
+
+@pytest.mark.parametrize("steps, message", [(0, "steps must be a positive integer, got 0"),
+                                            (51, "steps must be at most num_train_timesteps=50, got 51")])
+def test_bad_steps_of_a_call_are_named(steps, message):
+    with pytest.raises(ConfigError, match=message):
+        _ddpm().sample(3, steps=steps)
+
+
+@pytest.mark.parametrize("lam", [0.1, 0.0])
+def test_ple_draws_its_own_samples_in_the_configured_steps(lam):
+    """PLEObjective.sets with ``sample_steps=2`` runs the UNet once per set for the loss and twice
+    per set for Y (the model's own 4 without it); hyper_mle (lam = 0) draws no Y."""
+    model = _ddpm(num_classes=2)
+    hnet = HyperNetwork(model, sample_shape=(1, 8, 8), num_classes=2, hidden=16, embedding_dim=8)
+    x, y = digits(10, (1, 8, 8))
+    sets = x[0].reshape(2, 5, 1, 8, 8), (y[0] % 2).reshape(2, 5)
+    counts = []
+    for steps in (2, None):
+        calls = _count_unet_calls(model)
+        PLEObjective(PLEConfig(lam=lam, sample_steps=steps)).sets(hnet, *sets, generator=_seeded(0), vectorise=False)
+        counts.append(calls[0])
+    assert counts == ([2 + 2 * 2, 2 + 2 * 4] if lam else [2, 2])
+
+
+def test_own_samples_in_steps_the_sampler_does_not_take_are_refused_before_any_work():
+    model = _ddpm(num_classes=2)
+    fit = HypernetworkFit(EstimatorConfig(name="ple", steps=1, sets_per_step=2, sample_steps=51), sample_shape=(1, 8, 8),
+                          num_classes=2, positive={}, per_replicate=False)
+    x, y = digits(20, (1, 8, 8))
+    calls = _count_unet_calls(model)
+    with pytest.raises(ConfigError, match=r"sample_steps=51: DDPM's sampler takes at most 50 steps; allowed: 1 to 50, or None"):
+        fit(model, Batch(x, y % 2), _seeded(0), FitContext(0, None))
+    assert calls == [0]
+    vae = VAEConfig(hidden=[8], latent_dim=2).build(sample_shape=(1, 8, 8), num_classes=2)
+    with pytest.raises(HyperNetworkError, match=r"sample_steps=2: VAE does not choose its sampler's steps .*allowed: sample_steps=None"):
+        check_sample_steps(vae, 2)
+    with pytest.raises(HyperNetworkError, match="sample_steps must be a positive integer, got 0"):
+        EstimatorConfig(name="ple", sample_steps=0)
+
+
+def _count_unet_calls(model: DDPM) -> list[int]:
+    """A one-element list counting the UNet's forward calls from now on (a forward pre-hook;
+    it sees calls under functional_call too)."""
+    calls = [0]
+    model.unet.register_forward_pre_hook(lambda module, args: calls.__setitem__(0, calls[0] + 1))
+    return calls
 
 
 def test_config_builds_from_omegaconf_lists():

@@ -55,9 +55,11 @@ from genfair.estimators._sets import SetSampler
 from genfair.estimators._step_checkpoints import StepCheckpoints
 from genfair.hypernets import (
     HyperNetwork,
+    HyperNetworkError,
     PLEConfig,
     PLEObjective,
     Positivity,
+    check_sample_steps,
     input_sensitivity,
     predict_weights,
     weight_discrepancy,
@@ -191,9 +193,15 @@ class HypernetworkFit:
         return FitOutput(model, values, logs)
 
     def _check(self, model: nn.Module, train: Batch, context: FitContext) -> None:
-        """Refuse, in one line, what this fit cannot do: too small subsamples, a persistent H
-        whose model changed shape, a persistent H lost to a resumed run."""
+        """Refuse, in one line, what this fit cannot do: too small subsamples, own samples in
+        steps the model's sampler does not take, a persistent H whose model changed shape, a
+        persistent H lost to a resumed run."""
         config = self.config
+        if config.sample_steps is not None:
+            try:
+                check_sample_steps(model, config.sample_steps)
+            except HyperNetworkError as error:
+                raise ConfigError(str(error)) from None
         n = train.x.shape[1]
         smallest = round(config.subsample.min_fraction * n)
         if smallest < 2:

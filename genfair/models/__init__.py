@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         GenerativeModel,
         ModelCapabilities,
         ReparameterizedSampler,
+        SteppedSampler,
     )
     from genfair.models._saving import load_model, save_model
     from genfair.models._vae import VAE
@@ -37,6 +38,7 @@ __all__ = [
     "GenerativeModel",
     "ModelCapabilities",
     "ReparameterizedSampler",
+    "SteppedSampler",
     "VAE",
     "VAEConfig",
     "build_analytic_model",

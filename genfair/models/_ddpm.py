@@ -39,7 +39,7 @@ from genfair.devices import multinomial, randint, randn
 from genfair.errors import ConfigError, check_choice, check_positive_int
 from genfair.models._deep_config import BETA_SCHEDULES, SAMPLERS
 from genfair.models._labels import check_class_labels
-from genfair.models._protocols import GenerativeModel
+from genfair.models._protocols import GenerativeModel, SteppedSampler
 from genfair.models._vae import _check_shape  # a non-empty tuple (or list, as OmegaConf gives) of sizes
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ Sampler = Literal["ddpm", "ddim"]
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 
 
-class DDPM(nn.Module, GenerativeModel):
+class DDPM(nn.Module, GenerativeModel, SteppedSampler):
     """A DDPM with an epsilon-predicting UNet; optionally class-conditional (see the module docstring).
 
     Args:
@@ -67,7 +67,9 @@ class DDPM(nn.Module, GenerativeModel):
         beta_schedule: diffusers' schedule of the betas: ``"linear"`` (Ho et al., 1e-4 to 0.02),
             ``"scaled_linear"`` or ``"squaredcos_cap_v2"`` (the cosine schedule of Nichol & Dhariwal).
         sampler: ``"ddim"`` (deterministic given the starting noise) or ``"ddpm"`` (ancestral).
-        sample_steps: reverse steps per ``sample`` call, at most ``num_train_timesteps``.
+        sample_steps: reverse steps per ``sample`` call, at most ``num_train_timesteps``
+            (``max_sample_steps``); a call may ask for another number (``steps``, the
+            :class:`SteppedSampler` ability PLE's ``sample_steps`` uses).
 
     Shapes (R = 1): ``loss(x (1, n, C, H, W), labels (1, n)) -> (1, n)``;
     ``sample(n) -> (1, n, C, H, W)`` in [0, 1].
@@ -102,12 +104,8 @@ class DDPM(nn.Module, GenerativeModel):
         self.num_train_timesteps = check_positive_int("num_train_timesteps", num_train_timesteps, minimum=2)
         self.beta_schedule = check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
         self.sampler = check_choice("sampler", sampler, SAMPLERS)
-        self.sample_steps = check_positive_int("sample_steps", sample_steps)
+        self.sample_steps = self._check_steps("sample_steps", sample_steps)
         _check_unet_shapes(self.sample_shape, self.block_out_channels, self.norm_num_groups)
-        if self.sample_steps > self.num_train_timesteps:
-            raise ConfigError(
-                f"sample_steps must be at most num_train_timesteps={self.num_train_timesteps}, got {self.sample_steps}"
-            )
         # imported here, not at the top: diffusers takes seconds to import, genfair.models is
         # imported by every run, and most runs use no diffusion model
         from diffusers import UNet2DModel
@@ -152,20 +150,31 @@ class DDPM(nn.Module, GenerativeModel):
             loss = loss - self.class_logits.log_softmax(-1)[labels]
         return loss[None]
 
+    @property
+    def max_sample_steps(self) -> int:
+        """The most reverse steps ``sample`` takes: one per noise level, T."""
+        return self.num_train_timesteps
+
     @torch.no_grad()
     def sample(
-        self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        n: int,
+        *,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
     ) -> torch.Tensor:
         """``n`` images ``(1, n, C, H, W)`` in [0, 1] (clamped): y ~ p(y) unless ``labels (1, n)``
-        are given, then ``sample_steps`` reverse steps from x_T ~ N(0, I). Every random draw
-        (classes, x_T, the ancestral sampler's noise) comes from ``generator``."""
+        are given, then ``steps`` (default ``sample_steps``) reverse steps from x_T ~ N(0, I).
+        Every random draw (classes, x_T, the ancestral sampler's noise) comes from ``generator``."""
         n = check_positive_int("n", n)
+        steps = self.sample_steps if steps is None else self._check_steps("steps", steps)
         labels = self._check_labels(labels, n, required=False)
         if labels is None and self.class_logits is not None:
             labels = multinomial(self.class_logits.detach().softmax(-1), n, generator=generator)
         like = self.unet.conv_in.weight
         scheduler = self._scheduler(self.sampler)
-        scheduler.set_timesteps(self.sample_steps, device=like.device)
+        scheduler.set_timesteps(steps, device=like.device)
         x = randn((n, *self.sample_shape), generator=generator, dtype=like.dtype, device=like.device)
         for t in scheduler.timesteps:
             predicted = self.unet(x, t.expand(n), class_labels=labels).sample
@@ -187,6 +196,13 @@ class DDPM(nn.Module, GenerativeModel):
             beta_schedule=self.beta_schedule,
             timestep_spacing="trailing",
         )
+
+    def _check_steps(self, name: str, steps: int) -> int:
+        """``steps`` if it is a number of reverse steps the schedulers take: 1 to T."""
+        check_positive_int(name, steps)
+        if steps > self.num_train_timesteps:
+            raise ConfigError(f"{name} must be at most num_train_timesteps={self.num_train_timesteps}, got {steps}")
+        return steps
 
     def _images(self, x: torch.Tensor) -> torch.Tensor:
         """``(1, n, C, H, W)`` -> ``(n, C, H, W)`` in the UNet's dtype."""

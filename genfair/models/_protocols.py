@@ -20,7 +20,10 @@ May declare, by subclassing the protocol (procedures ask ``isinstance``, never `
   - :class:`BiasedSampler`: ``sample_biased(n, bias=...)`` (``loop.sampling_bias`` < 1);
   - :class:`ReparameterizedSampler`: ``rsample``, differentiable samples, so the PLE penalty sends
     gradients through the synthetic data (``genfair.hypernets.ReparameterizedSampler``, the same
-    class); without it PLE treats its own samples as data.
+    class); without it PLE treats its own samples as data;
+  - :class:`SteppedSampler`: ``sample(..., steps=k)`` with a ``max_sample_steps``, a sampler whose
+    number of reverse steps the caller chooses (a diffusion model), so PLE may draw its own
+    samples in fewer steps (``estimator.sample_steps``; ``genfair.hypernets.SteppedSampler``).
 And as attributes:
   - ``CONSTRAINTS``: ``{parameter pattern: "softplus" | "softmax" | "exp" | "psd"}``, parameters that
     a hypernetwork or an anchored fit must keep positive or normalised (default: none);
@@ -42,11 +45,11 @@ import torch
 
 # Defined in the hypernetwork package, which stands alone (the PLE objective asks a target for
 # it); re-exported here so genfair's models declare it beside their other abilities.
-from genfair.hypernets import ReparameterizedSampler
+from genfair.hypernets import ReparameterizedSampler, SteppedSampler
 
 __all__ = [
     "AdversarialTraining", "BiasedSampler", "ClosedFormFit", "GenerativeModel", "ModelCapabilities",
-    "ReparameterizedSampler",
+    "ReparameterizedSampler", "SteppedSampler",
 ]
 
 
