@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
 from genfair.hypernets import HEADS, PLEConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from genfair.loops import FitContext
 
 __all__ = ["BASES", "ESTIMATORS", "Base", "EstimatorConfig", "EstimatorName", "SubsampleConfig"]
 
@@ -152,8 +158,21 @@ class EstimatorConfig(PLEConfig):
         super().__post_init__()  # the PLE options
 
     @property
+    def anchors_to_generation_0(self) -> bool:
+        """Whether the fit adds ``lam * D(theta_g, theta_0)`` from generation 1 on, the
+        discrepancy to the weights fitted on generation 0's real data (the loop form, ``anchor``)."""
+        return self.name == "anchor"
+
+    @property
     def uses_hypernetwork(self) -> bool:
-        return self.name in ("hyper_mle", "ple") or (self.name == "anchor" and self.hypernetwork)
+        return self.name in ("hyper_mle", "ple") or (self.anchors_to_generation_0 and self.hypernetwork)
+
+    def anchor_reference(self, context: FitContext, names: Iterable[str]) -> dict[str, torch.Tensor] | None:
+        """Generation 0's weights named ``names`` (``context.reference``) that the fit's anchor
+        term pulls towards, or ``None``: an estimator without the anchor, or generation 0 itself."""
+        if not self.anchors_to_generation_0 or context.reference is None:
+            return None
+        return {name: context.reference[name] for name in names}
 
     def ple_config(self) -> PLEConfig:
         """The PLE objective's options; ``lam`` is 0 and the constraint a penalty except for

@@ -133,8 +133,7 @@ class HypernetworkFit:
         data = train
         hnet = self._hypernetwork(model, train, generator, context)
         objective = PLEObjective(config.ple_config())
-        anchored = config.name == "anchor" and context.reference is not None
-        reference = {name: context.reference[name] for name in hnet.generated} if anchored else None
+        reference = config.anchor_reference(context, hnet.generated)
         optimiser = torch.optim.Adam([p for p in hnet.parameters() if p.requires_grad], lr=config.lr)
         checkpoints = StepCheckpoints(context.checkpoint, modules={"model": model, "hypernetwork": hnet},
                                       optimiser=optimiser, generator=generator)
@@ -239,8 +238,7 @@ class HypernetworkFit:
             torch.manual_seed(_seed_from(generator))  # the hypernetwork's initialisation
             hnet = HyperNetwork(model, **self.options)
         objective = PLEObjective(self.config.ple_config())
-        anchored = self.config.name == "anchor" and context.reference is not None
-        reference = {name: context.reference[name] for name in hnet.generated} if anchored else None
+        reference = self.config.anchor_reference(context, hnet.generated)
         optimiser = torch.optim.Adam(hnet.parameters(), lr=self.config.lr)
         conditional = bool(self.options["num_classes"])
         modules = {"model": model, "hypernetwork": hnet}
