@@ -273,11 +273,19 @@ def run_app() -> None:
 
 
 def _reject_unknown_keys(group: str, node: DictConfig, built: object) -> None:
-    """``+group.key=value`` can add a key that the schema lacks, and ``to_object`` would drop it."""
+    """``+group.key=value`` can add a key that the schema lacks, and ``to_object`` would drop it.
+    A key of one of the group's nested configs is named (``estimator.discrepancy``: did you mean
+    ``estimator.ple.discrepancy``?)."""
     allowed = [f.name for f in dataclasses.fields(built)]
     unknown = [key for key in node.keys() if key not in allowed]
     if unknown:
-        raise ConfigError(f"{group}.{unknown[0]} is not a key of {type(built).__name__}; allowed: {allowed}")
+        nested = [
+            f"{group}.{name}.{unknown[0]}" for name in allowed
+            if dataclasses.is_dataclass(value := getattr(built, name))
+            and unknown[0] in {f.name for f in dataclasses.fields(value)}
+        ]
+        hint = f" (did you mean {nested[0]}?)" if nested else ""
+        raise ConfigError(f"{group}.{unknown[0]} is not a key of {type(built).__name__}{hint}; allowed: {allowed}")
 
 
 def _one_line(error: Exception) -> str:

@@ -15,7 +15,7 @@ from genfair._lazy import lazy_exports
 if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
     from genfair.estimators._adversarial_fit import AdversarialFit
     from genfair.estimators._build import build_fit
-    from genfair.estimators._config import BASES, ESTIMATORS, Base, EstimatorConfig, EstimatorName, SubsampleConfig
+    from genfair.estimators._config import BASES, ESTIMATORS, Base, EstimatorConfig, EstimatorName, PLEOptions, SubsampleConfig
     from genfair.estimators._evidence import EVIDENCE_KEYS
     from genfair.estimators._fits import AnchoredFit, GradientFit
     from genfair.estimators._hypernetwork_fit import HypernetworkFit
@@ -35,6 +35,7 @@ __all__ = [
     "EstimatorName",
     "GradientFit",
     "HypernetworkFit",
+    "PLEOptions",
     "PluginFit",
     "StepCheckpoints",
     "SubsampleConfig",

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
-from genfair.hypernets import HEADS, PLEConfig
+from genfair.hypernets import CONSTRAINTS, DISCREPANCIES, HEADS, NORMALIZATIONS, PLEConfig
 
 if TYPE_CHECKING:
     import torch
 
     from genfair.loops import FitContext
 
-__all__ = ["BASES", "ESTIMATORS", "Base", "EstimatorConfig", "EstimatorName", "SubsampleConfig"]
+__all__ = ["BASES", "ESTIMATORS", "Base", "EstimatorConfig", "EstimatorName", "PLEOptions", "SubsampleConfig"]
 
 EstimatorName = Literal["mle", "hyper_mle", "ple", "anchor"]
 ESTIMATORS: tuple[str, ...] = ("mle", "hyper_mle", "ple", "anchor")
@@ -56,10 +56,38 @@ class SubsampleConfig:
 
 
 @dataclass
-class EstimatorConfig(PLEConfig):
-    """The estimator of every generation: the PLE options of :class:`hypernets.PLEConfig`
-    (``lam``, ``discrepancy``, ``normalize``, ``constraint``, ``rho``, ``dual_lr``,
-    ``detach_target``, ``detach_samples``, checked there) and how each generation trains.
+class PLEOptions:
+    """The options of ``ple``'s objective (``estimator.ple.*``; see :class:`hypernets.PLEConfig`,
+    whose defaults these are) beyond the weight ``lam`` and the ``normalize`` of the discrepancy,
+    which the anchor shares and which stay ``estimator.lam`` and ``estimator.normalize``.
+
+    Attributes:
+        discrepancy: ``draw`` (one draw from H(X), then H of the draw) or ``expectation``.
+        constraint: ``penalty`` (Eq. 5) or ``augmented_lagrangian`` (Eq. 4).
+        rho: the augmented Lagrangian's quadratic weight.
+        dual_lr: the augmented Lagrangian's step on the multiplier, ``mu <- mu + dual_lr * c``.
+        detach_target, detach_samples: stop-gradient choices.
+    """
+
+    discrepancy: str = PLEConfig.discrepancy
+    constraint: str = PLEConfig.constraint
+    rho: float = PLEConfig.rho
+    dual_lr: float = PLEConfig.dual_lr
+    detach_target: bool = PLEConfig.detach_target
+    detach_samples: bool = PLEConfig.detach_samples
+
+    def __post_init__(self) -> None:
+        check_choice("ple.discrepancy", self.discrepancy, DISCREPANCIES)
+        check_choice("ple.constraint", self.constraint, CONSTRAINTS)
+        check_number("ple.rho", self.rho, above=0)
+        check_number("ple.dual_lr", self.dual_lr, at_least=0)
+
+
+@dataclass
+class EstimatorConfig:
+    """The estimator of every generation: which one (``name``), the weight of its discrepancy
+    term (``lam``, ``normalize``: ``ple``'s penalty or the anchor's), ``ple``'s other options
+    (:class:`PLEOptions`, ``estimator.ple.*``) and how each generation trains.
 
     ``mle``: the model's own fit (closed form for the analytic models, whose ``model.estimator``
     still chooses the divisor n or n - 1). ``hyper_mle``: a hypernetwork ``H`` predicts the
@@ -76,6 +104,9 @@ class EstimatorConfig(PLEConfig):
     Attributes:
         name: one of ``mle``, ``hyper_mle``, ``ple``, ``anchor``.
         lam: weight of the discrepancy (``ple``) or of the anchor (``anchor``); 0.1 by default.
+        normalize: how that discrepancy averages the weights: ``parameter`` (mean squared
+            distance per value) or ``relative`` (per tensor).
+        ple: the PLE objective's other options (:class:`PLEOptions`); only ``ple`` uses them.
         steps, lr: Adam steps and learning rate of each generation's training.
         batch_size: training samples per step, drawn without replacement from the generation's
             training set (for a hypernetwork on a ``per_replicate`` model: the set it reads and
@@ -119,6 +150,9 @@ class EstimatorConfig(PLEConfig):
     """
 
     name: str = "mle"
+    lam: float = PLEConfig.lam
+    normalize: str = PLEConfig.normalize
+    ple: PLEOptions = field(default_factory=PLEOptions)
     steps: int = 200
     lr: float = 0.01
     batch_size: int | None = None
@@ -135,6 +169,10 @@ class EstimatorConfig(PLEConfig):
 
     def __post_init__(self) -> None:
         check_choice("name", self.name, ESTIMATORS)
+        check_number("lam", self.lam, at_least=0)
+        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        if isinstance(self.ple, dict):  # a plain mapping from code; Hydra gives the dataclass
+            self.ple = PLEOptions(**self.ple)
         check_choice("head", self.head, HEADS)
         check_positive_int("steps", self.steps)
         if self.batch_size is not None:
@@ -155,7 +193,6 @@ class EstimatorConfig(PLEConfig):
                 "base=penalised and 0 with base free, frozen or none"
             )
         check_positive_int("reference_steps", self.reference_steps, minimum=0)
-        super().__post_init__()  # the PLE options
 
     @property
     def anchors_to_generation_0(self) -> bool:
@@ -177,7 +214,7 @@ class EstimatorConfig(PLEConfig):
     def ple_config(self) -> PLEConfig:
         """The PLE objective's options; ``lam`` is 0 and the constraint a penalty except for
         ``ple`` (the anchor adds its own term)."""
-        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(PLEConfig)}
+        options = {**dataclasses.asdict(self.ple), "lam": self.lam, "normalize": self.normalize}
         if self.name != "ple":
             options.update(lam=0.0, constraint="penalty")
         return PLEConfig(**options)
