@@ -15,7 +15,7 @@ Prints, per arm, the CPU seconds of each of ``--steps`` steps after one warm-up 
 time, which other jobs on a shared machine inflate less than wall time), their median and its
 ratio to mle's; the UNet calls per step and the samples they carry; and, with ``--profile``, the
 functions that take the time in one more step (cProfile, by cumulative and by own time).
-``--ple-sample-steps`` draws PLE's own samples in that many DDIM steps (``estimator.sample_steps``).
+``--ple-sample-steps`` draws PLE's own samples in that many DDIM steps (``estimator.ple.sample_steps``).
 
 ``--discrepancy STEPS ...`` instead measures what fewer sampler steps do to the PLE term: D with Y
 drawn in each number of steps, set by set from the same noise (see :func:`discrepancy`).
@@ -72,7 +72,8 @@ def step_function(arm: str, options: argparse.Namespace) -> tuple[Callable[[], N
             take_step(loss, optimiser, what="mle", step=0, steps=1)
 
         return step, {}
-    config = EstimatorConfig(name=arm, lr=0.001, sets_per_step=options.sets_per_step, sample_steps=options.ple_sample_steps)
+    config = EstimatorConfig(name=arm, lr=0.001, sets_per_step=options.sets_per_step,
+                             ple={"sample_steps": options.ple_sample_steps})
     settings = dict(sample_shape=data.sample_shape, num_classes=2, positive={}, per_replicate=False,
                     head=config.head, hidden=config.hidden, embedding_dim=config.embedding_dim)
     vectorise = _can_vectorise(model, train, settings, conditional=True)
@@ -210,7 +211,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="mle's estimator.batch_size")
     parser.add_argument("--profile", action="store_true", help="profile one more step of each arm")
     parser.add_argument("--top", type=int, default=15, help="functions shown per profile")
-    parser.add_argument("--ple-sample-steps", type=int, default=None, help="estimator.sample_steps (default: the model's)")
+    parser.add_argument("--ple-sample-steps", type=int, default=None, help="estimator.ple.sample_steps (default: the model's)")
     parser.add_argument("--discrepancy", type=int, nargs="*", default=None, metavar="STEPS",
                         help="instead: D with Y drawn in each of these sampler step counts, on a trained model")
     parser.add_argument("--mle-steps", type=int, default=600, help="--discrepancy: mle steps training the model")

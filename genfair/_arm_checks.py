@@ -83,15 +83,16 @@ def check_arm(arm: Any) -> nn.Module:
 
 
 def _check_sample_steps(arm: Any, model: nn.Module) -> None:
-    """PLE's own samples in ``estimator.sample_steps`` steps need a model whose sampler takes
+    """PLE's own samples in ``estimator.ple.sample_steps`` steps need a model whose sampler takes
     that many (:class:`SteppedSampler`, a diffusion model)."""
-    steps = getattr(arm.estimator, "sample_steps", None)  # a user's estimator has none
+    options = getattr(arm.estimator, "ple", None)  # a user's estimator has none
+    steps = None if options is None else options.sample_steps
     if steps is None or not arm.estimator.uses_hypernetwork:
         return
     try:
         check_sample_steps(model, steps)
     except HyperNetworkError as error:
-        raise ConfigError(f"estimator.{error} (in arm {arm.name!r})") from None
+        raise ConfigError(f"estimator.ple.{error} (in arm {arm.name!r})") from None
 
 
 def _check_early_stopping(arm: Any, model: nn.Module) -> None:

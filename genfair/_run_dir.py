@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from genfair.checkpoint import check_writable_dir, read_json
 from genfair.errors import ConfigError
+from genfair.estimators import EstimatorConfig
 
 if TYPE_CHECKING:
     from genfair._arm import Arm
@@ -40,7 +41,7 @@ def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
             "data": dataclasses.asdict(arm.data),
             "model": dataclasses.asdict(arm.model),
             "loop": loop,
-            "estimator": dataclasses.asdict(arm.estimator),
+            "estimator": _estimator(arm.estimator),
             "evaluation": evaluation if arm.metric_family == "images" else None,
         }
         if extra_metrics:  # absent without them, so runs from before this option still resume
@@ -49,6 +50,20 @@ def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
             described[arm.name]["remedy"] = dataclasses.asdict(arm.remedy)
     # Through JSON, as summary.json stores it (tuples become lists), so a run matches its own directory.
     return json.loads(json.dumps({"seed": seed, "arms": described}))
+
+
+def _estimator(config: object) -> dict[str, Any]:
+    """The estimator's config with ``ple``'s options among its own keys, as they were before
+    they moved to ``estimator.ple``, and without the options added since while they are off
+    (early stopping, PLE's own sample steps): runs from before still resume."""
+    described = dataclasses.asdict(config)
+    if isinstance(config, EstimatorConfig):
+        described.update(described.pop("ple"))
+        if not config.early_stopping.active:
+            del described["early_stopping"]
+        if config.ple.sample_steps is None:
+            del described["sample_steps"]
+    return described
 
 
 def check_run_dir(run_dir: Path, fingerprint: dict) -> dict | None:

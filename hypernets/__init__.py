@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     from ._functional import call_method
     from ._heads import ChunkedHead, DenseHead, auto_chunk_size
     from ._hypernetwork import BoundModel, HyperNetwork, SizeReport
-    from ._options import BUFFER_POLICIES, HEADS, NORMALIZATIONS, POSITIVITY, BufferPolicy, Head, Normalize, PLEConfig, Positivity
+    from ._options import BUFFER_POLICIES, CONSTRAINTS, DISCREPANCIES, HEADS, NORMALIZATIONS, POSITIVITY, BufferPolicy, Head, Normalize, PLEConfig, Positivity
     from ._ple import PLEObjective, PLETerms, check_sample_steps, predict_weights
     from ._probe import input_sensitivity
     from ._protocols import ReparameterizedSampler, SteppedSampler
@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
 
 __all__ = [
     "BUFFER_POLICIES",
+    "CONSTRAINTS",
+    "DISCREPANCIES",
     "HEADS",
     "NORMALIZATIONS",
     "POSITIVITY",

@@ -1,7 +1,8 @@
 """The package's option values and :class:`PLEConfig`, in a module without torch.
 
-A config naming these options (genfair's estimator config extends :class:`PLEConfig`) can then be
-checked without importing torch; the modules that implement them import their choices from here.
+A config naming these options (genfair's estimator config takes its defaults from
+:class:`PLEConfig`) can then be checked without importing torch; the modules that implement them
+import their choices from here.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class PLEConfig:
     """
 
     # Plain ``str`` annotations (the choices are ``Discrepancy``, ``Normalize`` and ``Constraint``,
-    # checked below): OmegaConf cannot type ``Literal``, and genfair's estimator config extends this.
+    # checked below): OmegaConf cannot type ``Literal``, and genfair's estimator config holds these.
     lam: float = 0.1
     discrepancy: str = "draw"
     normalize: str = "parameter"

@@ -69,6 +69,8 @@ BAD_CONFIGS = [
     pytest.param("remedy=bogus", 2, ["remedy=bogus: not a remedy", "mindiff"], id="unknown-remedy"),
     pytest.param("remedy.length=-1", 2, ["remedy.length", "-1", "> 0"], id="remedy-length"),
     pytest.param("remedy=reweight", 2, ["remedy=reweight", "loop.replicates=1", "got 50"], id="remedy-replicates"),
+    # a PLE option under its old key: the one line names where it lives now
+    pytest.param("+estimator.discrepancy=expectation", 2, ["estimator.discrepancy", "estimator.ple.discrepancy"], id="moved-ple-option"),
 ]
 # Bad configs of the default experiment (deep models on digits).
 BAD_DEEP_CONFIGS = [

@@ -178,7 +178,7 @@ def test_ple_draws_its_own_samples_in_the_configured_steps(lam):
 
 def test_own_samples_in_steps_the_sampler_does_not_take_are_refused_before_any_work():
     model = _ddpm(num_classes=2)
-    fit = HypernetworkFit(EstimatorConfig(name="ple", steps=1, sets_per_step=2, sample_steps=51), sample_shape=(1, 8, 8),
+    fit = HypernetworkFit(EstimatorConfig(name="ple", steps=1, sets_per_step=2, ple={"sample_steps": 51}), sample_shape=(1, 8, 8),
                           num_classes=2, positive={}, per_replicate=False)
     x, y = digits(20, (1, 8, 8))
     calls = _count_unet_calls(model)
@@ -188,8 +188,8 @@ def test_own_samples_in_steps_the_sampler_does_not_take_are_refused_before_any_w
     vae = VAEConfig(hidden=[8], latent_dim=2).build(sample_shape=(1, 8, 8), num_classes=2)
     with pytest.raises(HyperNetworkError, match=r"sample_steps=2: VAE does not choose its sampler's steps .*allowed: sample_steps=None"):
         check_sample_steps(vae, 2)
-    with pytest.raises(HyperNetworkError, match="sample_steps must be a positive integer, got 0"):
-        EstimatorConfig(name="ple", sample_steps=0)
+    with pytest.raises(ConfigError, match="ple.sample_steps must be a positive integer, got 0"):
+        EstimatorConfig(name="ple", ple={"sample_steps": 0})
 
 
 def _count_unet_calls(model: DDPM) -> list[int]:

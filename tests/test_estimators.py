@@ -115,10 +115,13 @@ def test_resumed_hypernetwork_run_equals_uninterrupted(tmp_path):
         ({"steps": 0}, "steps must be a positive integer, got 0"),
         ({"lr": 0.0}, "lr must be a number > 0, got 0.0"),
         ({"head": "wide"}, "head must be one of \\['chunked', 'dense'\\], got 'wide'"),
-        ({"discrepancy": "pairwise"}, "discrepancy must be one of"),
-        ({"constraint": "hard"}, "constraint must be one of \\['penalty', 'augmented_lagrangian'\\], got 'hard'"),
+        ({"normalize": "global"}, "normalize must be one of \\['parameter', 'relative'\\], got 'global'"),
+        ({"ple": {"discrepancy": "pairwise"}}, "^ple.discrepancy must be one of"),
+        ({"ple": {"constraint": "hard"}}, "^ple.constraint must be one of \\['penalty', 'augmented_lagrangian'\\], got 'hard'"),
+        ({"ple": {"rho": 0.0}}, "^ple.rho must be a number > 0, got 0.0"),
+        ({"ple": {"dual_lr": -1.0}}, "^ple.dual_lr must be a number >= 0, got -1.0"),
     ],
 )
 def test_bad_estimator_options_are_refused(options, message):
-    with pytest.raises(USER_ERRORS, match=message):  # the PLE options are checked by genfair.hypernets
+    with pytest.raises(USER_ERRORS, match=message):
         EstimatorConfig(**options)

@@ -28,7 +28,7 @@ import genfair._chains
 from _fixtures import skip_figures
 from genfair import ConfigError
 from genfair.data import ClassMixtureData, DigitsData
-from genfair.estimators import EarlyStoppingConfig, EstimatorConfig, StepCheckpoints
+from genfair.estimators import EarlyStoppingConfig, EstimatorConfig, PLEOptions, StepCheckpoints
 from genfair.evaluation import EvaluationConfig
 from genfair.experiment import Arm, run_experiment
 from genfair.models import AnalyticModelConfig, VAEConfig
@@ -266,8 +266,8 @@ def _deep_arms(checkpoint_every: int | None = 2, stopping: EarlyStoppingConfig |
     vae = VAEConfig(hidden=[32], latent_dim=4, batch_norm=True)
     stopping = stopping or EarlyStoppingConfig()
     mle = EstimatorConfig(steps=STEPS, lr=1e-2, batch_size=16, early_stopping=stopping)
-    ple = EstimatorConfig(name="ple", constraint="augmented_lagrangian", steps=STEPS, lr=1e-2, batch_size=16, hidden=16,
-                          embedding_dim=8, early_stopping=stopping)
+    ple = EstimatorConfig(name="ple", ple=PLEOptions(constraint="augmented_lagrangian"), steps=STEPS, lr=1e-2,
+                          batch_size=16, hidden=16, embedding_dim=8, early_stopping=stopping)
     return [
         Arm("mle", DIGITS, vae, loop, mle, TINY_EVAL),
         Arm("ple", DIGITS, VAEConfig(hidden=[32], latent_dim=4), loop, ple, TINY_EVAL, RemedyConfig(name="group_dro")),

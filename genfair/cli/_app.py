@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -155,63 +156,64 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Refused:
+    """What the job returns when its config was refused (the one line already printed):
+    :meth:`RunDirCheck.on_job_end` removes the run folder that this command made and exits with
+    status 2."""
+
+
 @hydra.main(version_base="1.3", config_path="pkg://genfair.configs", config_name="config")
-def _hydra_main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> _Refused | None:
     # The run directory's lock first (genfair.run_lock): a directory in use is refused before the
     # config is checked, and nothing is written into it. In a sweep, a job whose directory is in
     # use is refused in its line and the other jobs run.
     sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         with hold_run_dir(Path(HydraConfig.get().runtime.output_dir), key="hydra.sweep.dir" if sweep else "hydra.run.dir"):
-            _run_or_refuse(cfg)
+            return _run_or_refuse(cfg)
     except USER_ERRORS as error:  # the lock was not taken: in use, or a file system that cannot lock
         if _debugging():
             raise
         print(f"genfair: error: {_one_line(error)}", file=sys.stderr)
         if not (isinstance(error, RunDirInUse) and sweep):
             sys.exit(2)
+        return None
 
 
-def _run_or_refuse(cfg: DictConfig) -> None:
-    """:func:`_run`, its errors answered in one line with the command's exit status."""
+def _run_or_refuse(cfg: DictConfig) -> _Refused | None:
+    """:func:`_run`, its errors answered in one line with the command's exit status; a refused
+    config returns :class:`_Refused`, for the callback that knows which folder this command made."""
     try:
         _run(cfg)
     except (*USER_ERRORS, GenerationFailed, OSError) as error:
         if _debugging():
             raise
         print(f"genfair: error: {_one_line(error)}", file=sys.stderr)
-        if isinstance(error, USER_ERRORS):  # refused: leave no folder behind (while the lock keeps others out)
-            _remove_refused()
+        if isinstance(error, USER_ERRORS):
+            return _Refused()
         sys.exit(3 if isinstance(error, GenerationFailed) else 2)
+    return None
 
 
 def _debugging() -> bool:
     return bool(os.environ.get("GENFAIR_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"))
 
 
-# The outermost folder of hydra.run.dir that did not exist when this command started (Hydra makes
-# it, and its job log, before the config can be checked), or None.
-_MADE_BY_THIS_RUN: Path | None = None
-
-
-def _remove_refused() -> None:
-    """Remove the run folder this refused command made, if it holds nothing but folders, Hydra's
-    job log and this command's lock file: a refused command leaves no folder, and the corrected
-    one starts afresh."""
-    top = _MADE_BY_THIS_RUN
-    if top is None or not top.is_dir():
-        return
-    files = [path for path in top.rglob("*") if not path.is_dir()]
-    if all(path.suffix == ".log" or path.name == LOCK_FILE for path in files):
-        logging.shutdown()  # close Hydra's handler on the job log first
-        shutil.rmtree(top, ignore_errors=True)
-
-
 class RunDirCheck(Callback):
     """Refuse a run (or sweep) directory that cannot be written before Hydra makes it, in the
     command's one line with exit status 2 (``hydra.callbacks.run_dir_check`` in config.yaml):
     otherwise Hydra's own attempt to make it ends in a traceback. A run directory that another
-    run holds (``genfair.run_lock``) is refused here too, before Hydra opens its job log there."""
+    run holds (``genfair.run_lock``) is refused here too, before Hydra opens its job log there.
+
+    It also remembers the outermost folder of ``hydra.run.dir`` that did not exist when the
+    command started (Hydra makes it, and its job log, before the config can be checked): a
+    refused config (the job returns :class:`_Refused`) removes it, so that a refused command leaves
+    no folder and the corrected one starts afresh.
+    """
+
+    def __init__(self) -> None:
+        self._made: Path | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         run_dir = Path(str(config.hydra.run.dir)).absolute()
@@ -220,12 +222,34 @@ class RunDirCheck(Callback):
         if holder is not None:
             print(f"genfair: error: {RunDirInUse(run_dir, holder, key='hydra.run.dir')}", file=sys.stderr)
             sys.exit(2)
-        global _MADE_BY_THIS_RUN  # noqa: PLW0603 - what a refusal may remove (see _remove_refused)
         missing = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
-        _MADE_BY_THIS_RUN = missing[-1] if missing else None
+        self._made = missing[-1] if missing else None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
         _check_writable(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: object) -> None:
+        if job_return.status != JobStatus.COMPLETED or not isinstance(job_return.return_value, _Refused):
+            return
+        if self._made is not None:  # a single run's folder; a sweep's jobs remove nothing
+            _remove_refused(self._made, run_dir=Path(str(config.hydra.runtime.output_dir)))
+        sys.exit(2)
+
+
+def _remove_refused(top: Path, *, run_dir: Path) -> None:
+    """Remove ``top`` (the outermost folder of ``run_dir`` that this refused command made) if it
+    holds nothing but folders, Hydra's job log and this command's lock file. The run directory's
+    lock is taken again for it: a run that took the directory meanwhile keeps it."""
+    if not top.is_dir():
+        return
+    try:
+        with hold_run_dir(run_dir):
+            files = [path for path in top.rglob("*") if not path.is_dir()]
+            if all(path.suffix == ".log" or path.name == LOCK_FILE for path in files):
+                logging.shutdown()  # close Hydra's handler on the job log first
+                shutil.rmtree(top, ignore_errors=True)
+    except USER_ERRORS:  # held by another run now, or cannot be locked: leave it
+        pass
 
 
 def _check_writable(directory: Path, key: str) -> None:
@@ -249,11 +273,19 @@ def run_app() -> None:
 
 
 def _reject_unknown_keys(group: str, node: DictConfig, built: object) -> None:
-    """``+group.key=value`` can add a key that the schema lacks, and ``to_object`` would drop it."""
+    """``+group.key=value`` can add a key that the schema lacks, and ``to_object`` would drop it.
+    A key of one of the group's nested configs is named (``estimator.discrepancy``: did you mean
+    ``estimator.ple.discrepancy``?)."""
     allowed = [f.name for f in dataclasses.fields(built)]
     unknown = [key for key in node.keys() if key not in allowed]
     if unknown:
-        raise ConfigError(f"{group}.{unknown[0]} is not a key of {type(built).__name__}; allowed: {allowed}")
+        nested = [
+            f"{group}.{name}.{unknown[0]}" for name in allowed
+            if dataclasses.is_dataclass(value := getattr(built, name))
+            and unknown[0] in {f.name for f in dataclasses.fields(value)}
+        ]
+        hint = f" (did you mean {nested[0]}?)" if nested else ""
+        raise ConfigError(f"{group}.{unknown[0]} is not a key of {type(built).__name__}{hint}; allowed: {allowed}")
 
 
 def _one_line(error: Exception) -> str:

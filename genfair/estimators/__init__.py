@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         EarlyStoppingConfig,
         EstimatorConfig,
         EstimatorName,
+        PLEOptions,
         SubsampleConfig,
     )
     from genfair.estimators._evidence import EVIDENCE_KEYS
@@ -44,6 +45,7 @@ __all__ = [
     "EstimatorName",
     "GradientFit",
     "HypernetworkFit",
+    "PLEOptions",
     "PluginFit",
     "StepCheckpoints",
     "SubsampleConfig",

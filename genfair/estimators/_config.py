@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
-from genfair.hypernets import HEADS, PLEConfig
+from genfair.hypernets import CONSTRAINTS, DISCREPANCIES, HEADS, NORMALIZATIONS, PLEConfig
 
-__all__ = ["BASES", "ESTIMATORS", "Base", "EarlyStoppingConfig", "EstimatorConfig", "EstimatorName", "SubsampleConfig"]
+if TYPE_CHECKING:
+    import torch
+
+    from genfair.loops import FitContext
+
+__all__ = ["BASES", "ESTIMATORS", "Base", "EarlyStoppingConfig", "EstimatorConfig", "EstimatorName", "PLEOptions", "SubsampleConfig"]
 
 EstimatorName = Literal["mle", "hyper_mle", "ple", "anchor"]
 ESTIMATORS: tuple[str, ...] = ("mle", "hyper_mle", "ple", "anchor")
@@ -94,10 +100,43 @@ class EarlyStoppingConfig:
 
 
 @dataclass
-class EstimatorConfig(PLEConfig):
-    """The estimator of every generation: the PLE options of :class:`hypernets.PLEConfig`
-    (``lam``, ``discrepancy``, ``normalize``, ``constraint``, ``rho``, ``dual_lr``,
-    ``detach_target``, ``detach_samples``, checked there) and how each generation trains.
+class PLEOptions:
+    """The options of ``ple``'s objective (``estimator.ple.*``; see :class:`hypernets.PLEConfig`,
+    whose defaults these are) beyond the weight ``lam`` and the ``normalize`` of the discrepancy,
+    which the anchor shares and which stay ``estimator.lam`` and ``estimator.normalize``.
+
+    Attributes:
+        discrepancy: ``draw`` (one draw from H(X), then H of the draw) or ``expectation``.
+        constraint: ``penalty`` (Eq. 5) or ``augmented_lagrangian`` (Eq. 4).
+        rho: the augmented Lagrangian's quadratic weight.
+        dual_lr: the augmented Lagrangian's step on the multiplier, ``mu <- mu + dual_lr * c``.
+        detach_target, detach_samples: stop-gradient choices.
+        sample_steps: the steps of the model's sampler that PLE's own samples are drawn with
+            (a diffusion model's; ``None``: the model's own ``sample_steps``).
+    """
+
+    discrepancy: str = PLEConfig.discrepancy
+    constraint: str = PLEConfig.constraint
+    rho: float = PLEConfig.rho
+    dual_lr: float = PLEConfig.dual_lr
+    detach_target: bool = PLEConfig.detach_target
+    detach_samples: bool = PLEConfig.detach_samples
+    sample_steps: int | None = PLEConfig.sample_steps
+
+    def __post_init__(self) -> None:
+        check_choice("ple.discrepancy", self.discrepancy, DISCREPANCIES)
+        if self.sample_steps is not None:
+            check_positive_int("ple.sample_steps", self.sample_steps)
+        check_choice("ple.constraint", self.constraint, CONSTRAINTS)
+        check_number("ple.rho", self.rho, above=0)
+        check_number("ple.dual_lr", self.dual_lr, at_least=0)
+
+
+@dataclass
+class EstimatorConfig:
+    """The estimator of every generation: which one (``name``), the weight of its discrepancy
+    term (``lam``, ``normalize``: ``ple``'s penalty or the anchor's), ``ple``'s other options
+    (:class:`PLEOptions`, ``estimator.ple.*``) and how each generation trains.
 
     ``mle``: the model's own fit (closed form for the analytic models, whose ``model.estimator``
     still chooses the divisor n or n - 1). ``hyper_mle``: a hypernetwork ``H`` predicts the
@@ -114,6 +153,9 @@ class EstimatorConfig(PLEConfig):
     Attributes:
         name: one of ``mle``, ``hyper_mle``, ``ple``, ``anchor``.
         lam: weight of the discrepancy (``ple``) or of the anchor (``anchor``); 0.1 by default.
+        normalize: how that discrepancy averages the weights: ``parameter`` (mean squared
+            distance per value) or ``relative`` (per tensor).
+        ple: the PLE objective's other options (:class:`PLEOptions`); only ``ple`` uses them.
         steps, lr: Adam steps and learning rate of each generation's training (with early
             stopping: the most steps it may take).
         early_stopping: train each generation until the loss on a held-out share of its
@@ -161,6 +203,9 @@ class EstimatorConfig(PLEConfig):
     """
 
     name: str = "mle"
+    lam: float = PLEConfig.lam
+    normalize: str = PLEConfig.normalize
+    ple: PLEOptions = field(default_factory=PLEOptions)
     steps: int = 200
     lr: float = 0.01
     batch_size: int | None = None
@@ -178,6 +223,10 @@ class EstimatorConfig(PLEConfig):
 
     def __post_init__(self) -> None:
         check_choice("name", self.name, ESTIMATORS)
+        check_number("lam", self.lam, at_least=0)
+        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        if isinstance(self.ple, dict):  # a plain mapping from code; Hydra gives the dataclass
+            self.ple = PLEOptions(**self.ple)
         check_choice("head", self.head, HEADS)
         check_positive_int("steps", self.steps)
         if self.batch_size is not None:
@@ -200,16 +249,28 @@ class EstimatorConfig(PLEConfig):
         check_positive_int("reference_steps", self.reference_steps, minimum=0)
         if isinstance(self.early_stopping, dict):  # a plain mapping from code; Hydra gives the dataclass
             self.early_stopping = EarlyStoppingConfig(**self.early_stopping)
-        super().__post_init__()  # the PLE options
+
+    @property
+    def anchors_to_generation_0(self) -> bool:
+        """Whether the fit adds ``lam * D(theta_g, theta_0)`` from generation 1 on, the
+        discrepancy to the weights fitted on generation 0's real data (the loop form, ``anchor``)."""
+        return self.name == "anchor"
 
     @property
     def uses_hypernetwork(self) -> bool:
-        return self.name in ("hyper_mle", "ple") or (self.name == "anchor" and self.hypernetwork)
+        return self.name in ("hyper_mle", "ple") or (self.anchors_to_generation_0 and self.hypernetwork)
+
+    def anchor_reference(self, context: FitContext, names: Iterable[str]) -> dict[str, torch.Tensor] | None:
+        """Generation 0's weights named ``names`` (``context.reference``) that the fit's anchor
+        term pulls towards, or ``None``: an estimator without the anchor, or generation 0 itself."""
+        if not self.anchors_to_generation_0 or context.reference is None:
+            return None
+        return {name: context.reference[name] for name in names}
 
     def ple_config(self) -> PLEConfig:
         """The PLE objective's options; ``lam`` is 0 and the constraint a penalty except for
         ``ple`` (the anchor adds its own term)."""
-        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(PLEConfig)}
+        options = {**dataclasses.asdict(self.ple), "lam": self.lam, "normalize": self.normalize}
         if self.name != "ple":
             options.update(lam=0.0, constraint="penalty")
         return PLEConfig(**options)

@@ -95,9 +95,8 @@ class GradientFit:
         self.remedy = remedy or _Remedial()
 
     def __call__(self, model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> FitOutput:
-        anchored = self.config.name == "anchor" and context.reference is not None
         params = dict(model.named_parameters())
-        reference = {name: context.reference[name] for name in params} if anchored else None
+        reference = self.config.anchor_reference(context, params)
         optimiser = torch.optim.Adam(params.values(), lr=self.config.lr)
         checkpoints = StepCheckpoints(context.checkpoint, modules={"model": model}, optimiser=optimiser, generator=generator)
         model.train()
@@ -147,13 +146,12 @@ class AnchoredFit:
         if isinstance(model, ClosedFormFit):
             model.fit(train.x, train.y)
             check_finite_parameters(model, f"estimator {self.config.name} (closed-form start)", context.generation)
-        anchored = self.config.name == "anchor" and context.reference is not None
-        if not (anchored or self.remedy.active):
+        params = dict(model.named_parameters())
+        reference = self.config.anchor_reference(context, params)
+        if reference is None and not self.remedy.active:
             return FitOutput(model)
         layout = TargetLayout.from_module(model, positive=self.positive, per_replicate=self.per_replicate)
-        params = dict(model.named_parameters())
         free = nn.Parameter(layout.flatten(params, average_replicates=False))
-        reference = {slot.name: context.reference[slot.name] for slot in layout.slots} if anchored else None
         optimiser = torch.optim.Adam([free], lr=self.config.lr)
         remedy, train = self.remedy.start(train, generator) if self.remedy.active else (None, train)
         for step in range(self.config.steps):

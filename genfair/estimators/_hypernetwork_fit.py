@@ -135,8 +135,7 @@ class HypernetworkFit:
             self._vectorise = _can_vectorise(model, train, self.options, conditional)
         hnet = self._hypernetwork(model, train, generator, context)
         objective = PLEObjective(config.ple_config())
-        anchored = config.name == "anchor" and context.reference is not None
-        reference = {name: context.reference[name] for name in hnet.generated} if anchored else None
+        reference = config.anchor_reference(context, hnet.generated)
         optimiser = torch.optim.Adam([p for p in hnet.parameters() if p.requires_grad], lr=config.lr)
         checkpoints = StepCheckpoints(context.checkpoint, modules={"model": model, "hypernetwork": hnet},
                                       optimiser=optimiser, generator=generator)
@@ -197,9 +196,9 @@ class HypernetworkFit:
         steps the model's sampler does not take, a persistent H whose model changed shape, a
         persistent H lost to a resumed run."""
         config = self.config
-        if config.sample_steps is not None:
+        if config.ple.sample_steps is not None:
             try:
-                check_sample_steps(model, config.sample_steps)
+                check_sample_steps(model, config.ple.sample_steps)
             except HyperNetworkError as error:
                 raise ConfigError(str(error)) from None
         n = train.x.shape[1]
@@ -258,8 +257,7 @@ class HypernetworkFit:
             torch.manual_seed(_seed_from(generator))  # the hypernetwork's initialisation
             hnet = HyperNetwork(model, **self.options)
         objective = PLEObjective(self.config.ple_config())
-        anchored = self.config.name == "anchor" and context.reference is not None
-        reference = {name: context.reference[name] for name in hnet.generated} if anchored else None
+        reference = self.config.anchor_reference(context, hnet.generated)
         optimiser = torch.optim.Adam(hnet.parameters(), lr=self.config.lr)
         conditional = bool(self.options["num_classes"])
         modules = {"model": model, "hypernetwork": hnet}

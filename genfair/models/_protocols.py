@@ -23,7 +23,7 @@ May declare, by subclassing the protocol (procedures ask ``isinstance``, never `
     class); without it PLE treats its own samples as data;
   - :class:`SteppedSampler`: ``sample(..., steps=k)`` with a ``max_sample_steps``, a sampler whose
     number of reverse steps the caller chooses (a diffusion model), so PLE may draw its own
-    samples in fewer steps (``estimator.sample_steps``; ``genfair.hypernets.SteppedSampler``).
+    samples in fewer steps (``estimator.ple.sample_steps``; ``genfair.hypernets.SteppedSampler``).
 And as attributes:
   - ``CONSTRAINTS``: ``{parameter pattern: "softplus" | "softmax" | "exp" | "psd"}``, parameters that
     a hypernetwork or an anchored fit must keep positive or normalised (default: none);
