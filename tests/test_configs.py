@@ -97,3 +97,27 @@ def test_a_bad_value_in_an_arm_names_the_key_and_the_arm():
     cfg = compose_config(["+arms.a=['loop.n_real=0']"])
     with pytest.raises(ConfigError, match=r"loop.n_real must be a positive integer, got 0 \(in arm 'a'\)"):
         arms_from_config(cfg)
+
+
+def test_the_default_experiment_trains_its_arms_to_one_budget_and_declares_a_loop_endpoint():
+    """Per generation, every arm but the update-count control spends the same per-sample gradient
+    evaluations (within 1 %): mle steps x batch, a hypernetwork arm steps x sets x the mean set
+    size of its subsamples; mle_60 makes the hypernetwork arms' number of updates. The primary
+    endpoint is a change from generation 0."""
+    register_configs()
+    cfg = compose_config([])
+    arms = {arm.name: arm for arm in arms_from_config(cfg)}
+    n = cfg.loop.n_real
+    assert cfg.loop.n_synthetic == n  # every generation's training set has n images
+
+    def evaluations(estimator) -> float:
+        if not estimator.uses_hypernetwork:
+            return estimator.steps * min(estimator.batch_size or n, n)
+        sizes = range(round(estimator.subsample.min_fraction * n), round(estimator.subsample.max_fraction * n) + 1)
+        return estimator.steps * estimator.sets_per_step * sum(sizes) / len(sizes)
+
+    budget = evaluations(arms["mle"].estimator)
+    for name in ("hyper_mle", "ple"):
+        assert evaluations(arms[name].estimator) == pytest.approx(budget, rel=0.01), name
+    assert arms["mle_60"].estimator.steps == arms["hyper_mle"].estimator.steps == arms["ple"].estimator.steps
+    assert (cfg.compare.relative_to, cfg.compare.primary_first) == ("generation_0", 1)
