@@ -143,17 +143,18 @@ def test_default_experiment_runs_the_digits_loop_with_progress_and_figures(cli):
     _ok(result)
     assert (run / "metrics.csv").read_text().splitlines()[0] == CSV_HEADER
     rows = _read_csv(run / "metrics.csv")
-    assert {r["arm"] for r in rows} == {"mle", "hyper_mle", "ple"}
+    assert {r["arm"] for r in rows} == {"mle", "mle_60", "hyper_mle", "ple"}
     assert {"3", "6", "all"} <= {r["group"] for r in rows}
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["family"] == "images"
     assert summary["config"]["data"]["classes"] == [3, 6] and summary["config"]["data"]["proportions"] == [0.9, 0.1]
     assert summary["config"]["model"]["name"] == "vae" and summary["config"]["loop"]["kind"] == "fully_synthetic"
-    for arm in ("mle", "hyper_mle", "ple"):  # progress: one line per finished chain and arm, on the console
+    for arm in ("mle", "mle_60", "hyper_mle", "ple"):  # progress: one line per finished chain and arm, on the console
         for replicate in (1, 2):
             assert f"arm {arm} · replicate {replicate} of 2 · 2 generations" in result.stdout + result.stderr
             assert f"arm {arm} · replicate {replicate} of 2 · generation 1 (2 of 2)" in result.stdout + result.stderr
-    assert (run / "comparisons.csv").read_text().splitlines()[1].startswith("primary,none,hyper_mle,mle,coverage,6,1-1,2,")
+    # the declared endpoint: each arm's change from generation 0, paired with mle's
+    assert (run / "comparisons.csv").read_text().splitlines()[1].startswith("primary,generation_0,mle_60,mle,coverage,6,1-1,2,")
     assert _is_png(run / "figures" / "minority_fidelity.png")
     assert _is_png(run / "figures" / "samples_mle.png") and _is_png(run / "figures" / "samples_ple.png")
 
