@@ -3,7 +3,7 @@ file, and run through the loop with ``model=custom`` from the repository root::
 
     genfair model=custom model._target_=examples.flow.RealNVP
     genfair model=custom model._target_=examples.autoregressive.MADE
-    genfair model=custom model._target_=examples.gan.GAN model.conditional=false 'arms={mle:{estimator.name:mle}}' compare.baseline=null
+    genfair model=custom model._target_=examples.gan.GAN model.conditional=false loop.synthetic_labels=counts 'arms={mle:{estimator.name:mle}}' compare.baseline=null
 
 See docs/guides/wrapping-models.md, "Bring your own model".
 """

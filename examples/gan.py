@@ -5,7 +5,7 @@ likelihood (:class:`genfair.models.AdversarialTraining`).
 Run it in the loop from the repository root (unconditional: the loop labels its samples with
 the evaluation classifier; a GAN trains by ``estimator=mle`` only, so one arm)::
 
-    genfair model=custom model._target_=examples.gan.GAN model.conditional=false 'arms={mle:{estimator.name:mle}}' compare.baseline=null
+    genfair model=custom model._target_=examples.gan.GAN model.conditional=false loop.synthetic_labels=counts 'arms={mle:{estimator.name:mle}}' compare.baseline=null
 
 The model, on D values per sample (the 8x8 digits flattened: D = 64, in [0, 1]):
   - generator      G: z ~ N(0, I_latent) -> x = sigmoid(MLP(z)), a sample in [0, 1]^D;

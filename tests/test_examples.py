@@ -59,7 +59,8 @@ RUNS = {
          "arms={mle:{estimator.name:mle},hyper_mle:{estimator.name:hyper_mle}}", "estimator.hidden=16"],
         {"mle", "hyper_mle"},
     ),
-    "gan": (["model._target_=examples.gan.GAN", "model.conditional=false", "arms={mle:{estimator.name:mle}}"], {"mle"}),
+    "gan": (["model._target_=examples.gan.GAN", "model.conditional=false", "loop.synthetic_labels=counts",
+            "arms={mle:{estimator.name:mle}}"], {"mle"}),
 }
 CLASSES = {"flow": RealNVP, "autoregressive": MADE, "gan": GAN}
 # Refused before any work: (overrides, words of the one line on stderr). "no_loss" runs in a
