@@ -44,6 +44,10 @@ class Batch:
         flat = torch.bincount((self.y + rows).reshape(-1), minlength=self.replicates * num_classes)
         return flat.reshape(self.replicates, num_classes)
 
+    def select(self, index: torch.Tensor) -> Batch:
+        """The samples ``index`` (a 1-D index into the n samples) of every replicate."""
+        return Batch(self.x[:, index.to(self.x.device)], self.y[:, index.to(self.y.device)])
+
     @staticmethod
     def concat(batches: list[Batch]) -> Batch:
         """Join batches along the sample dimension (same replicates)."""

@@ -125,11 +125,11 @@ class PLEOptions:
 
     def __post_init__(self) -> None:
         check_choice("ple.discrepancy", self.discrepancy, DISCREPANCIES)
-        if self.sample_steps is not None:
-            check_positive_int("ple.sample_steps", self.sample_steps)
         check_choice("ple.constraint", self.constraint, CONSTRAINTS)
         check_number("ple.rho", self.rho, above=0)
         check_number("ple.dual_lr", self.dual_lr, at_least=0)
+        if self.sample_steps is not None:
+            check_positive_int("ple.sample_steps", self.sample_steps)
 
 
 @dataclass

@@ -53,9 +53,7 @@ def split_validation(train: Batch, config: EarlyStoppingConfig, generator: torch
     held_index = torch.cat(held).sort().values
     keep = torch.ones(train.n, dtype=torch.bool)
     keep[held_index] = False
-    train_index = torch.nonzero(keep).flatten()
-    part = lambda index: Batch(train.x[:, index.to(train.x.device)], train.y[:, index.to(train.y.device)])  # noqa: E731
-    return part(train_index), part(held_index)
+    return train.select(torch.nonzero(keep).flatten()), train.select(held_index)
 
 
 def held_out_loss(model: nn.Module, weights: Mapping[str, torch.Tensor], held: Batch) -> torch.Tensor:

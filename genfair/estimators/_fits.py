@@ -181,8 +181,8 @@ def _step_of(config: EstimatorConfig, step: int, context: FitContext) -> dict[st
 
 def _minibatch(train: Batch, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The samples ``index`` of every replicate."""
-    index = index.to(train.x.device)
-    return train.x[:, index], train.y[:, index]
+    part = train.select(index)
+    return part.x, part.y
 
 
 def _remedy_state(remedy: Remedy) -> dict[str, torch.Tensor]:

@@ -40,7 +40,7 @@ def balanced_batch(labels: torch.Tensor, batch_size: int, shares: list[float], *
 def oversample_epoch(train: Batch, shares: list[float], *, generator: torch.Generator) -> Batch:
     """The training set (one replicate) resampled to ``shares`` at its own size."""
     index = balanced_batch(train.y[0], train.n, shares, generator=generator)
-    return Batch(train.x[:, index], train.y[:, index])
+    return train.select(index)
 
 
 def smote(
