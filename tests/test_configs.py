@@ -99,13 +99,14 @@ def test_a_bad_value_in_an_arm_names_the_key_and_the_arm():
         arms_from_config(cfg)
 
 
-def test_the_default_experiment_trains_its_arms_to_one_budget_and_declares_a_loop_endpoint():
-    """Per generation, every arm but the update-count control spends the same per-sample gradient
+@pytest.mark.parametrize("overrides", [[], ["experiment=digits_ddpm"]], ids=["digits_vae", "digits_ddpm"])
+def test_the_image_experiments_train_their_arms_to_one_budget_and_declare_a_loop_endpoint(overrides):
+    """In the default experiment and its diffusion twin, per generation, every arm but the update-count control spends the same per-sample gradient
     evaluations (within 1 %): mle steps x batch, a hypernetwork arm steps x sets x the mean set
     size of its subsamples; mle_60 makes the hypernetwork arms' number of updates. The primary
     endpoint is a change from generation 0."""
     register_configs()
-    cfg = compose_config([])
+    cfg = compose_config(overrides)
     arms = {arm.name: arm for arm in arms_from_config(cfg)}
     n = cfg.loop.n_real
     assert cfg.loop.n_synthetic == n  # every generation's training set has n images
