@@ -103,7 +103,7 @@ def test_a_bad_value_in_an_arm_names_the_key_and_the_arm():
 def test_the_image_experiments_train_their_arms_to_one_budget_and_declare_a_loop_endpoint(overrides):
     """In the default experiment and its diffusion twin, per generation, every arm but the update-count control spends the same per-sample gradient
     evaluations (within 1 %): mle steps x batch, a hypernetwork arm steps x sets x the mean set
-    size of its subsamples; mle_60 makes the hypernetwork arms' number of updates. The primary
+    size of its subsamples; mle_<N> makes the hypernetwork arms' N updates. The primary
     endpoint is a change from generation 0."""
     register_configs()
     cfg = compose_config(overrides)
@@ -120,5 +120,6 @@ def test_the_image_experiments_train_their_arms_to_one_budget_and_declare_a_loop
     budget = evaluations(arms["mle"].estimator)
     for name in ("hyper_mle", "ple"):
         assert evaluations(arms[name].estimator) == pytest.approx(budget, rel=0.01), name
-    assert arms["mle_60"].estimator.steps == arms["hyper_mle"].estimator.steps == arms["ple"].estimator.steps
+    updates = arms["hyper_mle"].estimator.steps
+    assert arms[f"mle_{updates}"].estimator.steps == updates == arms["ple"].estimator.steps
     assert (cfg.compare.relative_to, cfg.compare.primary_first) == ("generation_0", 1)
