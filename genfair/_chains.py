@@ -9,11 +9,12 @@ precise), and chain r is the same whatever R is.
 Chains are independent, so they run as separate jobs: in this process one after another
 (``workers = 1``), or in a pool of ``workers`` processes with one torch thread each. A chain run
 in this process hands the run its state after every generation (:func:`run_chains` yields it);
-one in a worker, only at its end. Why not one
-batched computation (stacked weights under ``torch.func.vmap``)? Measured on 2 CPU cores with the
-default VAE (batch 64): eight chains stepped one after another cost 8.1x one chain per step, and a
-vmap over stacked weights does not run on models whose ``loss`` validates its labels or one-hot
-encodes them (data-dependent control flow), which a user's model may well do; independent jobs
+one in a worker, only at its end.
+
+Why not one batched computation (stacked weights under ``torch.func.vmap``)? Measured on 2 CPU
+cores with the default VAE (batch 64): eight chains stepped one after another cost 8.1x one
+chain per step, and a vmap over stacked weights does not run on models whose ``loss`` validates
+its labels or one-hot encodes them (data-dependent control flow), which a user's model may well do; independent jobs
 work for every model and use every core (see the replicates benchmark in ``docs/results/benchmarks.md``).
 
 Where chain r lives: ``arms/<arm>/`` with one replicate (the layout of earlier runs, so they
