@@ -7,11 +7,14 @@ of arm B share their random numbers (common random numbers, what makes paired di
 precise), and chain r is the same whatever R is.
 
 Chains are independent, so they run as separate jobs: in this process one after another
-(``workers = 1``), or in a pool of ``workers`` processes with one torch thread each. Why not one
-batched computation (stacked weights under ``torch.func.vmap``)? Measured on 2 CPU cores with the
-default VAE (batch 64): eight chains stepped one after another cost 8.1x one chain per step, and a
-vmap over stacked weights does not run on models whose ``loss`` validates its labels or one-hot
-encodes them (data-dependent control flow), which a user's model may well do; independent jobs
+(``workers = 1``), or in a pool of ``workers`` processes with one torch thread each. A chain run
+in this process hands the run its state after every generation (:func:`run_chains` yields it);
+one in a worker, only at its end.
+
+Why not one batched computation (stacked weights under ``torch.func.vmap``)? Measured on 2 CPU
+cores with the default VAE (batch 64): eight chains stepped one after another cost 8.1x one
+chain per step, and a vmap over stacked weights does not run on models whose ``loss`` validates
+its labels or one-hot encodes them (data-dependent control flow), which a user's model may well do; independent jobs
 work for every model and use every core (see the replicates benchmark in ``docs/results/benchmarks.md``).
 
 Where chain r lives: ``arms/<arm>/`` with one replicate (the layout of earlier runs, so they
@@ -23,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 from logging.handlers import QueueHandler, QueueListener
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -35,14 +38,14 @@ import torch
 from genfair._arm_parts import chain_parts, initial_model, prepare_evaluations
 from genfair.checkpoint import save_tensors, write_json
 from genfair.errors import GenerationFailed
-from genfair.loops import GenerationRecord, RunStore, simulate, training_rule
+from genfair.loops import GenerationRecord, RunStore, loop_generations, training_rule
 from genfair.models import save_model
 from genfair.plots import save_sample_grid
 from genfair.progress import format_duration
 
 __all__ = [
-    "BOOTSTRAP_COLUMNS", "ChainJob", "ChainResult", "bootstrap_rows", "chain_dir", "combine", "run_chain",
-    "run_chains", "usable_cores",
+    "BOOTSTRAP_COLUMNS", "ChainJob", "ChainResult", "bootstrap_rows", "chain_dir", "combine", "log_chain_progress",
+    "run_chain", "run_chains", "run_in_workers", "usable_cores",
 ]
 
 log = logging.getLogger("genfair")
@@ -66,16 +69,18 @@ class ChainJob:
 
 @dataclass(frozen=True)
 class ChainResult:
-    """What one chain produced: its finished generations' records (values ``(replicates,)`` per
-    key; a chain of a deep arm: ``(1,)``, with the measure's bootstrap intervals), the classes
-    its synthetic samples lost (``[{"generation": g, "lost": [names]}]``, oldest first), and its
-    failure ``(generation, reason)`` if a generation broke."""
+    """What one chain has produced: its finished generations' records (values ``(replicates,)``
+    per key; a chain of a deep arm: ``(1,)``, with the measure's bootstrap intervals), the classes
+    its synthetic samples lost (``[{"generation": g, "lost": [names]}]``, oldest first), its
+    failure ``(generation, reason)`` if a generation broke, and whether the chain has ended
+    (``done``; ``False``: its state after a generation, the last record that generation's)."""
 
     arm: str
     replicate: int | None
     records: list[GenerationRecord]
     lost: list[dict] = field(default_factory=list)
     failure: tuple[int, str] | None = None
+    done: bool = True
 
 
 def chain_dir(run_dir: Path, arm: str, replicate: int | None, replicates: int) -> Path:
@@ -92,16 +97,26 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_chains(
-    jobs: Sequence[ChainJob], *, workers: int, run_one: Callable[[ChainJob], ChainResult]
-) -> Iterator[ChainResult]:
-    """Run ``jobs`` with ``run_one`` and yield each result as it finishes: in this process when
-    ``workers == 1`` (or one job), else in a pool of ``min(workers, len(jobs))`` spawned processes
-    with one torch thread each."""
+def run_chains(jobs: Sequence[ChainJob], *, workers: int, evaluations: Mapping[str, object]) -> Iterator[ChainResult]:
+    """Run ``jobs`` and yield what they produce: in this process (``workers == 1``, or one job)
+    each chain's state after every generation it runs (``done=False``, see :func:`run_chain`) and
+    then its end; in a pool of ``min(workers, len(jobs))`` spawned processes with one torch
+    thread each, each chain's end as it finishes. ``evaluations``: each arm's prepared
+    evaluation, by arm name (a worker prepares its own)."""
     if workers == 1 or len(jobs) == 1:
         for job in jobs:
-            yield run_one(job)
+            yield from run_chain(job, evaluation=evaluations[job.arm.name])
         return
+    yield from run_in_workers(jobs, workers=workers, run_one=_chain_in_worker)
+
+
+def run_in_workers(
+    jobs: Sequence[ChainJob], *, workers: int, run_one: Callable[[ChainJob], ChainResult]
+) -> Iterator[ChainResult]:
+    """Run ``run_one`` (a module-level function, which a spawned process can import) on each of
+    ``jobs`` in a pool of ``min(workers, len(jobs))`` spawned processes with one torch thread
+    each, and yield each result as it finishes. The workers' log records are handled by this
+    process's handlers."""
     context = get_context("spawn")  # a fresh interpreter: no forked torch or OpenMP state
     records = context.Queue()  # the workers' log records, handled here by this process's handlers
     listener = QueueListener(records, _Relay())
@@ -115,6 +130,15 @@ def run_chains(
                 yield future.result()
     finally:
         listener.stop()
+
+
+def _chain_in_worker(job: ChainJob) -> ChainResult:
+    """Run a chain to its end in a worker, logging a line per generation (the worker's log
+    records reach the command's log), and return its end."""
+    for result in run_chain(job):
+        if not result.done:
+            log_chain_progress(job.arm, result)
+    return result
 
 
 def _start_worker(records, level: int) -> None:
@@ -137,20 +161,17 @@ class _Relay(logging.Handler):
             logger.handle(record)
 
 
-def run_chain(
-    job: ChainJob, *, evaluation: object | None = None, on_generation: Callable[[ChainResult], None] | None = None
-) -> ChainResult:
+def run_chain(job: ChainJob, *, evaluation: object | None = None) -> Iterator[ChainResult]:
     """Run one chain (in this process or a worker's): build its parts (``genfair._arm_parts``),
-    then ``simulate`` them, resuming after the last generation its directory holds.
+    then run their loop (``genfair.loops.loop_generations``), resuming after the last generation
+    its directory holds.
 
-    Each generation's own files are written as it finishes: the sample grid (chain 0, where the
-    measure drew one) and the remedy's log. ``on_generation`` (a chain run in this process) is
-    handed the chain's state so far after every generation; without it, a chain of several logs
-    a line per generation. ``evaluation``: the arm's prepared evaluation (``None`` in a worker:
-    prepared there, its classifier cached by the run that started it).
-
-    Returns the chain's records and lost classes; a failed generation is returned
-    (:attr:`ChainResult.failure`), not raised, with the generations finished before it.
+    Yields the chain's state after every generation it runs (``done=False``), once that
+    generation's own files are written: the loop's store, the sample grid (chain 0, where the
+    measure drew one) and the remedy's log; then the chain's end (``done=True``), once its model
+    is saved. A failed generation ends the chain (:attr:`ChainResult.failure`), not raised, with
+    the generations finished before it. ``evaluation``: the arm's prepared evaluation (``None``
+    in a worker: prepared there, its classifier cached by the run that started it).
     """
     arm, replicate = job.arm, job.replicate
     if evaluation is None:
@@ -163,36 +184,41 @@ def run_chain(
         where = "" if replicate is None else f" replicate {replicate}"
         log.info("arm %s%s: resuming after generation %d", arm.name, where, done - 1)
     lost = [entry for entry in job.earlier_lost if entry["generation"] < min(done, arm.loop.generations)]
-
-    def after_generation(finished: list[GenerationRecord]) -> None:
-        _write_generation_files(job, directory, finished[-1])
-        if on_generation is not None:
-            on_generation(ChainResult(arm.name, replicate, finished, list(lost)))
-        else:
-            _log_chain_progress(job, finished)
-
-    def on_lost_classes(generation: int, names: tuple[str, ...]) -> None:
-        where = arm.name + (f" replicate {replicate}" if replicate is not None and arm.loop.replicates > 1 else "")
-        warn_lost(where, generation, names)
-        if generation not in {entry["generation"] for entry in lost}:
-            lost.append({"generation": generation, "lost": list(names)})
-
+    records: list[GenerationRecord] = []
+    model = parts.model
+    generations = loop_generations(
+        data=arm.data, model=parts.model, config=parts.loop, seed=job.seed, measure=parts.measure, fit=parts.fit,
+        store=store, label_synthetic=parts.labeller, replicate=parts.replicate, verifier=parts.verifier,
+    )
     try:
-        result = simulate(
-            data=arm.data, model=parts.model, config=parts.loop, seed=job.seed, measure=parts.measure, fit=parts.fit,
-            store=store, on_generation=after_generation, label_synthetic=parts.labeller,
-            on_lost_classes=on_lost_classes, replicate=parts.replicate, verifier=parts.verifier,
-        )
+        for finished in generations:
+            records.append(finished.record)
+            model = finished.model
+            if finished.restored:
+                continue
+            if finished.lost:
+                warn_lost(_where(job), finished.record.generation, finished.lost)
+                if finished.record.generation not in {entry["generation"] for entry in lost}:
+                    lost.append({"generation": finished.record.generation, "lost": list(finished.lost)})
+            _write_generation_files(job, directory, finished.record)
+            yield ChainResult(arm.name, replicate, list(records), list(lost), done=False)
     except GenerationFailed as error:
         # The finished generations, also those a resumed run restored before failing at its first
         # new one, read into a fresh model (a user's fit may have left the model reshaped).
         records = store.resume(initial_model(arm), limit=arm.loop.generations)[0]
         generation = error.generation if error.generation >= 0 else len(records)  # -1: raised by a measure, which has no generation
-        return ChainResult(arm.name, replicate, records, lost, (generation, error.reason))
+        yield ChainResult(arm.name, replicate, records, lost, (generation, error.reason))
+        return
     if replicate is not None:  # a deep chain keeps its last model (genfair.models.load_model)
         model_dir = directory / "model" if arm.loop.replicates > 1 else job.run_dir / "arms" / arm.name / "model"
-        save_model(model_dir, result.model, arm.model, sample_shape=arm.data.sample_shape)
-    return ChainResult(arm.name, replicate, result.records, lost)
+        save_model(model_dir, model, arm.model, sample_shape=arm.data.sample_shape)
+    yield ChainResult(arm.name, replicate, records, lost)
+
+
+def _where(job: ChainJob) -> str:
+    """``arm`` or ``arm replicate r`` (an arm of several chains), as the log names a chain."""
+    arm, replicate = job.arm, job.replicate
+    return arm.name + (f" replicate {replicate}" if replicate is not None and arm.loop.replicates > 1 else "")
 
 
 def _write_generation_files(job: ChainJob, directory: Path, record: GenerationRecord) -> None:
@@ -212,15 +238,15 @@ def _write_generation_files(job: ChainJob, directory: Path, record: GenerationRe
         )
 
 
-def _log_chain_progress(job: ChainJob, finished: list[GenerationRecord]) -> None:
-    """A line per generation of a chain of several, or of one in a worker (a worker's reaches the
-    command's log)."""
-    arm, record = job.arm, finished[-1]
+def log_chain_progress(arm: object, chain: ChainResult) -> None:
+    """A line for the last generation of ``chain`` (an arm's chain of several, or one run in a
+    worker, whose line reaches the command's log), with the time the chain has left."""
+    record = chain.records[-1]
     left = arm.loop.generations - record.generation - 1
-    seconds = [r.seconds for r in finished]
+    seconds = [r.seconds for r in chain.records]
     log.info(
         "arm %s · replicate %d of %d · generation %d (%d of %d) · %.1f s · chain done in about %s",
-        arm.name, (job.replicate or 0) + 1, arm.loop.replicates, record.generation, record.generation + 1,
+        arm.name, (chain.replicate or 0) + 1, arm.loop.replicates, record.generation, record.generation + 1,
         arm.loop.generations, record.seconds, format_duration(left * sum(seconds) / len(seconds)),
     )
 

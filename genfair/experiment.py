@@ -38,7 +38,9 @@ from torch import nn
 from genfair._arm import Arm
 from genfair._arm_checks import check_arm, check_comparison
 from genfair._arm_parts import batched, extra_metric_names, headline_metrics, minority, prepare_evaluations
-from genfair._chains import BOOTSTRAP_COLUMNS, ChainJob, ChainResult, bootstrap_rows, combine, run_chain, run_chains, usable_cores
+from genfair._chains import (
+    BOOTSTRAP_COLUMNS, ChainJob, ChainResult, bootstrap_rows, combine, log_chain_progress, run_chains, usable_cores,
+)
 from genfair._outputs import RunOutputs, write_metrics_csv, write_replicates
 from genfair._run_dir import check_run_dir, fingerprint, versions
 from genfair._run_figures import image_figures, metric_figures, write_comparisons
@@ -48,7 +50,7 @@ from genfair.errors import ConfigError, GenerationFailed, check_positive_int
 from genfair.factors import ArmFactorsConfig, place_arms
 from genfair.progress import format_duration
 from genfair.loops import GenerationRecord
-from genfair.run_lock import holds_run_dir
+from genfair.run_lock import hold_run_dir
 
 __all__ = ["Arm", "ExperimentResult", "run_experiment"]
 
@@ -62,7 +64,6 @@ class ExperimentResult:
     summary: dict[str, Any]
 
 
-@holds_run_dir  # one writer per run directory, from its check to its last file (genfair.run_lock)
 def run_experiment(
     arms: Sequence[Arm],
     *,
@@ -117,43 +118,44 @@ def run_experiment(
         ...           LoopConfig(generations=3, n_real=10, n_synthetic=10, replicates=500))
         >>> result = run_experiment([arm], seed=0, run_dir=Path(tmp_path))  # doctest: +SKIP
     """
-    # 1. Check everything before any work; each arm's model says how its replicates are laid out.
-    models = _check_arms(arms, seed)
-    device = resolve_device(device)
-    compare = check_comparison(arms, compare)
-    factors = place_arms(arm_factors, [arm.name for arm in arms]) if arm_factors is not None else None
-    workers = usable_cores() if workers is None else check_positive_int("workers", workers)
-    if any(batched(model) for model in models.values()):  # batched closed forms: fast on the CPU, every replicate at once
-        device, workers = torch.device("cpu"), 1
-    run_dir = Path(run_dir)
-    identity = fingerprint(arms, seed)
-    previous = check_run_dir(run_dir, identity)
-    # 2. Prepare how each arm is measured, and claim the directory (so a kill leaves it resumable).
-    evaluations = prepare_evaluations(arms)
-    outputs = RunOutputs(run_dir, _header(arms, seed=seed, config=config, identity=identity, device=device,
-                                          evaluation=evaluations[arms[0].name]))
-    if previous is None:
-        outputs.write()
-    # 3. Run every arm's chains: one per replicate, or one for a model that holds them all.
-    jobs = [
-        ChainJob(arm, replicate, seed, run_dir, str(device), _earlier_lost(previous, arm.name, replicate))
-        for arm in arms
-        for replicate in ([None] if batched(models[arm.name]) else range(arm.loop.replicates))
-    ]
-    failures = _run_jobs(arms, jobs, outputs=outputs, evaluations=evaluations, workers=workers)
-    # 4. Compare the arms, summarise and draw.
-    comparisons = None
-    if compare is not None and not failures:
-        comparisons = write_comparisons(outputs.records, arms, compare, run_dir, seed=seed,
-                                        minority=outputs.header["minority"])
-    rows = outputs.finish(comparisons)
-    metric_figures(run_dir, rows, outputs.header["headline_metrics"])
-    if outputs.header["family"] == "images":
-        image_figures(arms, rows, run_dir, minority=outputs.header["minority"], factors=factors, records=outputs.records)
-    log.info("results in %s", run_dir)
-    if failures:
-        raise failures[0]
-    return ExperimentResult(run_dir, outputs.records, outputs.summary)
+    with hold_run_dir(run_dir):  # one writer per run directory, from its check to its last file (genfair.run_lock)
+        # 1. Check everything before any work; each arm's model says how its replicates are laid out.
+        models = _check_arms(arms, seed)
+        device = resolve_device(device)
+        compare = check_comparison(arms, compare)
+        factors = place_arms(arm_factors, [arm.name for arm in arms]) if arm_factors is not None else None
+        workers = usable_cores() if workers is None else check_positive_int("workers", workers)
+        if any(batched(model) for model in models.values()):  # batched closed forms: fast on the CPU, every replicate at once
+            device, workers = torch.device("cpu"), 1
+        run_dir = Path(run_dir)
+        identity = fingerprint(arms, seed)
+        previous = check_run_dir(run_dir, identity)
+        # 2. Prepare how each arm is measured, and claim the directory (so a kill leaves it resumable).
+        evaluations = prepare_evaluations(arms)
+        outputs = RunOutputs(run_dir, _header(arms, seed=seed, config=config, identity=identity, device=device,
+                                              evaluation=evaluations[arms[0].name]))
+        if previous is None:
+            outputs.write()
+        # 3. Run every arm's chains: one per replicate, or one for a model that holds them all.
+        jobs = [
+            ChainJob(arm, replicate, seed, run_dir, str(device), _earlier_lost(previous, arm.name, replicate))
+            for arm in arms
+            for replicate in ([None] if batched(models[arm.name]) else range(arm.loop.replicates))
+        ]
+        failures = _run_jobs(arms, jobs, outputs=outputs, evaluations=evaluations, workers=workers)
+        # 4. Compare the arms, summarise and draw.
+        comparisons = None
+        if compare is not None and not failures:
+            comparisons = write_comparisons(outputs.records, arms, compare, run_dir, seed=seed,
+                                            minority=outputs.header["minority"])
+        rows = outputs.finish(comparisons)
+        metric_figures(run_dir, rows, outputs.header["headline_metrics"])
+        if outputs.header["family"] == "images":
+            image_figures(arms, rows, run_dir, minority=outputs.header["minority"], factors=factors, records=outputs.records)
+        log.info("results in %s", run_dir)
+        if failures:
+            raise failures[0]
+        return ExperimentResult(run_dir, outputs.records, outputs.summary)
 
 
 def _check_arms(arms: Sequence[Arm], seed: int) -> dict[str, nn.Module]:
@@ -209,21 +211,21 @@ def _earlier_lost(previous: dict | None, arm: str, replicate: int | None) -> tup
 def _run_jobs(
     arms: Sequence[Arm], jobs: Sequence[ChainJob], *, outputs: RunOutputs, evaluations: Mapping[str, Any], workers: int,
 ) -> list[GenerationFailed]:
-    """Run the chains and report each arm when its chains have finished (:func:`_report`); an
-    arm of one chain run in this process is reported after every generation too. Returns the
-    arms' failures."""
+    """Run the chains and report what they yield, in one place: a generation of a chain run in
+    this process (a one-chain arm's is reported, :func:`_report`; another's is logged), and each
+    arm once its chains have ended. Returns the arms' failures."""
     by_name = {arm.name: arm for arm in arms}
     expected = {arm.name: sum(job.arm.name == arm.name for job in jobs) for arm in arms}
-
-    def run_here(job: ChainJob) -> ChainResult:
-        arm = by_name[job.arm.name]
-        progress = (lambda chain: _report(outputs, arm, [chain], progress=True)) if expected[arm.name] == 1 else None
-        return run_chain(job, evaluation=evaluations[arm.name], on_generation=progress)
-
     results: dict[str, list[ChainResult]] = {arm.name: [] for arm in arms}
     failures: list[GenerationFailed] = []
-    for result in run_chains(jobs, workers=workers, run_one=run_here if workers == 1 else run_chain):
+    for result in run_chains(jobs, workers=workers, evaluations=evaluations):
         arm = by_name[result.arm]
+        if not result.done:  # a generation finished
+            if expected[arm.name] == 1:
+                _report(outputs, arm, [result], progress=True)
+            else:
+                log_chain_progress(arm, result)
+            continue
         results[arm.name].append(result)
         if result.replicate is not None:
             _log_chain_done(arm, result, results, arms, workers=workers, jobs=len(jobs))

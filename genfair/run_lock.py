@@ -12,7 +12,9 @@ anything there, naming the holder and what to do. The lock is taken without wait
 re-entrant within a process: the ``genfair`` command takes it before the config is checked (so
 that a refused command writes nothing into a directory in use), and :func:`run_experiment
 <genfair.experiment.run_experiment>` and :func:`run_study <genfair.studies.run_study>`, which take
-it themselves for callers from Python, then find it held by their own process.
+it themselves for callers from Python, then find it held by their own process. Which process
+holds a directory is read from its lock file (held, and naming this process's id and host), so
+this module keeps no record of its own.
 
 Readers (``genfair-aggregate``, ``genfair-plot``) call :func:`lock_holder`, which tests the lock
 without holding it and says who is still writing a directory.
@@ -26,18 +28,15 @@ Example:
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import os
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 from genfair.checkpoint import check_writable_dir
 from genfair.errors import ConfigError
@@ -48,7 +47,7 @@ except ImportError:  # Windows
     fcntl = None
     import msvcrt
 
-__all__ = ["LOCK_FILE", "LockHolder", "RunDirInUse", "hold_run_dir", "holds_run_dir", "lock_holder"]
+__all__ = ["LOCK_FILE", "LockHolder", "RunDirInUse", "hold_run_dir", "lock_holder"]
 
 LOCK_FILE = "genfair.lock"
 _WINDOWS_BYTE = 1 << 20  # msvcrt locks a byte range; one past the holder record, which stays readable
@@ -56,10 +55,6 @@ _BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK}  # "held 
 _TRIES = 5  # a reader's probe holds the lock for microseconds: a writer tries again before refusing
 _PAUSE = 0.05  # seconds between those tries
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-_held: set[str] = set()  # the real paths of the run directories this process holds
-_held_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -109,10 +104,7 @@ def hold_run_dir(run_dir: Path | str, *, key: str = "hydra.run.dir") -> Iterator
             (a read-only or lock-less file system), in one line saying what to do.
     """
     run_dir = Path(run_dir)
-    name = os.path.realpath(run_dir)
-    with _held_guard:
-        nested = name in _held
-    if nested:  # this process holds it already (the command, then run_experiment inside it)
+    if _held_here(run_dir):  # this process holds it already (the command, then run_experiment inside it)
         yield
         return
     check_writable_dir(run_dir, key=key)
@@ -124,26 +116,10 @@ def hold_run_dir(run_dir: Path | str, *, key: str = "hydra.run.dir") -> Iterator
         _remove_empty(missing)
         raise
     try:
-        with _held_guard:
-            _held.add(name)
         yield
     finally:
-        with _held_guard:
-            _held.discard(name)
         _release(fd, run_dir / LOCK_FILE)
         _remove_empty(missing)
-
-
-def holds_run_dir(runner: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``runner`` (a function with a keyword argument ``run_dir``) called inside
-    :func:`hold_run_dir` of that directory: a runner's whole call is one writer's."""
-
-    @functools.wraps(runner)
-    def holding(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with hold_run_dir(kwargs["run_dir"]):
-            return runner(*args, **kwargs)
-
-    return holding
 
 
 def lock_holder(run_dir: Path | str) -> LockHolder | None:
@@ -166,6 +142,13 @@ def lock_holder(run_dir: Path | str) -> LockHolder | None:
         return _read_holder(fd)
     finally:
         os.close(fd)
+
+
+def _held_here(run_dir: Path) -> bool:
+    """Whether this process holds ``run_dir``: its lock is held (a lock this process took on
+    another open file counts, see :func:`lock_holder`) and its file names this process and host."""
+    holder = lock_holder(run_dir)
+    return holder is not None and (holder.pid, holder.host) == (os.getpid(), socket.gethostname())
 
 
 def _acquire(run_dir: Path, *, key: str) -> int:

@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         curate,
         gaussian_verifier,
     )
-    from genfair.loops._simulate import (
+    from genfair.loops._records import (
+        FinishedGeneration,
         Fit,
         FitCheckpoint,
         FitContext,
@@ -46,10 +47,8 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         LoopResult,
         Measure,
         Measurement,
-        check_finite_parameters,
-        fit_closed_form,
-        simulate,
     )
+    from genfair.loops._simulate import check_finite_parameters, fit_closed_form, loop_generations, simulate
     from genfair.loops._store import RunStore
     from genfair.loops._training_set import (
         BUILT_IN_RULES,
@@ -74,6 +73,7 @@ __all__ = [
     "ClassifierVerifier",
     "Curated",
     "CurationConfig",
+    "FinishedGeneration",
     "Fit",
     "FitCheckpoint",
     "FitContext",
@@ -95,6 +95,7 @@ __all__ = [
     "draw_labels",
     "fit_closed_form",
     "gaussian_verifier",
+    "loop_generations",
     "policy_labels",
     "simulate",
     "training_set",

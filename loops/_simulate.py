@@ -1,12 +1,15 @@
-"""The self-consuming loop, for any model that follows genfair's protocol."""
+"""The self-consuming loop, for any model that follows genfair's protocol.
+
+:func:`loop_generations` runs it and yields each finished generation, so whoever runs the loop
+pulls the records and writes what it needs where it pulls them; :func:`simulate` runs it to the
+end, with optional callbacks, and returns every record.
+"""
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,128 +22,23 @@ from genfair.models import BiasedSampler, ClosedFormFit
 from genfair.seeding import torch_generator
 from genfair.loops._config import LoopConfig
 from genfair.loops._curation import Verifier, check_curation, curate
+from genfair.loops._records import (
+    Fit,
+    FitContext,
+    FitOutput,
+    FinishedGeneration,
+    GenerationRecord,
+    GenerationStore,
+    Labeller,
+    LoopResult,
+    Measure,
+    Measurement,
+)
 from genfair.loops._training_set import check_label_policy, check_training_set, policy_labels, training_rule
 
-__all__ = [
-    "Fit",
-    "FitCheckpoint",
-    "FitContext",
-    "FitOutput",
-    "GenerationRecord",
-    "GenerationStore",
-    "LoopResult",
-    "Measurement",
-    "check_finite_parameters",
-    "fit_closed_form",
-    "simulate",
-]
+__all__ = ["LostClasses", "check_finite_parameters", "fit_closed_form", "loop_generations", "simulate"]
 
-log = logging.getLogger(__name__)
-
-class FitCheckpoint(Protocol):
-    """Where a fit trained by gradient steps keeps the state of the generation in progress (see
-    ``genfair.loops.RunStore.fit_checkpoint``): ``save`` it after every ``every`` steps; ``load`` returns
-    ``(steps done, tensors)`` saved for this generation by a run that was killed, or ``None``."""
-
-    every: int
-
-    def load(self) -> tuple[int, dict[str, torch.Tensor]] | None: ...
-
-    def save(self, step: int, tensors: dict[str, torch.Tensor]) -> None: ...
-
-
-@dataclass(frozen=True)
-class FitContext:
-    """What a fit may need beyond its training set: the generation, the ``state_dict`` of the
-    model fitted at generation 0 on real data (``None`` during generation 0), which an anchored
-    fit stays close to (a resumed loop restores it from its store), and where to checkpoint the
-    generation in progress (``None``: nowhere; see ``LoopConfig.checkpoint_every``)."""
-
-    generation: int
-    reference: dict[str, torch.Tensor] | None
-    checkpoint: FitCheckpoint | None = None
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """What a ``measure`` may return instead of a plain dict: the values, and for some keys a
-    confidence interval ``(lo, hi)`` computed by the measure itself (a bootstrap over the samples
-    of a single-replicate deep model, where there are no replicates to summarise), and
-    ``artifacts``: what the measure made besides numbers (e.g. ``"grid"``, a ``(classes, k, C, H,
-    W)`` sample grid), which the loop hands to ``on_generation`` in the record but never stores."""
-
-    values: Mapping[str, torch.Tensor]
-    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    artifacts: Mapping[str, torch.Tensor] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FitOutput:
-    """What a fit may return instead of the bare model: the fitted model and diagnostics of the
-    fit itself (``{"metric/group": (replicates,)}``, e.g. the PLE penalty's share of the loss),
-    which the loop adds to the generation's record beside what ``measure`` returns; ``logs``:
-    what the fit recorded along the way (e.g. ``{"group_dro_weights": [[q_c] per step]}``), which
-    the loop hands to ``on_generation`` in the record's ``artifacts`` but never stores."""
-
-    model: nn.Module
-    values: Mapping[str, torch.Tensor] = field(default_factory=dict)
-    logs: Mapping[str, Any] = field(default_factory=dict)
-
-
-Fit = Callable[[nn.Module, Batch, torch.Generator, FitContext], "nn.Module | FitOutput"]
-Measure = Callable[[nn.Module, Batch, torch.Generator], "Mapping[str, torch.Tensor] | Measurement"]
-Labeller = Callable[[torch.Tensor], torch.Tensor]
 LostClasses = Callable[[int, tuple[str, ...]], None]
-
-
-@dataclass(frozen=True)
-class GenerationRecord:
-    """What one generation measured: ``values["metric/group"]`` is ``(replicates,)`` float64;
-    ``intervals["metric/group"]``, where the measure gave one, is ``(2,)`` float64 ``(lo, hi)``;
-    ``seconds`` is the wall time of fit, measure and sample (writing to disk excluded).
-
-    ``values`` is kept in sorted key order, so a record restored from a checkpoint (safetensors
-    returns its keys sorted) is identical to the one the loop measured, and so are the files
-    written from it.
-
-    ``artifacts`` holds what the generation made besides numbers for ``on_generation`` to write:
-    ``"measure"`` (:attr:`Measurement.artifacts`) and ``"fit"`` (:attr:`FitOutput.logs`). It is not
-    stored: a record restored from disk has none (its files were written when it was made).
-    """
-
-    generation: int
-    values: dict[str, np.ndarray]
-    seconds: float
-    intervals: dict[str, np.ndarray] = field(default_factory=dict)
-    artifacts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "values", dict(sorted(self.values.items())))
-        object.__setattr__(self, "intervals", dict(sorted(self.intervals.items())))
-
-
-@dataclass(frozen=True)
-class LoopResult:
-    records: list[GenerationRecord]
-    model: nn.Module
-
-    def values(self, key: str) -> np.ndarray:
-        """``(generations, replicates)`` values of ``"metric/group"``."""
-        if key not in self.records[0].values:
-            raise KeyError(f"no metric {key!r}; available: {sorted(self.records[0].values)}")
-        return np.stack([record.values[key] for record in self.records])
-
-
-class GenerationStore(Protocol):
-    """Where a loop keeps finished generations, so a killed run can resume (see ``genfair.loops.RunStore``)."""
-
-    def resume(self, model: nn.Module, *, limit: int) -> tuple[list[GenerationRecord], list[Batch]]: ...
-
-    def save(self, record: GenerationRecord, model: nn.Module, synthetic: Batch) -> None: ...
-
-    def model_state(self, generation: int) -> dict[str, torch.Tensor]: ...
-
-    def fit_checkpoint(self, generation: int, *, every: int) -> FitCheckpoint: ...
 
 
 def fit_closed_form(model: nn.Module, train: Batch, generator: torch.Generator, context: FitContext) -> nn.Module:
@@ -178,7 +76,8 @@ def simulate(
     replicate: int = 0,
     verifier: Verifier | None = None,
 ) -> LoopResult:
-    """Run a self-consuming loop (Alemohammad et al. 2024, Algorithm 1) over ``config.generations``.
+    """Run a self-consuming loop (Alemohammad et al. 2024, Algorithm 1) over ``config.generations``
+    (:func:`loop_generations` to the end, its generations handed to the callbacks).
 
     Args:
         data: a data source with ``draw(replicates, n, *, generator) -> Batch`` and ``group_names``.
@@ -195,7 +94,8 @@ def simulate(
         store: keeps finished generations; with one, the loop resumes after the last, and with
             ``config.checkpoint_every`` the fit checkpoints the generation in progress there.
         on_generation: called after each finished generation with the records of every
-            finished generation so far, including those restored from ``store``.
+            finished generation so far, including those restored from ``store`` (after the
+            generation is saved in ``store``).
         label_synthetic: ``x (R, n, *shape) -> labels (R, n)``: who labels the synthetic samples.
             ``None`` (the default): the classes they were drawn for, sampled from the class
             shares of the generation's training set, which suits class-conditional models;
@@ -207,7 +107,8 @@ def simulate(
             holds (replicate 0 is the chain of a one-replicate run).
         on_lost_classes: called as ``(g, names)`` when the synthetic samples drawn at generation
             g (what generation g + 1 trains on) hold no sample of the classes ``names`` in any
-            replicate, though the real data had them. The loop goes on (such a run is degraded,
+            replicate, though the real data had them (after generation g is saved, before
+            ``on_generation``). The loop goes on (such a run is degraded,
             not broken). A class lost in only some replicates is not reported: that is the
             drift a replicated analytic loop studies (with one replicate, any loss counts).
         verifier: ``(model, x, labels) -> Verdict``, what ``config.curation`` keeps samples by
@@ -230,6 +131,53 @@ def simulate(
         >>> result.values("trace_cov/all").shape
         (3, 1000)
     """
+    records: list[GenerationRecord] = []
+    for finished in loop_generations(
+        data=data, model=model, config=config, seed=seed, measure=measure, fit=fit, store=store,
+        label_synthetic=label_synthetic, replicate=replicate, verifier=verifier,
+    ):
+        records.append(finished.record)
+        model = finished.model
+        if finished.restored:
+            continue
+        if finished.lost and on_lost_classes is not None:
+            on_lost_classes(finished.record.generation, finished.lost)
+        if on_generation is not None:
+            on_generation(records)
+    return LoopResult(records, model)
+
+
+def loop_generations(
+    *,
+    data: Any,
+    model: nn.Module,
+    config: LoopConfig,
+    seed: int,
+    measure: Measure,
+    fit: Fit = fit_closed_form,
+    store: GenerationStore | None = None,
+    label_synthetic: Labeller | None = None,
+    replicate: int = 0,
+    verifier: Verifier | None = None,
+) -> Iterator[FinishedGeneration]:
+    """Run a self-consuming loop and yield every finished generation, oldest first: those
+    restored from ``store`` (``restored=True``), then each one run, once it is saved in ``store``.
+
+    The arguments are :func:`simulate`'s (the callbacks aside); the checks run, and ``store`` is
+    read, when the first generation is asked for. A generation that breaks raises
+    :class:`~genfair.errors.GenerationFailed` there (earlier generations are already in
+    ``store``).
+
+    Example:
+        >>> from genfair.data import GaussianData
+        >>> from genfair.models import ClassGaussianModel
+        >>> config = LoopConfig(generations=2, n_real=10, n_synthetic=10, replicates=100)
+        >>> for finished in loop_generations(data=GaussianData(), model=ClassGaussianModel(replicates=100),
+        ...                                  config=config, seed=0, measure=lambda m, t, g: {}):
+        ...     print(finished.record.generation, finished.lost)
+        0 ()
+        1 ()
+    """
     num_classes = len(data.group_names)
     check_label_policy(config, num_classes=num_classes, relabelled=label_synthetic is not None)
     check_curation(config, replicates=config.replicates, relabelled=label_synthetic is not None,
@@ -243,10 +191,12 @@ def simulate(
     device = module_device(model)  # training sets live where the model computes; generators stay on the CPU
     real = _to(data.draw(config.replicates, config.n_real, generator=torch_generator(seed, 0, "real", replicate=replicate)), device)
     _check_classes_present(real.class_counts(num_classes), data.group_names)
-    records, synthetic = store.resume(model, limit=config.generations) if store is not None else ([], [])
+    restored, synthetic = store.resume(model, limit=config.generations) if store is not None else ([], [])
     synthetic = [_to(batch, device) for batch in synthetic]
-    reference = store.model_state(0) if records else None
-    for g in range(len(records), config.generations):
+    reference = store.model_state(0) if restored else None
+    for record in restored:
+        yield FinishedGeneration(record, model, restored=True)
+    for g in range(len(restored), config.generations):
         start = time.perf_counter()
         # 1. Build this generation's training set.
         if g == 0:
@@ -299,18 +249,12 @@ def simulate(
             x, labels = curated.x, curated.labels
             values.update(_as_arrays(Measurement(curated.values(data.group_names)))[0])
         labels = labels.to(x.device) if label_synthetic is None else label_synthetic(x).to(x.device, torch.int64)
-        lost = _lost_classes(labels, data.group_names)
-        if lost and on_lost_classes is not None:
-            on_lost_classes(g, lost)
         synthetic = (synthetic if rule.keeps_history else []) + [Batch(x, labels)]
         record = GenerationRecord(g, values, time.perf_counter() - start, intervals,
                                   artifacts={"measure": measured.artifacts, "fit": fitted.logs})
         if store is not None:
             store.save(record, model, synthetic[-1])
-        records.append(record)
-        if on_generation is not None:
-            on_generation(records)
-    return LoopResult(records, model)
+        yield FinishedGeneration(record, model, _lost_classes(labels, data.group_names))
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:

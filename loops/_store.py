@@ -11,7 +11,7 @@ from torch import nn
 from genfair.checkpoint import load_tensors, read_json, save_tensors, write_json
 from genfair.data import Batch
 from genfair.errors import ConfigError
-from genfair.loops._simulate import GenerationRecord
+from genfair.loops._records import GenerationRecord
 
 __all__ = ["InProgress", "RunStore"]
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from genfair._chains import ChainJob, ChainResult, run_chains
+from genfair._chains import ChainJob, ChainResult, run_in_workers
 from genfair.data import DigitsData
 from genfair.estimators import EstimatorConfig
 from genfair.evaluation import EvaluationConfig
@@ -98,7 +98,7 @@ def test_worker_log_lines_reach_the_commands_log(caplog, tmp_path):
     """Chains in spawned workers log through the command's process (its console and log file)."""
     jobs = [ChainJob("arm", r, 0, tmp_path) for r in range(2)]
     with caplog.at_level(logging.INFO, logger="genfair"):
-        results = list(run_chains(jobs, workers=2, run_one=_logging_job))
+        results = list(run_in_workers(jobs, workers=2, run_one=_logging_job))
     assert sorted(r.replicate for r in results) == [0, 1]
     messages = [record.getMessage() for record in caplog.records]
     assert sorted(m for m in messages if m.startswith("worker line")) == [

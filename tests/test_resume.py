@@ -17,10 +17,12 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from _commands import command_env, run_command
 
@@ -30,11 +32,12 @@ from genfair import ConfigError
 from genfair.data import ClassMixtureData, DigitsData
 from genfair.estimators import EarlyStoppingConfig, EstimatorConfig, PLEOptions, StepCheckpoints
 from genfair.evaluation import EvaluationConfig
+from genfair._outputs import read_metrics_csv
 from genfair.experiment import Arm, run_experiment
-from genfair.models import AnalyticModelConfig, VAEConfig
+from genfair.models import AnalyticModelConfig, ClassGaussianModel, VAEConfig
 from genfair.remedies import RemedyConfig
 from genfair.run_lock import LOCK_FILE
-from genfair.loops import LOOP_KINDS, LoopConfig
+from genfair.loops import LOOP_KINDS, LoopConfig, RunStore, loop_generations
 
 GENFAIR = str(Path(sys.executable).with_name("genfair"))
 if not Path(GENFAIR).exists():
@@ -212,13 +215,52 @@ def test_a_run_killed_before_its_first_generation_resumes(tmp_path, monkeypatch)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(genfair._chains, "simulate", killed)
+        patch.setattr(genfair._chains, "loop_generations", killed)
         with pytest.raises(KeyboardInterrupt):
             run_experiment(_arms(generations=2), seed=0, run_dir=tmp_path / "run")
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "running"
     run_experiment(_arms(generations=2), seed=0, run_dir=tmp_path / "run")
     run_experiment(_arms(generations=2), seed=0, run_dir=tmp_path / "reference")
     _assert_same_results(tmp_path / "run", tmp_path / "reference")
+
+
+def test_a_one_chain_arm_reports_each_generation_as_it_finishes(tmp_path, monkeypatch):
+    """The run writes metrics.csv and summary.json from what a chain in this process yields,
+    generation by generation: killed after an arm's first generation, the files hold it."""
+    whole = genfair._chains.loop_generations
+
+    def killed_after_one(**kwargs):
+        generations = whole(**kwargs)
+        yield next(generations)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(genfair._chains, "loop_generations", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(_arms(generations=3), seed=0, run_dir=tmp_path)
+    rows = read_metrics_csv(tmp_path / "metrics.csv")
+    assert rows and {(row["arm"], row["generation"]) for row in rows} == {("mle", 0)}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "running" and len(summary["arms"]["mle"]["generation_seconds"]) == 1
+
+
+def test_the_loop_yields_the_restored_generations_then_each_new_one(tmp_path):
+    """``loop_generations`` on a store of 2 finished generations, asked for 3: the 2 restored
+    (their records as stored), then generation 2 as an uninterrupted loop makes it."""
+    data = ClassMixtureData(proportions=[0.8, 0.2], dim=2, class_names=["majority", "minority"])
+    config = LoopConfig(generations=3, n_real=20, n_synthetic=20, replicates=8)
+
+    def loop(config: LoopConfig, store: RunStore | None = None):
+        return loop_generations(data=data, model=ClassGaussianModel(2, 2, replicates=8), config=config, seed=0,
+                                measure=lambda model, train, generator: {"mean/all": model.means[:, 0, 0]}, store=store)
+
+    uninterrupted = list(loop(config))
+    list(loop(replace(config, generations=2), RunStore(tmp_path, keep_all_synthetic=False)))
+    resumed = list(loop(config, RunStore(tmp_path, keep_all_synthetic=False)))
+    assert [(f.record.generation, f.restored) for f in resumed] == [(0, True), (1, True), (2, False)]
+    assert [(f.record.generation, f.restored) for f in uninterrupted] == [(0, False), (1, False), (2, False)]
+    for got, want in zip(resumed, uninterrupted):
+        np.testing.assert_array_equal(got.record.values["mean/all"], want.record.values["mean/all"])
+    torch.testing.assert_close(resumed[-1].model.means, uninterrupted[-1].model.means, rtol=0, atol=0)
 
 
 # ------------------------------------------------------------------------ library: damaged files

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from genfair.checkpoint import write_json
-from genfair.run_lock import holds_run_dir
+from genfair.run_lock import hold_run_dir
 
 __all__ = ["SUMMARY_KEYS", "Study", "StudyConfig", "StudyResult", "run_study"]
 
@@ -88,7 +88,6 @@ class Study:
         return getattr(importlib.import_module(module), name)
 
 
-@holds_run_dir  # one writer per run directory (genfair.run_lock)
 def run_study(
     config: StudyConfig, *, seed: int, run_dir: Path | str, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -114,40 +113,41 @@ def run_study(
         >>> run_study(config, seed=0, run_dir=tmp_path)["status"]  # doctest: +SKIP
         'complete'
     """
-    name, study = _registered(config)
-    run_dir = Path(run_dir)
-    started = time.perf_counter()
-    summary: dict[str, Any] = {
-        "study": name,
-        "status": "running",
-        "seed": seed,
-        "config": dataclasses.asdict(config),
-        "fingerprint": {"study": name, "config": dataclasses.asdict(config)},
-        "overrides": list(overrides),
-        "versions": _versions(),
-        "seconds": None,
-        "results": None,
-        "files": [],
-        "error": None,
-    }
-    write_json(run_dir / "summary.json", summary)
-    try:
-        result = study.runner()(config, seed=seed, run_dir=run_dir)
-    except Exception as error:
-        summary.update(status="failed", seconds=round(time.perf_counter() - started, 2), error=" ".join(str(error).split()))
+    with hold_run_dir(run_dir):  # one writer per run directory (genfair.run_lock)
+        name, study = _registered(config)
+        run_dir = Path(run_dir)
+        started = time.perf_counter()
+        summary: dict[str, Any] = {
+            "study": name,
+            "status": "running",
+            "seed": seed,
+            "config": dataclasses.asdict(config),
+            "fingerprint": {"study": name, "config": dataclasses.asdict(config)},
+            "overrides": list(overrides),
+            "versions": _versions(),
+            "seconds": None,
+            "results": None,
+            "files": [],
+            "error": None,
+        }
         write_json(run_dir / "summary.json", summary)
-        raise
-    files = list(result.files)
-    if result.rows:
-        files.append(_write_rows(run_dir / "metrics.csv", result.rows))
-    summary.update(
-        status="complete",
-        seconds=round(time.perf_counter() - started, 2),
-        results=result.results,
-        files=[_relative(path, run_dir) for path in files],
-    )
-    write_json(run_dir / "summary.json", summary)
-    return summary
+        try:
+            result = study.runner()(config, seed=seed, run_dir=run_dir)
+        except Exception as error:
+            summary.update(status="failed", seconds=round(time.perf_counter() - started, 2), error=" ".join(str(error).split()))
+            write_json(run_dir / "summary.json", summary)
+            raise
+        files = list(result.files)
+        if result.rows:
+            files.append(_write_rows(run_dir / "metrics.csv", result.rows))
+        summary.update(
+            status="complete",
+            seconds=round(time.perf_counter() - started, 2),
+            results=result.results,
+            files=[_relative(path, run_dir) for path in files],
+        )
+        write_json(run_dir / "summary.json", summary)
+        return summary
 
 
 def _write_rows(path: Path, rows: Sequence[dict]) -> Path:
