@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from genfair._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
-    from genfair.loops._config import CURATION_RULES, LABEL_POLICIES, LOOP_KINDS, CurationConfig, LoopConfig, LoopKind
+    from genfair.loops._config import CURATION_RULES, LABEL_POLICIES, LOOP_KINDS, CurationConfig, LoopConfig
     from genfair.loops._curation import (
         ClassifierVerifier,
         Curated,
@@ -50,10 +50,13 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         fit_closed_form,
         simulate,
     )
+    from genfair.loops._kinds import Accumulate, Augment, Fresh, FullySynthetic
+    from genfair.loops._registry import registered_kinds
     from genfair.loops._store import RunStore
+    from genfair.loops._theory import LoopKind
     from genfair.loops._training_set import (
-        BUILT_IN_RULES,
         TrainingSetRule,
+        build_rule,
         check_label_policy,
         check_training_set,
         draw_labels,
@@ -64,9 +67,14 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     )
 
 __all__ = [
-    "BUILT_IN_RULES",
+    "Accumulate",
+    "Augment",
+    "Fresh",
+    "FullySynthetic",
     "TrainingSetRule",
+    "build_rule",
     "check_training_set",
+    "registered_kinds",
     "training_rule",
     "CURATION_RULES",
     "LABEL_POLICIES",
