@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         simulate,
     )
     from genfair.loops._kinds import Accumulate, Augment, Fresh, FullySynthetic
-    from genfair.loops._registry import registered_kinds
+    from genfair.loops._registry import read_kinds, registered_kinds
     from genfair.loops._store import RunStore
     from genfair.loops._theory import LoopKind
     from genfair.loops._training_set import (
@@ -74,6 +74,7 @@ __all__ = [
     "TrainingSetRule",
     "build_rule",
     "check_training_set",
+    "read_kinds",
     "registered_kinds",
     "training_rule",
     "CURATION_RULES",
