@@ -6,7 +6,9 @@ kind is its rule class and its YAML, ``configs/loop/<kind>.yaml``, which names t
 from __future__ import annotations
 
 import shutil
+import types
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,6 +42,16 @@ class Hoard:
         return Batch.concat([real, *synthetic[-2:]])
 
 
+@pytest.fixture
+def loop_folder(tmp_path, monkeypatch) -> Path:
+    """A copy of configs/loop/ that :func:`registered_kinds` reads instead of genfair's own."""
+    shutil.copytree(LOOP_FOLDER, tmp_path / "loop")
+    monkeypatch.setattr(_registry, "resources", types.SimpleNamespace(files=lambda package: tmp_path))
+    _registry.registered_kinds.cache_clear()
+    yield tmp_path / "loop"
+    _registry.registered_kinds.cache_clear()
+
+
 def test_the_kinds_are_the_yaml_files_that_name_a_rule():
     assert list(LOOP_KINDS) == BUILT_IN == ["accumulate", "augment", "fresh", "fully_synthetic"]
 
@@ -68,15 +80,13 @@ def test_a_kind_override_over_another_kinds_group_runs_its_own_rule(kind):
     assert arm.loop.training_set == read_kinds(LOOP_FOLDER)[kind]
 
 
-def test_a_kind_added_by_its_class_and_its_yaml_alone_runs(tmp_path, monkeypatch):
-    """A new built-in kind: copy configs/loop/, add one YAML naming a class; LoopConfig accepts
-    the kind and simulate composes its training sets (a hand-kept list would refuse it)."""
-    folder = tmp_path / "loop"
-    shutil.copytree(LOOP_FOLDER, folder)
-    (folder / "hoard.yaml").write_text(
+def test_a_kind_added_by_its_class_and_its_yaml_alone_runs(loop_folder):
+    """A new built-in kind: one YAML naming a class, beside the others; LoopConfig accepts the
+    kind and simulate composes its training sets (a hand-kept list would refuse it)."""
+    (loop_folder / "hoard.yaml").write_text(
         f"defaults:\n  - loop_schema\n\nkind: hoard\ntraining_set:\n  _target_: {__name__}.Hoard\n"
     )
-    monkeypatch.setattr(_registry, "registered_kinds", lambda: read_kinds(folder))
+    assert list(_registry.registered_kinds()) == ["accumulate", "augment", "fresh", "fully_synthetic", "hoard"]
     config = LoopConfig(kind="hoard", generations=5, n_real=6, n_synthetic=4, replicates=3)
     assert config.built_in and config.training_set == {"_target_": f"{__name__}.Hoard"}
     sizes = simulate(
@@ -86,12 +96,9 @@ def test_a_kind_added_by_its_class_and_its_yaml_alone_runs(tmp_path, monkeypatch
     assert sizes.tolist() == [6, 10, 14, 14, 14]
 
 
-def test_a_built_in_kind_runs_the_rule_its_yaml_names(tmp_path, monkeypatch):
+def test_a_built_in_kind_runs_the_rule_its_yaml_names(loop_folder):
     """Point accumulate.yaml at another class: the loop follows the YAML, not a table of kinds."""
-    folder = tmp_path / "loop"
-    shutil.copytree(LOOP_FOLDER, folder)
-    (folder / "accumulate.yaml").write_text(f"kind: accumulate\ntraining_set:\n  _target_: {__name__}.Hoard\n")
-    monkeypatch.setattr(_registry, "registered_kinds", lambda: read_kinds(folder))
+    (loop_folder / "accumulate.yaml").write_text(f"kind: accumulate\ntraining_set:\n  _target_: {__name__}.Hoard\n")
     config = LoopConfig(kind="accumulate", generations=4, n_real=6, n_synthetic=4, replicates=3)
     assert type(training_rule(config)) is Hoard
 
