@@ -5,8 +5,9 @@ Import name: ``genfair.loops``. The code lives in the repository's top-level fol
 importable. Unlike ``genfair.hypernets`` it is part of genfair and uses its shared
 infrastructure: ``genfair.data`` (batches, stratified counts), ``genfair.errors``,
 ``genfair.checkpoint``, ``genfair.seeding``, ``genfair.devices``, ``genfair.targets`` (the
-user-code targets of ``model=custom`` and ``data=custom``) and the protocols of
-``genfair.models``. ``genfair.errors`` and ``genfair.models`` load ``genfair.hypernets`` (its error class and ``ReparameterizedSampler``),
+user-code targets of ``model=custom`` and ``data=custom``, and of every loop kind's rule) and the
+protocols of ``genfair.models``; it reads the YAML files of ``genfair.configs.loop`` (the
+registered loop kinds, ``genfair.loops._registry``). ``genfair.errors`` and ``genfair.models`` load ``genfair.hypernets`` (its error class and ``ReparameterizedSampler``),
 which imports only torch. It never imports the estimators, experiments, metrics, studies or the
 CLI (``tests/test_packaging.py`` checks).
 
