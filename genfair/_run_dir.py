@@ -30,9 +30,11 @@ def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
         loop = dataclasses.asdict(arm.loop)
         loop.pop("generations")
         loop.pop("checkpoint_every")  # where a generation is checkpointed does not change its results
-        for key, default in (("synthetic_labels", "counts"), ("synthetic_shares", None), ("training_set", None)):
+        for key, default in (("synthetic_labels", "counts"), ("synthetic_shares", None)):
             if loop[key] == default:  # absent at their defaults, so runs from before these options still resume
                 loop.pop(key)
+        if arm.loop.built_in:  # the kind names its rule; absent, as before the kinds had their nodes
+            loop.pop("training_set")
         if arm.loop.curation.rule == "none":
             loop.pop("curation")
         evaluation = dataclasses.asdict(arm.evaluation)

@@ -5,8 +5,9 @@ Import name: ``genfair.loops``. The code lives in the repository's top-level fol
 importable. Unlike ``genfair.hypernets`` it is part of genfair and uses its shared
 infrastructure: ``genfair.data`` (batches, stratified counts), ``genfair.errors``,
 ``genfair.checkpoint``, ``genfair.seeding``, ``genfair.devices``, ``genfair.targets`` (the
-user-code targets of ``model=custom`` and ``data=custom``) and the protocols of
-``genfair.models``. ``genfair.errors`` and ``genfair.models`` load ``genfair.hypernets`` (its error class and ``ReparameterizedSampler``),
+user-code targets of ``model=custom`` and ``data=custom``, and of every loop kind's rule) and the
+protocols of ``genfair.models``; it reads the YAML files of ``genfair.configs.loop`` (the
+registered loop kinds, ``genfair.loops._registry``). ``genfair.errors`` and ``genfair.models`` load ``genfair.hypernets`` (its error class and ``ReparameterizedSampler``),
 which imports only torch. It never imports the estimators, experiments, metrics, studies or the
 CLI (``tests/test_packaging.py`` checks).
 
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 from genfair._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy)
-    from genfair.loops._config import CURATION_RULES, LABEL_POLICIES, LOOP_KINDS, CurationConfig, LoopConfig, LoopKind
+    from genfair.loops._config import CURATION_RULES, LABEL_POLICIES, LOOP_KINDS, CurationConfig, LoopConfig
     from genfair.loops._curation import (
         ClassifierVerifier,
         Curated,
@@ -48,11 +49,14 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         Measure,
         Measurement,
     )
+    from genfair.loops._kinds import Accumulate, Augment, Fresh, FullySynthetic
+    from genfair.loops._registry import read_kinds, registered_kinds
     from genfair.loops._simulate import check_finite_parameters, fit_closed_form, loop_generations, simulate
     from genfair.loops._store import RunStore
+    from genfair.loops._theory import LoopKind
     from genfair.loops._training_set import (
-        BUILT_IN_RULES,
         TrainingSetRule,
+        build_rule,
         check_label_policy,
         check_training_set,
         draw_labels,
@@ -63,9 +67,15 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     )
 
 __all__ = [
-    "BUILT_IN_RULES",
+    "Accumulate",
+    "Augment",
+    "Fresh",
+    "FullySynthetic",
     "TrainingSetRule",
+    "build_rule",
     "check_training_set",
+    "read_kinds",
+    "registered_kinds",
     "training_rule",
     "CURATION_RULES",
     "LABEL_POLICIES",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int, check_unit_interval
+from genfair.loops import _registry
 from genfair.targets import check_target
 
 __all__ = [
@@ -16,11 +17,10 @@ __all__ = [
     "LOOP_KINDS",
     "CurationConfig",
     "LoopConfig",
-    "LoopKind",
 ]
 
-LoopKind = Literal["fully_synthetic", "augment", "fresh", "accumulate"]
-LOOP_KINDS: tuple[str, ...] = ("fully_synthetic", "augment", "fresh", "accumulate")
+# The built-in kinds: those configs/loop/ registers (genfair.loops._registry), sorted by name.
+LOOP_KINDS: tuple[str, ...] = tuple(_registry.registered_kinds())
 LABEL_POLICIES: tuple[str, ...] = ("counts", "real_shares", "balanced", "shares")
 CURATION_RULES: tuple[str, ...] = ("none", "agreement", "confidence", "top_fraction")
 CAP_ACTIONS: tuple[str, ...] = ("mark", "fail")
@@ -96,16 +96,21 @@ class CurationConfig:
 class LoopConfig:
     """A self-consuming loop (Alemohammad et al. 2024; Gerstgrasser et al. 2024 for accumulate).
 
-    Generation 0 trains on ``n_real`` real samples. Generation g >= 1 trains on:
+    Generation 0 trains on ``n_real`` real samples. Generation g >= 1 trains on what the loop
+    kind's rule composes (:class:`~genfair.loops.TrainingSetRule`). The built-in kinds
+    (:data:`LOOP_KINDS`, each registered by ``configs/loop/<kind>.yaml``, which names its rule):
       - ``fully_synthetic``: ``n_synthetic`` samples of generation g-1's model;
       - ``augment``: generation 0's real set plus ``n_synthetic`` samples of generation g-1;
       - ``fresh``: a new draw of ``n_real`` real samples plus ``n_synthetic`` samples of g-1;
       - ``accumulate``: generation 0's real set plus every synthetic set drawn so far
         (``n_real + g * n_synthetic`` samples);
-      - ``custom``: what the rule of ``training_set`` composes (a user's loop kind).
+      - ``custom`` (or any other name, with ``training_set``): what a user's rule composes.
 
     Args:
-        kind: one of :data:`LOOP_KINDS`, or ``custom``.
+        kind: the loop kind's name. A built-in kind (one of :data:`LOOP_KINDS`) picks its
+            registered rule: ``training_set`` becomes the node of its YAML (so ``loop.kind=accumulate``
+            over ``loop=fully_synthetic`` runs accumulate). Any other name (``custom``) is a label
+            for the rule that ``training_set`` names.
         generations: number of generations, counting generation 0.
         n_real: real samples per draw.
         n_synthetic: synthetic samples drawn from each generation's model.
@@ -122,10 +127,10 @@ class LoopConfig:
         synthetic_shares: with ``synthetic_labels=shares``, one share per class in (0, 1],
             summing to 1 (a YAML list, ``loop.synthetic_shares=[0.5,0.5]``); else ``None``.
         curation: the verifier step between sampling and retraining (:class:`CurationConfig`).
-        training_set: with ``kind=custom``, ``{_target_: package.module.Name, <argument>: value,
-            ...}``: the class or function that builds the loop kind's rule, a
-            :class:`~genfair.loops.TrainingSetRule` (how each generation's training set is
-            composed); else ``None``.
+        training_set: ``{_target_: package.module.Name, <argument>: value, ...}``: the class or
+            function that builds the loop kind's rule, a :class:`~genfair.loops.TrainingSetRule`
+            (how each generation's training set is composed). A built-in kind's is its YAML's
+            (``None`` is filled in with it); a user's kind needs one.
         checkpoint_every: a fit trained by gradient steps (the deep models', the hypernetworks')
             saves the generation in progress every this many steps into the run directory
             (``arms/<arm>/in_progress/``), and a killed run restarts the generation from there,
@@ -146,17 +151,7 @@ class LoopConfig:
     training_set: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        check_choice("kind", self.kind, (*LOOP_KINDS, "custom"))
-        if self.kind == "custom":
-            if not isinstance(self.training_set, Mapping) or "_target_" not in self.training_set:
-                raise ConfigError(
-                    "kind=custom needs training_set={_target_: package.module.Name, ...} (the loop kind's rule), "
-                    f"got {self.training_set!r}"
-                )
-            check_target("training_set._target_", self.training_set["_target_"])
-            self.training_set = dict(self.training_set)
-        elif self.training_set is not None:
-            raise ConfigError(f"training_set is used only with kind=custom, got kind={self.kind!r}")
+        self.training_set = _rule_node(self.kind, self.training_set)
         check_positive_int("generations", self.generations)
         check_positive_int("n_real", self.n_real)
         check_positive_int("n_synthetic", self.n_synthetic)
@@ -183,6 +178,11 @@ class LoopConfig:
         if isinstance(self.curation, dict):  # a notebook may pass the node as a mapping
             self.curation = CurationConfig(**self.curation)
 
+    @property
+    def built_in(self) -> bool:
+        """Whether the kind is a built-in one (its rule is its registered YAML's)."""
+        return self.kind in _registry.registered_kinds()
+
     def check_classes(self, num_classes: int) -> None:
         """Refuse ``synthetic_shares`` that do not give one share to each of ``num_classes``
         classes (the data's), before any work."""
@@ -191,6 +191,35 @@ class LoopConfig:
                 f"loop.synthetic_shares must give one share to each of the data's {num_classes} classes, "
                 f"got {len(self.synthetic_shares)}: {self.synthetic_shares}"
             )
+
+
+def _rule_node(kind: object, node: object) -> dict[str, Any]:
+    """The ``training_set`` node that ``kind`` runs: a built-in kind's registered node, else
+    ``node`` (a user's rule), checked. A built-in kind with a node of another built-in kind takes
+    its own (an override ``loop.kind=augment`` leaves the group's ``loop=fully_synthetic`` node
+    behind); with a node of a user's rule it is refused, as is a user's kind without one."""
+    kinds = _registry.registered_kinds()
+    if kind in kinds:
+        if node is None or _plain(node) in kinds.values():
+            return dict(kinds[kind])
+        raise ConfigError(
+            f"kind={kind} is a built-in loop kind with its own rule ({kinds[kind]['_target_']}), got "
+            f"training_set={_plain(node)!r}; a rule of your own runs with kind=custom"
+        )
+    if node is None or not isinstance(kind, str):
+        check_choice("kind", kind, (*kinds, "custom"))  # a typo of a built-in kind: refused, naming them
+    if not isinstance(node, Mapping) or "_target_" not in node:
+        raise ConfigError(
+            f"kind={kind} needs training_set={{_target_: package.module.Name, ...}} (the loop kind's rule), "
+            f"got {node!r}; built-in kinds: {list(kinds)}"
+        )
+    check_target("training_set._target_", node["_target_"])
+    return _plain(node)
+
+
+def _plain(node: object) -> object:
+    """A mapping node as a plain dict (an OmegaConf DictConfig compares as one too)."""
+    return dict(node) if isinstance(node, Mapping) else node
 
 
 def _shown(value: object) -> object:

@@ -21,9 +21,10 @@ from scipy import special, stats
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int, check_unit_interval
 from genfair.data import stratified_counts
-from genfair.loops._config import LoopKind
-
 Estimator = Literal["mle", "unbiased"]
+# The loop kinds whose moments this module derives: the four built-in ones (a kind added since
+# runs without closed forms until its recursion is written here).
+LoopKind = Literal["fully_synthetic", "augment", "fresh", "accumulate"]
 
 
 def _check_int(name: str, value: object, minimum: int = 1) -> int:

@@ -12,16 +12,15 @@ from genfair.data import Batch, stratified_counts
 from genfair.errors import ConfigError, GenerationFailed
 
 __all__ = [
-    "BUILT_IN_RULES", "Accumulate", "Augment", "Fresh", "FullySynthetic", "TrainingSetRule", "check_label_policy",
-    "check_training_set", "draw_labels", "policy_labels", "training_rule", "training_set", "training_set_size",
+    "TrainingSetRule", "build_rule", "check_label_policy", "check_training_set", "draw_labels", "policy_labels",
+    "training_rule", "training_set", "training_set_size",
 ]
 
 
 class TrainingSetRule(Protocol):
     """What a loop kind is: how generation g >= 1's training set is composed (step 1 of
-    :func:`~genfair.loops.simulate`). The built-in kinds are rules like any other (see
-    :data:`BUILT_IN_RULES`); ``loop.kind=custom`` takes one from the user's code through
-    ``loop.training_set._target_`` (see :func:`training_rule`).
+    :func:`~genfair.loops.simulate`). Every kind's rule, a built-in one's (``genfair.loops._kinds``)
+    as a user's, is built by :func:`training_rule` from ``loop.training_set``'s ``_target_``.
 
     Attributes:
         keeps_history: whether ``compose`` reads every synthetic set drawn so far (the run then
@@ -43,68 +42,21 @@ class TrainingSetRule(Protocol):
         samples, from the generation's own stream) and the generation's ``generator``."""
 
 
-class FullySynthetic:
-    """``n_synthetic`` samples of generation g-1's model."""
-
-    keeps_history = False
-
-    def size(self, generation: int, *, n_real: int, n_synthetic: int) -> int:
-        return n_synthetic
-
-    def compose(self, generation, *, real, synthetic, draw_real, generator) -> Batch:
-        return synthetic[-1]
-
-
-class Augment:
-    """Generation 0's real set plus ``n_synthetic`` samples of generation g-1."""
-
-    keeps_history = False
-
-    def size(self, generation: int, *, n_real: int, n_synthetic: int) -> int:
-        return n_real + n_synthetic
-
-    def compose(self, generation, *, real, synthetic, draw_real, generator) -> Batch:
-        return Batch.concat([real, synthetic[-1]])
-
-
-class Fresh:
-    """A new draw of ``n_real`` real samples plus ``n_synthetic`` samples of generation g-1."""
-
-    keeps_history = False
-
-    def size(self, generation: int, *, n_real: int, n_synthetic: int) -> int:
-        return n_real + n_synthetic
-
-    def compose(self, generation, *, real, synthetic, draw_real, generator) -> Batch:
-        return Batch.concat([draw_real(), synthetic[-1]])
-
-
-class Accumulate:
-    """Generation 0's real set plus every synthetic set drawn so far (``n_real + g * n_synthetic``)."""
-
-    keeps_history = True
-
-    def size(self, generation: int, *, n_real: int, n_synthetic: int) -> int:
-        return n_real + generation * n_synthetic
-
-    def compose(self, generation, *, real, synthetic, draw_real, generator) -> Batch:
-        return Batch.concat([real, *synthetic])
-
-
-BUILT_IN_RULES: dict[str, TrainingSetRule] = {
-    "fully_synthetic": FullySynthetic(), "augment": Augment(), "fresh": Fresh(), "accumulate": Accumulate(),
-}
-
-
 def training_rule(config) -> TrainingSetRule:
-    """The rule of ``config.kind`` (a :class:`~genfair.loops.LoopConfig`): a built-in one, or for
-    ``custom`` the object that ``config.training_set["_target_"]`` builds from the node's other
-    keys, checked to have ``keeps_history``, ``size`` and ``compose``."""
-    if config.kind != "custom":
-        return BUILT_IN_RULES[config.kind]
+    """The rule of ``config`` (a :class:`~genfair.loops.LoopConfig`): what
+    ``config.training_set["_target_"]`` builds from the node's other keys. A built-in kind's node
+    is its YAML's (``configs/loop/<kind>.yaml``, filled in by ``LoopConfig``), a user's is theirs;
+    both are built and checked here, the same way."""
+    return build_rule(config.training_set)
+
+
+def build_rule(node: dict) -> TrainingSetRule:
+    """The object that ``node["_target_"]`` (a class or function) builds from ``node``'s other
+    keys, checked to have ``keeps_history``, ``size`` and ``compose``; refused in one line naming
+    ``loop.training_set._target_`` and the target."""
     from genfair.targets import import_target
 
-    node = dict(config.training_set)
+    node = dict(node)
     target = node.pop("_target_")
     key = f"loop.training_set._target_={target}"
     factory = import_target(target, key="loop.training_set._target_")
@@ -131,7 +83,7 @@ def check_training_set(
     training set it composed has the wrong size or classes outside the data's. ``shortfall``: the
     samples the synthetic sets it was given lack (curation without redraw keeps fewer than
     ``n_synthetic``), by which the set may fall short of the rule's ``size``."""
-    what = f"loop.training_set._target_={config.training_set['_target_']}" if config.kind == "custom" else f"loop.kind={config.kind}"
+    what = f"loop.kind={config.kind}" if config.built_in else f"loop.training_set._target_={config.training_set['_target_']}"
     size = rule.size(generation, n_real=config.n_real, n_synthetic=config.n_synthetic)
     fits = isinstance(train, Batch) and train.x.shape[0] == config.replicates and train.y.shape == train.x.shape[:2]
     if not fits or not size - shortfall <= train.x.shape[1] <= size:
@@ -148,12 +100,20 @@ def check_training_set(
 
 def training_set(kind: str, *, real: Batch, fresh: Batch | None, synthetic: list[Batch]) -> Batch:
     """The training set of a generation g >= 1 of a built-in ``kind`` (``fresh``: this
-    generation's new real draw, ``fresh`` loops only)."""
-    if kind not in BUILT_IN_RULES:
-        raise ValueError(f"kind must be one of {list(BUILT_IN_RULES)}, got {kind!r}")
-    if kind == "fresh" and fresh is None:
-        raise ValueError("a fresh loop needs this generation's real draw, got fresh=None")
-    return BUILT_IN_RULES[kind].compose(len(synthetic), real=real, synthetic=synthetic, draw_real=lambda: fresh, generator=None)
+    generation's new real draw, for a kind that draws one)."""
+    from genfair.loops import _registry
+
+    kinds = _registry.registered_kinds()
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {list(kinds)}, got {kind!r}")
+
+    def draw_real() -> Batch:
+        if fresh is None:
+            raise ValueError(f"a {kind} loop needs this generation's real draw, got fresh=None")
+        return fresh
+
+    rule = build_rule(kinds[kind])
+    return rule.compose(len(synthetic), real=real, synthetic=synthetic, draw_real=draw_real, generator=None)
 
 
 def training_set_size(config, generation: int) -> int:

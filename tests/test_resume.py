@@ -34,6 +34,7 @@ from genfair.estimators import EarlyStoppingConfig, EstimatorConfig, PLEOptions,
 from genfair.evaluation import EvaluationConfig
 from genfair._outputs import read_metrics_csv
 from genfair.experiment import Arm, run_experiment
+from genfair._run_dir import fingerprint
 from genfair.models import AnalyticModelConfig, ClassGaussianModel, VAEConfig
 from genfair.remedies import RemedyConfig
 from genfair.run_lock import LOCK_FILE
@@ -178,6 +179,15 @@ def test_refuses_a_directory_of_another_experiment(tmp_path, arms, seed, message
     with pytest.raises(ConfigError, match=re.escape(message)):
         run_experiment(arms, seed=seed, run_dir=tmp_path)
     assert _tree_digest(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", LOOP_KINDS)
+def test_a_built_in_kinds_fingerprint_is_what_runs_from_before_hold(kind):
+    """The loop part of the fingerprint as summary.json stored it before each built-in kind named
+    its rule (``training_set``): a run directory written then still resumes."""
+    assert fingerprint(_arms(kind, 3), 0)["arms"]["mle"]["loop"] == {
+        "kind": kind, "n_real": 30, "n_synthetic": 30, "sampling_bias": 1.0, "replicates": 64,
+    }
 
 
 def test_refuses_generations_without_a_summary(tmp_path):
