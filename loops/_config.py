@@ -197,7 +197,8 @@ def _rule_node(kind: object, node: object) -> dict[str, Any]:
     """The ``training_set`` node that ``kind`` runs: a built-in kind's registered node, else
     ``node`` (a user's rule), checked. A built-in kind with a node of another built-in kind takes
     its own (an override ``loop.kind=augment`` leaves the group's ``loop=fully_synthetic`` node
-    behind); with a node of a user's rule it is refused, as is a user's kind without one."""
+    behind); with a node of a user's rule it is refused, as is a user's kind without one or with
+    a built-in kind's node (``loop.kind=bogus`` over ``loop=fully_synthetic``: a typo)."""
     kinds = _registry.registered_kinds()
     if kind in kinds:
         if node is None or _plain(node) in kinds.values():
@@ -206,8 +207,9 @@ def _rule_node(kind: object, node: object) -> dict[str, Any]:
             f"kind={kind} is a built-in loop kind with its own rule ({kinds[kind]['_target_']}), got "
             f"training_set={_plain(node)!r}; a rule of your own runs with kind=custom"
         )
-    if node is None or not isinstance(kind, str):
-        check_choice("kind", kind, (*kinds, "custom"))  # a typo of a built-in kind: refused, naming them
+    if node is None or not isinstance(kind, str) or _plain(node) in kinds.values():
+        # a typo of a built-in kind (over the node its group file left behind): refused, naming them
+        check_choice("kind", kind, (*kinds, "custom"))
     if not isinstance(node, Mapping) or "_target_" not in node:
         raise ConfigError(
             f"kind={kind} needs training_set={{_target_: package.module.Name, ...}} (the loop kind's rule), "
