@@ -56,10 +56,12 @@ def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
 
 def _estimator(config: object) -> dict[str, Any]:
     """The estimator's config with ``ple``'s options among its own keys, as they were before
-    they moved to ``estimator.ple``, and without the options added since while they are off
-    (early stopping, PLE's own sample steps): runs from before still resume."""
+    they moved to ``estimator.ple``, without its built-in class (which its name picks) and
+    without the options added since while they are off (early stopping, PLE's own sample
+    steps): runs from before still resume."""
     described = dataclasses.asdict(config)
     if isinstance(config, EstimatorConfig):
+        del described["_target_"]  # the name's registered class, absent as before the estimators had one
         described.update(described.pop("ple"))
         if not config.early_stopping.active:
             del described["early_stopping"]

@@ -1,6 +1,7 @@
 """Targets from the user's own code (``model._target_``, ``data._target_``, ``estimator._target_``):
 the config every ``<group>=custom`` shares, importing ``package.module.Name`` and splitting a
-plain config node into the target and its arguments."""
+plain config node into the target and its arguments; and the registry of the built-ins that are
+named the same way (``configs/<group>/<name>.yaml`` naming a ``_target_``, :func:`read_registry`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.abc import Traversable
 from typing import Any, ClassVar
 
 from genfair.errors import ConfigError
 
-__all__ = ["TargetConfig", "check_target", "import_target", "split_target_node"]
+__all__ = ["TargetConfig", "check_target", "import_target", "read_registry", "split_target_node"]
 
 
 @dataclass
@@ -73,3 +75,29 @@ def import_target(path: str, *, key: str) -> Callable[..., Any]:
     if not hasattr(module, attribute):
         raise ConfigError(f"{key}={path}: module {module_name!r} has no {attribute!r}")
     return getattr(module, attribute)
+
+
+def read_registry(folder: Traversable, *, name_key: str, node_key: str | None = None) -> dict[str, dict[str, Any]]:
+    """``{name: node}`` of the ``<name>.yaml`` files of ``folder`` that name a built-in through a
+    ``_target_``: in the file's ``node_key`` node (a loop kind's ``training_set``), or at its root
+    (an estimator's). A file without one (``custom.yaml``, whose target the user gives) registers
+    nothing; one whose ``name_key`` is not its own name is refused naming both. Sorted by name.
+
+    The library reads these files as plain YAML (it never imports Hydra), so a config built from a
+    notebook (``LoopConfig(kind="accumulate")``, ``EstimatorConfig(name="ple")``) gets the same
+    built-in as the command line's ``loop=accumulate`` or ``estimator=ple``."""
+    import yaml
+
+    registered = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        root = yaml.safe_load(entry.read_text()) or {}
+        node = root.get(node_key) if node_key is not None else root
+        if not isinstance(node, dict) or node.get("_target_") in (None, "???"):
+            continue
+        name = entry.name[: -len(".yaml")]
+        if root.get(name_key) != name:
+            raise ConfigError(f"{entry}: {name_key} must be the file's name {name!r}, got {root.get(name_key)!r}")
+        registered[name] = dict(node)
+    return registered

@@ -21,35 +21,42 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         Base,
         EarlyStoppingConfig,
         EstimatorConfig,
-        EstimatorName,
         PLEOptions,
         SubsampleConfig,
     )
     from genfair.estimators._evidence import EVIDENCE_KEYS
     from genfair.estimators._fits import AnchoredFit, GradientFit
     from genfair.estimators._hypernetwork_fit import HypernetworkFit
+    from genfair.estimators._kinds import MLE, PLE, Anchor, BuiltInEstimator, FitParts, HyperMLE
     from genfair.estimators._plugin import CustomEstimatorConfig, Estimator, PluginFit
+    from genfair.estimators._registry import registered_estimators
     from genfair.estimators._step_checkpoints import StepCheckpoints
 
 __all__ = [
     "BASES",
     "ESTIMATORS",
     "EVIDENCE_KEYS",
+    "MLE",
+    "PLE",
     "AdversarialFit",
+    "Anchor",
     "AnchoredFit",
     "Base",
+    "BuiltInEstimator",
     "CustomEstimatorConfig",
     "EarlyStoppingConfig",
     "Estimator",
     "EstimatorConfig",
-    "EstimatorName",
+    "FitParts",
     "GradientFit",
+    "HyperMLE",
     "HypernetworkFit",
     "PLEOptions",
     "PluginFit",
     "StepCheckpoints",
     "SubsampleConfig",
     "build_fit",
+    "registered_estimators",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)

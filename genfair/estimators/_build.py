@@ -7,13 +7,12 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from genfair.estimators._adversarial_fit import AdversarialFit
 from genfair.estimators._config import EstimatorConfig
-from genfair.estimators._fits import AnchoredFit, GradientFit, _Remedial
-from genfair.estimators._hypernetwork_fit import HypernetworkFit
+from genfair.estimators._fits import _Remedial
+from genfair.estimators._kinds import FitParts
 from genfair.estimators._plugin import CustomEstimatorConfig, PluginFit
 from genfair.models import ModelCapabilities
-from genfair.loops import Fit, fit_closed_form
+from genfair.loops import Fit
 from genfair.remedies import RemedyConfig
 
 __all__ = ["build_fit"]
@@ -47,16 +46,6 @@ def build_fit(
         return PluginFit(config)
     can = model if isinstance(model, ModelCapabilities) else ModelCapabilities.of(model)
     classes = classes or can.num_classes or 1
-    if can.adversarial:
-        return AdversarialFit(config, remedy=remedy)
     remedial = _Remedial(remedy, classes=classes, minority=minority, features=features)
-    if config.uses_hypernetwork:
-        return HypernetworkFit(
-            config, sample_shape=sample_shape, num_classes=classes if can.num_classes is not None else None,
-            positive=can.positive, per_replicate=can.per_replicate, remedy=remedial,
-        )
-    if not can.closed_form:
-        return GradientFit(config, remedy=remedial)
-    if config.name == "mle" and not remedial.active:
-        return fit_closed_form
-    return AnchoredFit(config, positive=can.positive, per_replicate=can.per_replicate, remedy=remedial)
+    parts = FitParts(capabilities=can, sample_shape=tuple(sample_shape), classes=classes, remedy=remedy, remedial=remedial)
+    return config.kind.build(config, parts)

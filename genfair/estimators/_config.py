@@ -8,17 +8,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from genfair.errors import ConfigError, check_choice, check_number, check_positive_int
+from genfair.estimators import _registry
 from genfair.hypernets import CONSTRAINTS, DISCREPANCIES, HEADS, NORMALIZATIONS, PLEConfig
 
 if TYPE_CHECKING:
     import torch
 
+    from genfair.estimators._kinds import BuiltInEstimator
     from genfair.loops import FitContext
 
-__all__ = ["BASES", "ESTIMATORS", "Base", "EarlyStoppingConfig", "EstimatorConfig", "EstimatorName", "PLEOptions", "SubsampleConfig"]
+__all__ = ["BASES", "ESTIMATORS", "Base", "EarlyStoppingConfig", "EstimatorConfig", "PLEOptions", "SubsampleConfig"]
 
-EstimatorName = Literal["mle", "hyper_mle", "ple", "anchor"]
-ESTIMATORS: tuple[str, ...] = ("mle", "hyper_mle", "ple", "anchor")
+# The built-in estimators: those configs/estimator/ registers (genfair.estimators._registry), sorted by name.
+ESTIMATORS: tuple[str, ...] = tuple(_registry.registered_estimators())
 Base = Literal["free", "frozen", "penalised", "none"]
 BASES: tuple[str, ...] = ("free", "frozen", "penalised", "none")
 
@@ -150,8 +152,15 @@ class EstimatorConfig:
     For a Gaussian, the exact solution of the PLE constraint is the unbiased estimator, so
     ``estimator=mle model.estimator=unbiased`` is the closed-form limit that ``ple`` approaches.
 
+    Each built-in estimator is registered by its YAML, ``configs/estimator/<name>.yaml``, whose
+    ``_target_`` names its class (:class:`~genfair.estimators.BuiltInEstimator`: what the
+    estimator is, and how it builds the loop's fit); :data:`ESTIMATORS` are the names registered.
+
     Attributes:
-        name: one of ``mle``, ``hyper_mle``, ``ple``, ``anchor``.
+        name: one of :data:`ESTIMATORS` (``anchor``, ``hyper_mle``, ``mle``, ``ple``).
+        _target_: the estimator's class, ``package.module.Name``: its registered YAML's
+            (``None`` is filled in with it; an override ``estimator.name=ple`` over
+            ``estimator=mle`` takes ple's). A class of your own runs with ``estimator=custom``.
         lam: weight of the discrepancy (``ple``) or of the anchor (``anchor``); 0.1 by default.
         normalize: how that discrepancy averages the weights: ``parameter`` (mean squared
             distance per value) or ``relative`` (per tensor).
@@ -203,6 +212,7 @@ class EstimatorConfig:
     """
 
     name: str = "mle"
+    _target_: str | None = None
     lam: float = PLEConfig.lam
     normalize: str = PLEConfig.normalize
     ple: PLEOptions = field(default_factory=PLEOptions)
@@ -222,7 +232,7 @@ class EstimatorConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
-        check_choice("name", self.name, ESTIMATORS)
+        self._target_ = _registered_target(self.name, self._target_)
         check_number("lam", self.lam, at_least=0)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         if isinstance(self.ple, dict):  # a plain mapping from code; Hydra gives the dataclass
@@ -251,14 +261,19 @@ class EstimatorConfig:
             self.early_stopping = EarlyStoppingConfig(**self.early_stopping)
 
     @property
+    def kind(self) -> BuiltInEstimator:
+        """The estimator's class, built from its ``_target_``: what it is and how it builds the fit."""
+        return _registry.built_in_estimator(self._target_)
+
+    @property
     def anchors_to_generation_0(self) -> bool:
         """Whether the fit adds ``lam * D(theta_g, theta_0)`` from generation 1 on, the
         discrepancy to the weights fitted on generation 0's real data (the loop form, ``anchor``)."""
-        return self.name == "anchor"
+        return self.kind.anchors
 
     @property
     def uses_hypernetwork(self) -> bool:
-        return self.name in ("hyper_mle", "ple") or (self.anchors_to_generation_0 and self.hypernetwork)
+        return self.kind.uses_hypernetwork(self)
 
     def anchor_reference(self, context: FitContext, names: Iterable[str]) -> dict[str, torch.Tensor] | None:
         """Generation 0's weights named ``names`` (``context.reference``) that the fit's anchor
@@ -268,9 +283,24 @@ class EstimatorConfig:
         return {name: context.reference[name] for name in names}
 
     def ple_config(self) -> PLEConfig:
-        """The PLE objective's options; ``lam`` is 0 and the constraint a penalty except for
-        ``ple`` (the anchor adds its own term)."""
+        """The PLE objective's options; ``lam`` is 0 and the constraint a penalty except for an
+        estimator that pays PLE's penalty (``ple``; the anchor adds its own term)."""
         options = {**dataclasses.asdict(self.ple), "lam": self.lam, "normalize": self.normalize}
-        if self.name != "ple":
+        if not self.kind.penalised:
             options.update(lam=0.0, constraint="penalty")
         return PLEConfig(**options)
+
+
+def _registered_target(name: object, target: object) -> str:
+    """The ``_target_`` that estimator ``name`` runs: its registered class. A target left behind by
+    another built-in's group file (an override ``estimator.name=ple`` over ``estimator=mle``)
+    gives way to ``name``'s; any other target is refused: a class of one's own runs with
+    ``estimator=custom``."""
+    registered = _registry.registered_estimators()
+    check_choice("name", name, tuple(registered))
+    if target is not None and target not in registered.values():
+        raise ConfigError(
+            f"_target_={target} on estimator={name}: a built-in estimator's class is its YAML's "
+            f"({registered[name]}); an estimator of your own runs with estimator=custom"
+        )
+    return registered[name]
