@@ -26,12 +26,6 @@ def skip_figures(patch: pytest.MonkeyPatch) -> None:
             patch.setattr(importlib.import_module(module), name, lambda path, *args, **kwargs: path)
 
 
-@pytest.fixture
-def no_figures(monkeypatch):
-    """A test's runs draw no figures (see :func:`skip_figures`)."""
-    skip_figures(monkeypatch)
-
-
 def seeded(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

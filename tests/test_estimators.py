@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from _fixtures import skip_figures
 from genfair.data import ClassMixtureData
 from genfair.errors import USER_ERRORS
 from genfair.estimators import ESTIMATORS, EstimatorConfig, HypernetworkFit, build_fit
@@ -18,9 +17,7 @@ from genfair.loops import LOOP_KINDS, LoopConfig, simulate
 DATA = ClassMixtureData(proportions=[0.8, 0.2], dim=2, class_names=["majority", "minority"])
 
 
-@pytest.fixture(autouse=True)
-def _no_figures(monkeypatch):
-    skip_figures(monkeypatch)
+pytestmark = pytest.mark.usefixtures("no_figures")
 
 
 def _fit(name: str, **options):

@@ -48,9 +48,7 @@ TINY_EVAL = EvaluationConfig(samples=60, bootstrap=10, grid=2)
 STEPS = EstimatorConfig(steps=3, lr=1e-3, batch_size=16)
 
 
-@pytest.fixture(autouse=True)
-def _no_figures(monkeypatch):
-    skip_figures(monkeypatch)
+pytestmark = pytest.mark.usefixtures("no_figures")
 
 
 def _permissions_ignored() -> bool:

@@ -27,7 +27,6 @@ import torch
 from _commands import command_env, run_command
 
 import genfair._chains
-from _fixtures import skip_figures
 from genfair import ConfigError
 from genfair.data import ClassMixtureData, DigitsData
 from genfair.estimators import EarlyStoppingConfig, EstimatorConfig, PLEOptions, StepCheckpoints
@@ -46,9 +45,7 @@ if not Path(GENFAIR).exists():
 GENERATION_DIR = re.compile(r"generation_\d{4}")
 
 
-@pytest.fixture(autouse=True)
-def _no_figures(monkeypatch):
-    skip_figures(monkeypatch)
+pytestmark = pytest.mark.usefixtures("no_figures")
 
 
 def _arms(

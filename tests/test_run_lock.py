@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from _commands import run_command
-from _fixtures import skip_figures
 
 import genfair.run_lock as run_lock
 from genfair.cli import aggregate_main
@@ -47,9 +46,7 @@ IN_USE = re.compile(
 _HOLDER = "import sys\nfrom genfair.run_lock import hold_run_dir\nwith hold_run_dir(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()\n"
 
 
-@pytest.fixture(autouse=True)
-def _no_figures(monkeypatch):
-    skip_figures(monkeypatch)
+pytestmark = pytest.mark.usefixtures("no_figures")
 
 
 def _arms(generations: int = 2) -> list[Arm]:
