@@ -173,4 +173,4 @@ def extra_metric_names(arm: Any) -> tuple[list[str], list[str]]:
     from genfair.metrics import unit_interval_metrics
 
     metrics = build_extra_metrics(arm.evaluation.extra_metrics, classes=arm.data.group_names)
-    return [metric.name for metric in metrics], unit_interval_metrics(metrics)
+    return [metric.name for metric in metrics], unit_interval_metrics({metric.name: metric.bounds for metric in metrics})

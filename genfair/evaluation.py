@@ -43,7 +43,8 @@ Each measure declares what it reports, next to the code that computes it, as a p
 does (:class:`genfair.metrics.ExtraMetric`): ``METRICS``, each metric (the part of its
 ``metric/group`` keys before the slash) with the ``(lo, hi)`` its values lie in (``None``: no
 bound on that side), and ``headline_metrics(data)``, the ones summary.json's ``headline`` and the
-per-metric figures show. A declared primary endpoint must be one of ``METRICS``.
+per-metric figures show. A declared primary endpoint must be one of ``METRICS``; a metric
+declared in ``(0, 1)`` gets the logit-scale interval of ``metrics.csv`` (:func:`in_unit_interval`).
 Adding a built-in metric is: compute it in ``measure``, declare it in ``METRICS``.
 """
 
@@ -59,10 +60,19 @@ from genfair._evaluation_config import SYNTHETIC_LABELS, EvaluationConfig
 from genfair.data import Batch
 from genfair.errors import ConfigError
 from genfair.fairness import binary_target, evaluate_slices, resolve_slices, train_downstream
-from genfair.metrics import TrainedClassifier, class_gaussian_metrics, fidelity_metrics, load_or_train_classifier
+from genfair.metrics import (
+    TrainedClassifier,
+    class_gaussian_metrics,
+    fidelity_metrics,
+    load_or_train_classifier,
+    unit_interval_metrics,
+)
 from genfair.loops import Measurement, draw_labels
 
-__all__ = ["SYNTHETIC_LABELS", "AnalyticEvaluation", "Bounds", "EvaluationConfig", "ImageEvaluation"]
+__all__ = [
+    "SYNTHETIC_LABELS", "UNIT_INTERVAL_METRICS", "AnalyticEvaluation", "Bounds", "EvaluationConfig", "ImageEvaluation",
+    "in_unit_interval",
+]
 
 Bounds = tuple[float | None, float | None]  # (lo, hi) of a metric's values; None: no bound on that side
 
@@ -279,3 +289,17 @@ class AnalyticEvaluation:
             classes=names,
         )
 
+
+# The metrics in [0, 1], whose intervals in metrics.csv take the logit scale: those a built-in
+# measure declares in (0, 1), the curation's acceptance rate (``genfair.loops``), and the
+# downstream rates ``down_<rate>@<threshold>`` (their gaps, in [-1, 1], are not).
+UNIT_INTERVAL_METRICS = frozenset(
+    {"accept_rate", *unit_interval_metrics(AnalyticEvaluation.METRICS), *unit_interval_metrics(ImageEvaluation.METRICS)}
+)
+_DOWNSTREAM_RATES = ("down_accuracy@", "down_fpr@", "down_fnr@", "down_tpr@")
+
+
+def in_unit_interval(metric: str) -> bool:
+    """Whether the built-in ``metric`` (the part of a ``metric/group`` key before the slash) lies
+    in [0, 1]; a user's metric declares its own bounds (``evaluation.extra_metrics``)."""
+    return metric in UNIT_INTERVAL_METRICS or metric.startswith(_DOWNSTREAM_RATES)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from genfair.metrics import in_unit_interval, mean_interval, summarize_replicates
+from genfair.evaluation import in_unit_interval
+from genfair.metrics import mean_interval, summarize_replicates
 
 
 def test_the_interval_is_the_t_interval_of_the_mean():
