@@ -31,7 +31,8 @@ class Arm:
 
     @property
     def metric_family(self) -> str:
-        """Which metrics the arm's generations report (``genfair._arm_parts``): ``gaussian`` or
-        ``class_mixture`` (an analytic model's, against the true class Gaussians), or ``images``
-        (a deep model's, through the evaluation classifier)."""
+        """How the arm's generations are measured (``genfair._arm_parts`` picks the measure, which
+        declares the metrics it reports: ``genfair.evaluation``): ``gaussian`` or ``class_mixture``
+        (an analytic model's, against the true class Gaussians), or ``images`` (a deep model's,
+        through the evaluation classifier)."""
         return self.model.name if isinstance(self.model, AnalyticModelConfig) else "images"

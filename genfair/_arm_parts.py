@@ -44,26 +44,19 @@ __all__ = [
     "verifier_config",
 ]
 
-# The metric part of the "metric/group" keys each kind of measure reports (a declared primary
-# endpoint is checked against them before the run), and the headline ones of summary.json.
-_ANALYTIC_METRICS = ("mean_sq_err", "trace_cov", "w2_sq", "share", "extinct")
-_IMAGE_METRICS = ("share", "share_raw", "precision", "recall", "density", "coverage", "fd", "kid", "train_share",
-                  "representation_ratio", "fairness_discrepancy")  # fmt: skip
-_HEADLINE = {
-    "gaussian": ("w2_sq", "trace_cov", "mean_sq_err"),
-    "class_mixture": ("share", "extinct", "w2_sq", "trace_cov"),
-    "images": ("share", "precision", "recall", "coverage", "density", "fd", "kid", "train_share"),
-}
+def _measure_type(arm: Any) -> type:
+    """The class of the arm's measure, which declares the metrics it reports (``genfair.evaluation``)."""
+    return ImageEvaluation if arm.metric_family == "images" else AnalyticEvaluation
 
 
 def measured_metrics(arm: Any) -> tuple[str, ...]:
-    """The metrics the arm's measure reports."""
-    return _IMAGE_METRICS if arm.metric_family == "images" else _ANALYTIC_METRICS
+    """The metrics the arm's measure reports (a declared primary endpoint must be one of them)."""
+    return tuple(_measure_type(arm).METRICS)
 
 
 def headline_metrics(arm: Any) -> list[str]:
     """The metrics summary.json's ``headline`` and the per-metric figures show."""
-    return list(_HEADLINE[arm.metric_family])
+    return list(_measure_type(arm).headline_metrics(arm.data))
 
 
 def minority(data: Any) -> str:
@@ -180,4 +173,4 @@ def extra_metric_names(arm: Any) -> tuple[list[str], list[str]]:
     from genfair.metrics import unit_interval_metrics
 
     metrics = build_extra_metrics(arm.evaluation.extra_metrics, classes=arm.data.group_names)
-    return [metric.name for metric in metrics], unit_interval_metrics(metrics)
+    return [metric.name for metric in metrics], unit_interval_metrics({metric.name: metric.bounds for metric in metrics})

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from genfair.checkpoint import write_bytes_atomic, write_json
-from genfair.metrics import in_unit_interval, mean_interval, summarize_replicates
+from genfair.evaluation import in_unit_interval
+from genfair.metrics import mean_interval, summarize_replicates
 from genfair.loops import GenerationRecord
 
 __all__ = [

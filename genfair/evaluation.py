@@ -38,10 +38,19 @@ with an interval (stratified bootstrap or jackknife) except the sizes and flags:
 A rate undefined on a class (the FPR of a positive class) is NaN, with a NaN interval. The
 classifier's training and bootstrap draw from a child of the measure's generator taken after
 everything else, so enabling it changes no other metric.
+
+Each measure declares what it reports, next to the code that computes it, as a plug-in metric
+does (:class:`genfair.metrics.ExtraMetric`): ``METRICS``, each metric (the part of its
+``metric/group`` keys before the slash) with the ``(lo, hi)`` its values lie in (``None``: no
+bound on that side), and ``headline_metrics(data)``, the ones summary.json's ``headline`` and the
+per-metric figures show. A declared primary endpoint must be one of ``METRICS``; a metric
+declared in ``(0, 1)`` gets the logit-scale interval of ``metrics.csv`` (:func:`in_unit_interval`).
+Adding a built-in metric is: compute it in ``measure``, declare it in ``METRICS``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -51,10 +60,22 @@ from genfair._evaluation_config import SYNTHETIC_LABELS, EvaluationConfig
 from genfair.data import Batch
 from genfair.errors import ConfigError
 from genfair.fairness import binary_target, evaluate_slices, resolve_slices, train_downstream
-from genfair.metrics import TrainedClassifier, class_gaussian_metrics, fidelity_metrics, load_or_train_classifier
+from genfair.metrics import (
+    TrainedClassifier,
+    class_gaussian_metrics,
+    fidelity_metrics,
+    load_or_train_classifier,
+    unit_interval_metrics,
+)
 from genfair.loops import Measurement, draw_labels
 
-__all__ = ["SYNTHETIC_LABELS", "AnalyticEvaluation", "EvaluationConfig", "ImageEvaluation"]
+__all__ = [
+    "SYNTHETIC_LABELS", "UNIT_INTERVAL_METRICS", "AnalyticEvaluation", "Bounds", "EvaluationConfig", "ImageEvaluation",
+    "in_unit_interval",
+]
+
+Bounds = tuple[float | None, float | None]  # (lo, hi) of a metric's values; None: no bound on that side
+
 
 class ImageEvaluation:
     """The measure of a loop over an image source (see the module docstring).
@@ -68,6 +89,30 @@ class ImageEvaluation:
         classifier: the trained evaluation classifier with its held-out confusion matrix.
         conditional: whether the models measured are class-conditional.
     """
+
+    # What :meth:`measure` reports (see the module docstring). Bounds are per metric: the
+    # minority_to_majority ratios of precision, recall and coverage can exceed 1 (metrics.csv
+    # gives such a mean a NaN logit-scale interval).
+    METRICS: Mapping[str, Bounds] = {
+        "share": (0, 1),
+        # The raw share lies in [0, 1] as well; its upper bound is left undeclared, which keeps its
+        # metrics.csv interval the plain t-interval (declared (0, 1), it would take the logit scale).
+        "share_raw": (0, None),
+        "precision": (0, 1),
+        "recall": (0, 1),
+        "density": (0, None),
+        "coverage": (0, 1),
+        "fd": (0, None),
+        "kid": (None, None),  # unbiased: below 0 when the two sets are alike
+        "train_share": (0, 1),
+        "representation_ratio": (0, None),
+        "fairness_discrepancy": (0, None),
+    }
+
+    @staticmethod
+    def headline_metrics(data: Any) -> tuple[str, ...]:
+        """The metrics summary.json's ``headline`` and the per-metric figures show."""
+        return ("share", "precision", "recall", "coverage", "density", "fd", "kid", "train_share")
 
     def __init__(self, data: Any, config: EvaluationConfig, classifier: TrainedClassifier, *, conditional: bool) -> None:
         if config.synthetic_labels == "model" and not conditional:
@@ -210,6 +255,23 @@ class AnalyticEvaluation:
     labeller = None
     features = None
 
+    # What :meth:`measure` reports, per class (``genfair.metrics.class_gaussian_metrics``).
+    METRICS: Mapping[str, Bounds] = {
+        "mean_sq_err": (0, None),
+        "trace_cov": (0, None),
+        "w2_sq": (0, None),
+        "share": (0, 1),
+        "extinct": (0, 1),
+    }
+
+    @staticmethod
+    def headline_metrics(data: Any) -> tuple[str, ...]:
+        """The metrics summary.json's ``headline`` and the per-metric figures show: the fit, and
+        for several classes their shares first (one Gaussian's share is 1 and never extinct)."""
+        if len(data.group_names) == 1:
+            return ("w2_sq", "trace_cov", "mean_sq_err")
+        return ("share", "extinct", "w2_sq", "trace_cov")
+
     def __init__(self, data: Any) -> None:
         self.data = data
 
@@ -226,3 +288,18 @@ class AnalyticEvaluation:
             counts=train.class_counts(len(names)),
             classes=names,
         )
+
+
+# The metrics in [0, 1], whose intervals in metrics.csv take the logit scale: those a built-in
+# measure declares in (0, 1), the curation's acceptance rate (``genfair.loops``), and the
+# downstream rates ``down_<rate>@<threshold>`` (their gaps, in [-1, 1], are not).
+UNIT_INTERVAL_METRICS = frozenset(
+    {"accept_rate", *unit_interval_metrics(AnalyticEvaluation.METRICS), *unit_interval_metrics(ImageEvaluation.METRICS)}
+)
+_DOWNSTREAM_RATES = ("down_accuracy@", "down_fpr@", "down_fnr@", "down_tpr@")
+
+
+def in_unit_interval(metric: str) -> bool:
+    """Whether the built-in ``metric`` (the part of a ``metric/group`` key before the slash) lies
+    in [0, 1]; a user's metric declares its own bounds (``evaluation.extra_metrics``)."""
+    return metric in UNIT_INTERVAL_METRICS or metric.startswith(_DOWNSTREAM_RATES)

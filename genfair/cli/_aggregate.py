@@ -23,7 +23,7 @@ equal once ``seed`` is removed) and must have distinct seeds. Written into ``--o
   standard error of those numbers across seeds, ``n_seeds`` how many were finite, and
   ``lo`` / ``hi`` a 95 % interval (NaN with one seed): the t-interval
   ``mean -+ t_{0.975, n_seeds - 1} se``, except for the metrics in [0, 1]
-  (:func:`genfair.metrics.in_unit_interval`: shares, precision, recall, coverage, fractions of
+  (:func:`genfair.evaluation.in_unit_interval`: shares, precision, recall, coverage, fractions of
   chains, downstream rates; not density), whose interval is that t-interval on the logit scale,
   mapped back (:func:`genfair.metrics.logit_interval`), so it stays in [0, 1].
 - ``paired_vs_<arm>.csv`` (with ``--baseline ARM``): the same columns for the paired
@@ -78,8 +78,9 @@ from genfair.comparisons import (
     write_comparisons_csv,
 )
 from genfair.errors import USER_ERRORS, ConfigError
+from genfair.evaluation import in_unit_interval
 from genfair.factors import ArmFactors, ArmFactorsConfig, place_arms
-from genfair.metrics import in_unit_interval, logit_interval
+from genfair.metrics import logit_interval
 from genfair.plots import save_fidelity_figure, save_forest_figure, save_metric_figure, save_paired_figure
 from genfair.run_lock import LockHolder, lock_holder
 
@@ -216,7 +217,7 @@ def aggregate(
         "skipped": [{"dir": _relative(run_dir, sweep_dir), "status": status} for run_dir, status in skipped],
         "interval": (
             f"{CONFIDENCE * 100:.0f} % t-interval across seeds (scipy.stats.t, n_seeds - 1 degrees of freedom); "
-            "for metrics in [0, 1] (genfair.metrics.in_unit_interval): that t-interval on the logit scale, "
+            "for metrics in [0, 1] (genfair.evaluation.in_unit_interval): that t-interval on the logit scale, "
             "mapped back (delta method: expit(logit(mean) -+ t se / (mean (1 - mean))))"
         ),
         "fingerprint": fingerprint,
@@ -259,7 +260,7 @@ def aggregate_rows(runs: list[list[dict]]) -> list[dict]:
     Across the finite ``mean`` values x_1..x_n of the seeds: ``mean`` = x̄, ``se`` = s / sqrt(n)
     with s the sample standard deviation (ddof 1), ``lo``/``hi`` = x̄ -+ t_{0.975, n-1} se;
     ``se``, ``lo`` and ``hi`` are NaN for n < 2 and everything but ``n_seeds`` for n = 0.
-    For the metrics in [0, 1] (:func:`genfair.metrics.in_unit_interval`), ``lo``/``hi`` are
+    For the metrics in [0, 1] (:func:`genfair.evaluation.in_unit_interval`), ``lo``/``hi`` are
     :func:`genfair.metrics.logit_interval` instead, inside [0, 1].
     """
     values: dict[tuple, list[float]] = {}

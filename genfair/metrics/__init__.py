@@ -14,14 +14,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     from genfair.metrics._gaussian import class_gaussian_metrics, gaussian_w2_sq
     from genfair.metrics._kl import KLEstimate, monte_carlo_kl
     from genfair.metrics._prdc import PRDCContributions, prdc, prdc_contributions
-    from genfair.metrics._summary import (
-        UNIT_INTERVAL_METRICS,
-        ReplicateSummary,
-        in_unit_interval,
-        logit_interval,
-        mean_interval,
-        summarize_replicates,
-    )
+    from genfair.metrics._summary import ReplicateSummary, logit_interval, mean_interval, summarize_replicates
     from genfair.metrics._classifier import (
         CLASSIFIER_VERSION,
         EvaluationClassifier,
@@ -62,8 +55,6 @@ __all__ = [
     "TrainedClassifier",
     "load_or_train_classifier",
     "train_classifier",
-    "UNIT_INTERVAL_METRICS",
-    "in_unit_interval",
     "logit_interval",
     "mean_interval",
 ]

@@ -91,9 +91,10 @@ def _checked(metric: Any, *, key: str) -> ExtraMetric:
     return metric
 
 
-def unit_interval_metrics(metrics: Sequence[ExtraMetric]) -> list[str]:
-    """The names of the metrics declared in ``(0, 1)`` (their intervals take the logit scale)."""
-    return [metric.name for metric in metrics if tuple(metric.bounds) == (0, 1)]
+def unit_interval_metrics(bounds: Mapping[str, Sequence[float | None]]) -> list[str]:
+    """The metrics of ``bounds`` (``{name: (lo, hi)}``, a plug-in's or a built-in measure's
+    declaration) declared in ``(0, 1)``: their intervals take the logit scale."""
+    return [name for name, declared in bounds.items() if tuple(declared) == (0, 1)]
 
 
 def with_extra_metrics(measure: Callable, metrics: Sequence[ExtraMetric], *, targets: Sequence[str]) -> Callable:

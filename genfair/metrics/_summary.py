@@ -7,9 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = [
-    "UNIT_INTERVAL_METRICS", "ReplicateSummary", "in_unit_interval", "logit_interval", "mean_interval", "summarize_replicates",
-]
+__all__ = ["ReplicateSummary", "logit_interval", "mean_interval", "summarize_replicates"]
 
 
 @dataclass(frozen=True)
@@ -39,17 +37,6 @@ def summarize_replicates(values: np.ndarray) -> ReplicateSummary:
     se = float(finite.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
     q05, median, q95 = np.quantile(finite, [0.05, 0.5, 0.95])
     return ReplicateSummary(float(finite.mean()), se, float(median), float(q05), float(q95), n)
-
-
-# Metrics whose values lie in [0, 1] (shares, rates, fractions of samples); downstream rates are
-# ``down_<rate>@<threshold>`` (their gaps, in [-1, 1], are not listed).
-UNIT_INTERVAL_METRICS = frozenset({"share", "train_share", "precision", "recall", "coverage", "extinct", "accept_rate"})
-_DOWNSTREAM_RATES = ("down_accuracy@", "down_fpr@", "down_fnr@", "down_tpr@")
-
-
-def in_unit_interval(metric: str) -> bool:
-    """Whether ``metric`` (the part of a ``metric/group`` key before the slash) lies in [0, 1]."""
-    return metric in UNIT_INTERVAL_METRICS or metric.startswith(_DOWNSTREAM_RATES)
 
 
 def logit_interval(mean: float, se: float, quantile: float) -> tuple[float, float]:

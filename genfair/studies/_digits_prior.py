@@ -38,8 +38,9 @@ import numpy as np
 from genfair.checkpoint import finite_or_null
 from genfair.comparisons import CompareConfig, PairedComparisons, paired_comparisons, write_comparisons_csv
 from genfair.errors import ConfigError
+from genfair.evaluation import in_unit_interval
 from genfair.hypernets import HyperNetwork
-from genfair.metrics import in_unit_interval, mean_interval, summarize_replicates
+from genfair.metrics import mean_interval, summarize_replicates
 from genfair.seeding import child_seed, torch_generator
 from genfair.studies._amortised import AmortisedTraining, load_estimator, save_estimator
 from genfair.studies._assessment import write_assessment, write_table
