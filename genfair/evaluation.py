@@ -61,6 +61,7 @@ from genfair.data import Batch
 from genfair.errors import ConfigError
 from genfair.fairness import binary_target, evaluate_slices, resolve_slices, train_downstream
 from genfair.metrics import (
+    RATIO_GROUP,
     TrainedClassifier,
     class_gaussian_metrics,
     fidelity_metrics,
@@ -90,14 +91,12 @@ class ImageEvaluation:
         conditional: whether the models measured are class-conditional.
     """
 
-    # What :meth:`measure` reports (see the module docstring). Bounds are per metric: the
-    # minority_to_majority ratios of precision, recall and coverage can exceed 1 (metrics.csv
-    # gives such a mean a NaN logit-scale interval).
+    # What :meth:`measure` reports (see the module docstring), each metric's bounds per class and
+    # over all classes; its minority-to-majority ratio (``genfair.metrics.RATIO_GROUP``) is
+    # unbounded above (see :func:`in_unit_interval`).
     METRICS: Mapping[str, Bounds] = {
         "share": (0, 1),
-        # The raw share lies in [0, 1] as well; its upper bound is left undeclared, which keeps its
-        # metrics.csv interval the plain t-interval (declared (0, 1), it would take the logit scale).
-        "share_raw": (0, None),
+        "share_raw": (0, 1),
         "precision": (0, 1),
         "recall": (0, 1),
         "density": (0, None),
@@ -299,7 +298,11 @@ UNIT_INTERVAL_METRICS = frozenset(
 _DOWNSTREAM_RATES = ("down_accuracy@", "down_fpr@", "down_fnr@", "down_tpr@")
 
 
-def in_unit_interval(metric: str) -> bool:
-    """Whether the built-in ``metric`` (the part of a ``metric/group`` key before the slash) lies
-    in [0, 1]; a user's metric declares its own bounds (``evaluation.extra_metrics``)."""
+def in_unit_interval(metric: str, group: str | None = None) -> bool:
+    """Whether the built-in ``metric`` of ``group`` (the two parts of a ``metric/group`` key) lies
+    in [0, 1]: a metric declared so, for a class or ``all``; the minority's value over the
+    majority's (``group`` :data:`~genfair.metrics.RATIO_GROUP`) can exceed 1 and does not. A
+    user's metric declares its own bounds (``evaluation.extra_metrics``)."""
+    if group == RATIO_GROUP:
+        return False
     return metric in UNIT_INTERVAL_METRICS or metric.startswith(_DOWNSTREAM_RATES)

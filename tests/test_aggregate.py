@@ -270,7 +270,12 @@ def test_bounded_metrics_get_logit_scale_intervals_inside_0_1(tmp_path, capsys):
     # Every seed at the bound: [0, 0].
     extinct = rows[("mle", 0, "minority", "extinct")]
     assert (float(extinct["mean"]), float(extinct["lo"]), float(extinct["hi"])) == (0.0, 0.0, 0.0)
-    # A bounded metric outside [0, 1] is refused, naming the file.
+    # A bounded metric outside [0, 1] is refused, naming the file; the minority over the majority is not bounded.
+    _write_run(tmp_path / "ratio" / "0", seed=0, values={("mle", 0, "minority_to_majority", "coverage"): 1.5})
+    _write_run(tmp_path / "ratio" / "1", seed=1, values={("mle", 0, "minority_to_majority", "coverage"): 1.7})
+    aggregate(tmp_path / "ratio")
+    ratio = _read_metrics(tmp_path / "ratio" / "aggregate" / "metrics.csv")[("mle", 0, "minority_to_majority", "coverage")]
+    assert (float(ratio["lo"]), float(ratio["hi"])) == pytest.approx((1.6 - 12.706205 * 0.1, 1.6 + 12.706205 * 0.1), rel=1e-6)
     _write_run(tmp_path / "bad" / "0", seed=0, values={("mle", 0, "minority", "coverage"): 1.5})
     err = _refusal([str(tmp_path / "bad")], capsys)
     assert f"{tmp_path / 'bad' / '0' / 'metrics.csv'}: coverage must lie in [0, 1] (a bounded metric), got 1.5" in err

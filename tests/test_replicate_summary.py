@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from genfair._outputs import record_rows
 from genfair.evaluation import in_unit_interval
-from genfair.metrics import mean_interval, summarize_replicates
+from genfair.loops import GenerationRecord
+from genfair.metrics import RATIO_GROUP, mean_interval, summarize_replicates
 
 
 def test_the_interval_is_the_t_interval_of_the_mean():
@@ -42,10 +44,25 @@ def test_one_replicate_has_no_interval():
     "metric, bounded",
     [("coverage", True), ("share", True), ("recall", True), ("precision", True), ("train_share", True),
      ("extinct", True), ("accept_rate", True), ("down_fpr@0.5", True),
-     ("density", False), ("fd", False), ("kid", False), ("share_raw", False), ("representation_ratio", False),
+     ("share_raw", True), ("density", False), ("fd", False), ("kid", False), ("representation_ratio", False),
      ("w2_sq", False), ("down_fpr_gap@0.5", False), ("ple_penalty_ratio", False)],
 )
 def test_which_metrics_lie_in_the_unit_interval(metric, bounded):
     """The metrics whose metrics.csv intervals take the logit scale, as recorded runs have them
     (a change here changes the intervals of every run's metrics.csv)."""
     assert in_unit_interval(metric) is bounded
+
+
+@pytest.mark.parametrize("metric", ["precision", "recall", "coverage", "share"])
+def test_the_minority_over_the_majority_is_not_bounded_by_its_metric(metric):
+    """``<metric>/minority_to_majority`` is a ratio (1.145 for precision in a shrunk default run):
+    its metrics.csv row takes the plain t-interval, which the logit scale would leave NaN."""
+    values = np.array([0.9, 1.2, 1.4, 1.05])
+    record = GenerationRecord(0, {f"{metric}/{RATIO_GROUP}": values, f"{metric}/minority": values / 2}, 0.0)
+    rows = {row["group"]: row for row in record_rows("arm", record)}
+    ratio, minority = rows[RATIO_GROUP], rows["minority"]
+    summary = summarize_replicates(values)
+    assert (ratio["lo"], ratio["hi"]) == mean_interval(summary, bounded=False)
+    assert np.isfinite([ratio["lo"], ratio["hi"]]).all()
+    assert (minority["lo"], minority["hi"]) == mean_interval(summarize_replicates(values / 2), bounded=True)
+    assert in_unit_interval(metric) and not in_unit_interval(metric, RATIO_GROUP)

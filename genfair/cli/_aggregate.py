@@ -268,7 +268,7 @@ def aggregate_rows(runs: list[list[dict]]) -> list[dict]:
         for row in rows:
             key = (row["arm"], row["generation"], row["group"], row["metric"])
             values.setdefault(key, []).append(float(row["mean"]))
-    return [_across_seeds(key, seeds, bounded=in_unit_interval(key[3])) for key, seeds in values.items()]
+    return [_across_seeds(key, seeds, bounded=in_unit_interval(key[3], key[2])) for key, seeds in values.items()]
 
 
 def paired_rows(runs: list[list[dict]], baseline: str) -> list[dict]:
@@ -306,7 +306,7 @@ def _check_bounded(rows: list[dict], path: Path) -> None:
     for row in rows:
         value = float(row["mean"])
         outside = not -_BOUND_TOLERANCE <= value <= 1 + _BOUND_TOLERANCE
-        if in_unit_interval(row["metric"]) and math.isfinite(value) and outside:
+        if in_unit_interval(row["metric"], row["group"]) and math.isfinite(value) and outside:
             raise ConfigError(
                 f"{path}: {row['metric']} must lie in [0, 1] (a bounded metric), got {value!r} "
                 f"(arm {row['arm']}, generation {row['generation']}, group {row['group']})"

@@ -10,7 +10,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     from genfair.metrics._extra import ExtraMetric, build_extra_metrics, unit_interval_metrics, with_extra_metrics
     from genfair.metrics._class_shares import corrected_shares, fairness_discrepancy, raw_shares, representation_ratio
     from genfair.metrics._feature_distances import frechet_distance, kid
-    from genfair.metrics._fidelity import Estimate, fidelity_metrics
+    from genfair.metrics._fidelity import RATIO_GROUP, Estimate, fidelity_metrics
     from genfair.metrics._gaussian import class_gaussian_metrics, gaussian_w2_sq
     from genfair.metrics._kl import KLEstimate, monte_carlo_kl
     from genfair.metrics._prdc import PRDCContributions, prdc, prdc_contributions
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     from genfair.metrics._classifier_config import ClassifierConfig
 
 __all__ = [
+    "RATIO_GROUP",
     "Estimate",
     "ExtraMetric",
     "build_extra_metrics",

@@ -71,11 +71,13 @@ from genfair.metrics._class_shares import _discrepancy, _ratio, as_confusion, as
 from genfair.metrics._feature_distances import _frechet_distances, _kernel_options, _kids, as_features
 from genfair.metrics._prdc import prdc_contributions
 
-__all__ = ["Estimate", "fidelity_metrics"]
+__all__ = ["RATIO_GROUP", "Estimate", "fidelity_metrics"]
 
 PRDC_METRICS = ("precision", "recall", "density", "coverage")
 SET_METRICS = PRDC_METRICS + ("fd", "kid")
-_RESERVED_GROUPS = ("all", "minority_to_majority")
+# The group of the minority's value over the majority's (a ratio: not bounded by its metric's range).
+RATIO_GROUP = "minority_to_majority"
+_RESERVED_GROUPS = ("all", RATIO_GROUP)
 Stat = tuple[torch.Tensor, torch.Tensor]  # a statistic's value () on the full sets and its replicates (B,)
 
 
@@ -192,10 +194,10 @@ def _minority_ratios(
     out = {}
     for metric in SET_METRICS:
         if majority is None:
-            out[f"{metric}/minority_to_majority"] = _nan_stat(len(stats[f"{metric}/all"][1]))
+            out[f"{metric}/{RATIO_GROUP}"] = _nan_stat(len(stats[f"{metric}/all"][1]))
             continue
         (v_min, r_min), (v_maj, r_maj) = stats[f"{metric}/{names[minority]}"], stats[f"{metric}/{names[majority]}"]
-        out[f"{metric}/minority_to_majority"] = (_ratio(v_min, v_maj), _ratio(r_min, r_maj))
+        out[f"{metric}/{RATIO_GROUP}"] = (_ratio(v_min, v_maj), _ratio(r_min, r_maj))
     return out
 
 
