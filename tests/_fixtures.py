@@ -1,10 +1,16 @@
 """Helpers that several test files share: a run without its figures (slow to draw; test_cli and
-test_plots draw them), small digit batches, seeded generators and ``metrics.csv``-like tables."""
+test_plots draw them), small digit batches, seeded generators, ``metrics.csv``-like tables and
+a copy of a registry's config folder."""
 
 from __future__ import annotations
 
 import csv
+import shutil
+import types
+from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -44,3 +50,15 @@ def read_csv(path: Path) -> list[dict]:
     """Rows of a CSV file as dicts of strings."""
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def registry_copy(tmp_path: Path, patch: pytest.MonkeyPatch, group: str, registry: ModuleType,
+                  registered: Callable) -> Iterator[Path]:
+    """A copy of ``configs/<group>/`` that ``registered`` (``registry``'s cached reader, e.g.
+    ``genfair.loops._registry.registered_kinds``) reads instead of genfair's own, for as long as a
+    fixture yields it: a test adds or changes a built-in by writing its YAML there."""
+    shutil.copytree(resources.files("genfair.configs") / group, tmp_path / group)
+    patch.setattr(registry, "resources", types.SimpleNamespace(files=lambda package: tmp_path))
+    registered.cache_clear()
+    yield tmp_path / group
+    registered.cache_clear()

@@ -5,13 +5,13 @@ anywhere are what ``configs/estimator/`` registers."""
 
 from __future__ import annotations
 
-import shutil
-import types
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixtures import registry_copy
 from hydra import compose, initialize_config_module
 
 from genfair._run_dir import fingerprint
@@ -19,10 +19,9 @@ from genfair.cli import arms_from_config, register_configs
 from genfair.data import ClassMixtureData
 from genfair.errors import ConfigError
 from genfair.estimators import (
-    ESTIMATORS, AdversarialFit, AnchoredFit, EstimatorConfig, GradientFit, HypernetworkFit, build_fit,
+    ESTIMATORS, MLE, AdversarialFit, AnchoredFit, EstimatorConfig, GradientFit, HypernetworkFit, build_fit,
 )
 from genfair.estimators import _registry
-from genfair.estimators import MLE
 from genfair.loops import LoopConfig, fit_closed_form, simulate
 from genfair.models import ClassGaussianModel, ModelCapabilities
 from genfair.remedies import RemedyConfig
@@ -31,7 +30,7 @@ from genfair.targets import import_target, read_registry
 register_configs()
 ESTIMATOR_FOLDER = resources.files("genfair.configs") / "estimator"
 BUILT_IN = sorted(p.name.removesuffix(".yaml") for p in ESTIMATOR_FOLDER.iterdir()
-                  if p.name.endswith(".yaml") and p.name not in ("custom.yaml",))
+                  if p.name.endswith(".yaml") and p.name != "custom.yaml")
 ANALYTIC = ModelCapabilities(positive=ClassGaussianModel.CONSTRAINTS, per_replicate=True, closed_form=True,
                              adversarial=False, num_classes=2)
 DEEP = ModelCapabilities(positive={}, per_replicate=False, closed_form=False, adversarial=False, num_classes=2)
@@ -55,13 +54,9 @@ class HalfStep(MLE):
 
 
 @pytest.fixture
-def estimator_folder(tmp_path, monkeypatch) -> Path:
+def estimator_folder(tmp_path, monkeypatch) -> Iterator[Path]:
     """A copy of configs/estimator/ that :func:`registered_estimators` reads instead of genfair's own."""
-    shutil.copytree(ESTIMATOR_FOLDER, tmp_path / "estimator")
-    monkeypatch.setattr(_registry, "resources", types.SimpleNamespace(files=lambda package: tmp_path))
-    _registry.registered_estimators.cache_clear()
-    yield tmp_path / "estimator"
-    _registry.registered_estimators.cache_clear()
+    yield from registry_copy(tmp_path, monkeypatch, "estimator", _registry, _registry.registered_estimators)
 
 
 def test_the_estimators_are_the_yaml_files_that_name_a_class():

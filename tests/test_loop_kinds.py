@@ -5,13 +5,13 @@ kind is its rule class and its YAML, ``configs/loop/<kind>.yaml``, which names t
 
 from __future__ import annotations
 
-import shutil
-import types
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import pytest
 import torch
+from _fixtures import registry_copy
 from hydra import compose, initialize_config_module
 
 from genfair.cli import arms_from_config, register_configs
@@ -43,13 +43,9 @@ class Hoard:
 
 
 @pytest.fixture
-def loop_folder(tmp_path, monkeypatch) -> Path:
+def loop_folder(tmp_path, monkeypatch) -> Iterator[Path]:
     """A copy of configs/loop/ that :func:`registered_kinds` reads instead of genfair's own."""
-    shutil.copytree(LOOP_FOLDER, tmp_path / "loop")
-    monkeypatch.setattr(_registry, "resources", types.SimpleNamespace(files=lambda package: tmp_path))
-    _registry.registered_kinds.cache_clear()
-    yield tmp_path / "loop"
-    _registry.registered_kinds.cache_clear()
+    yield from registry_copy(tmp_path, monkeypatch, "loop", _registry, _registry.registered_kinds)
 
 
 def test_the_kinds_are_the_yaml_files_that_name_a_rule():
