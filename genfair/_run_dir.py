@@ -24,19 +24,13 @@ __all__ = ["check_run_dir", "fingerprint", "versions"]
 
 def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
     """What must match for a run directory to be resumed: everything but ``loop.generations``,
-    ``loop.checkpoint_every`` and the device."""
+    ``loop.checkpoint_every`` and the device, and without the options that are off
+    (:func:`_without_off_options`)."""
     described = {}
     for arm in arms:
         loop = dataclasses.asdict(arm.loop)
         loop.pop("generations")
         loop.pop("checkpoint_every")  # where a generation is checkpointed does not change its results
-        for key, default in (("synthetic_labels", "counts"), ("synthetic_shares", None)):
-            if loop[key] == default:  # absent at their defaults, so runs from before these options still resume
-                loop.pop(key)
-        if arm.loop.built_in:  # the kind names its rule; absent, as before the kinds had their nodes
-            loop.pop("training_set")
-        if arm.loop.curation.rule == "none":
-            loop.pop("curation")
         evaluation = dataclasses.asdict(arm.evaluation)
         extra_metrics = evaluation.pop("extra_metrics")
         described[arm.name] = {
@@ -45,29 +39,51 @@ def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
             "loop": loop,
             "estimator": _estimator(arm.estimator),
             "evaluation": evaluation if arm.metric_family == "images" else None,
+            "extra_metrics": extra_metrics,
+            "remedy": dataclasses.asdict(arm.remedy),
         }
-        if extra_metrics:  # absent without them, so runs from before this option still resume
-            described[arm.name]["extra_metrics"] = extra_metrics
-        if arm.remedy.name != "none":  # absent for none, so runs from before remedies still resume
-            described[arm.name]["remedy"] = dataclasses.asdict(arm.remedy)
     # Through JSON, as summary.json stores it (tuples become lists), so a run matches its own directory.
-    return json.loads(json.dumps({"seed": seed, "arms": described}))
+    return _without_off_options(json.loads(json.dumps({"seed": seed, "arms": described})))
 
 
 def _estimator(config: object) -> dict[str, Any]:
     """The estimator's config with ``ple``'s options among its own keys, as they were before
-    they moved to ``estimator.ple``, without its built-in class (which its name picks) and
-    without the options added since while they are off (early stopping, PLE's own sample
-    steps): runs from before still resume."""
+    they moved to ``estimator.ple``, and without its built-in class (which its name picks)."""
     described = dataclasses.asdict(config)
     if isinstance(config, EstimatorConfig):
         del described["_target_"]  # the name's registered class, absent as before the estimators had one
         described.update(described.pop("ple"))
-        if not config.early_stopping.active:
-            del described["early_stopping"]
-        if config.ple.sample_steps is None:
-            del described["sample_steps"]
     return described
+
+
+def _without_off_options(identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` without each option added after runs were made that lack it, wherever it is
+    off (at the value that changes nothing), and without a built-in loop kind's rule node (its
+    kind names it): runs from before an option still resume, whether their fingerprint left it
+    out or recorded it off. Applied to a stored fingerprint too, so both forms match."""
+    from genfair.loops import registered_kinds
+
+    arms = {}
+    for name, described in identity.get("arms", {}).items():
+        described = dict(described)
+        loop = dict(described.get("loop") or {})
+        estimator = dict(described.get("estimator") or {})
+        for part, key, off in ((loop, "synthetic_labels", "counts"), (loop, "synthetic_shares", None),
+                               (estimator, "sample_steps", None)):
+            if key in part and part[key] == off:
+                del part[key]
+        if loop.get("kind") in registered_kinds():
+            loop.pop("training_set", None)
+        if (loop.get("curation") or {}).get("rule") == "none":
+            del loop["curation"]
+        if isinstance(estimator.get("early_stopping"), dict) and not estimator["early_stopping"].get("validation"):
+            del estimator["early_stopping"]
+        if not described.get("extra_metrics", True):
+            del described["extra_metrics"]
+        if (described.get("remedy") or {}).get("name") == "none":
+            del described["remedy"]
+        arms[name] = {**described, "loop": loop, "estimator": estimator}
+    return {**identity, "arms": arms}
 
 
 def check_run_dir(run_dir: Path, fingerprint: dict) -> dict | None:
@@ -81,6 +97,7 @@ def check_run_dir(run_dir: Path, fingerprint: dict) -> dict | None:
         return None
     summary = read_json(summary_path)
     previous = summary.get("fingerprint") if isinstance(summary, dict) else None
+    previous = _without_off_options(previous) if isinstance(previous, dict) else None
     if previous != fingerprint:
         differences = _differences(previous or {}, fingerprint)
         raise ConfigError(

@@ -187,6 +187,31 @@ def test_a_built_in_kinds_fingerprint_is_what_runs_from_before_hold(kind):
     }
 
 
+@pytest.mark.parametrize("validation, resumes", [(0.0, True), (0.2, False)])
+def test_a_run_that_recorded_an_option_off_resumes_and_one_that_had_it_on_is_refused(tmp_path, validation, resumes):
+    """Runs made after an option was added but before the fingerprint left it out while off
+    stored it at its off value (the recorded default run at b755d4e holds
+    ``estimator.early_stopping: {validation: 0.0, ...}``, ``loop.synthetic_labels: counts``):
+    they are this experiment and resume; a stored option that was on is another experiment."""
+    run_experiment(_arms(generations=2), seed=0, run_dir=tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    stored = summary["fingerprint"]["arms"]["mle"]  # as runs from before these options stored it: none of them
+    assert set(stored) == {"data", "model", "loop", "estimator", "evaluation"}
+    assert not {"early_stopping", "sample_steps", "_target_"} & set(stored["estimator"])
+    for described in summary["fingerprint"]["arms"].values():
+        described["estimator"]["early_stopping"] = {"validation": validation, "patience": 5, "every": 10}
+        described["estimator"]["sample_steps"] = None
+        described["loop"].update(synthetic_labels="counts", synthetic_shares=None, curation={"rule": "none"})
+        described["remedy"], described["extra_metrics"] = {"name": "none"}, []
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    if resumes:
+        run_experiment(_arms(generations=3), seed=0, run_dir=tmp_path)
+        assert _replicates(tmp_path)["mle/share/minority"].shape[0] == 3
+    else:
+        with pytest.raises(ConfigError, match=r"arms.mle.estimator.early_stopping: \{'validation': 0.2"):
+            run_experiment(_arms(generations=3), seed=0, run_dir=tmp_path)
+
+
 def test_refuses_generations_without_a_summary(tmp_path):
     run_experiment(_arms(generations=2), seed=0, run_dir=tmp_path)
     (tmp_path / "summary.json").unlink()
