@@ -63,7 +63,7 @@ def record_rows(arm: str, record: GenerationRecord, *, bounded: Sequence[str] = 
         if key in record.intervals:
             lo, hi = (float(v) for v in record.intervals[key])
         else:
-            lo, hi = mean_interval(summary, bounded=in_unit_interval(metric, group) or metric in bounded)
+            lo, hi = mean_interval(summary, bounded=in_unit_interval(metric, group, declared=bounded))
         summary = summary.as_dict()
         row = {"arm": arm, "generation": record.generation, "group": group, "metric": metric, **summary}
         rows.append({**row, "lo": lo, "hi": hi})

@@ -50,7 +50,7 @@ Adding a built-in metric is: compute it in ``measure``, declare it in ``METRICS`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
@@ -298,11 +298,14 @@ UNIT_INTERVAL_METRICS = frozenset(
 _DOWNSTREAM_RATES = ("down_accuracy@", "down_fpr@", "down_fnr@", "down_tpr@")
 
 
-def in_unit_interval(metric: str, group: str | None = None) -> bool:
-    """Whether the built-in ``metric`` of ``group`` (the two parts of a ``metric/group`` key) lies
-    in [0, 1]: a metric declared so, for a class or ``all``; the minority's value over the
-    majority's (``group`` :data:`~genfair.metrics.RATIO_GROUP`) can exceed 1 and does not. A
-    user's metric declares its own bounds (``evaluation.extra_metrics``)."""
+def in_unit_interval(metric: str, group: str | None = None, *, declared: Collection[str] = ()) -> bool:
+    """Whether ``metric`` of ``group`` (the two parts of a ``metric/group`` key) lies in [0, 1]: a
+    built-in metric declared so, for a class or ``all`` (the minority's value over the majority's,
+    ``group`` :data:`~genfair.metrics.RATIO_GROUP`, can exceed 1 and does not), or one of
+    ``declared``, the run's own metrics declared in (0, 1) (``evaluation.extra_metrics``, which
+    summary.json lists as ``unit_interval_metrics``)."""
+    if metric in declared:
+        return True
     if group == RATIO_GROUP:
         return False
     return metric in UNIT_INTERVAL_METRICS or metric.startswith(_DOWNSTREAM_RATES)

@@ -51,6 +51,7 @@ def _write_run(
     family: str = "class_mixture",
     groups: tuple[str, str] = ("majority", "minority"),
     proportions: tuple[float, float] = (0.95, 0.05),
+    unit_interval_metrics: tuple[str, ...] = (),
 ) -> Path:
     """A run directory as ``genfair`` leaves it: ``values`` maps (arm, generation, group, metric)
     to the run's ``mean``; the other statistics are filler that aggregation must ignore."""
@@ -71,6 +72,8 @@ def _write_run(
         "minority": groups[1],
         "arms": {},
     }
+    if unit_interval_metrics:  # a run's own metrics declared in (0, 1), as genfair records them
+        summary["unit_interval_metrics"] = list(unit_interval_metrics)
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
 
@@ -276,6 +279,16 @@ def test_bounded_metrics_get_logit_scale_intervals_inside_0_1(tmp_path, capsys):
     aggregate(tmp_path / "ratio")
     ratio = _read_metrics(tmp_path / "ratio" / "aggregate" / "metrics.csv")[("mle", 0, "minority_to_majority", "coverage")]
     assert (float(ratio["lo"]), float(ratio["hi"])) == pytest.approx((1.6 - 12.706205 * 0.1, 1.6 + 12.706205 * 0.1), rel=1e-6)
+    # A run's own metric declared in (0, 1) (summary.json's unit_interval_metrics) gets the same interval.
+    for seed, value in enumerate(coverage):
+        _write_run(tmp_path / "plugin" / str(seed), seed=seed, values={("mle", 0, "minority", "kept"): value},
+                   unit_interval_metrics=("kept",))
+    aggregate(tmp_path / "plugin")
+    kept = _read_metrics(tmp_path / "plugin" / "aggregate" / "metrics.csv")[("mle", 0, "minority", "kept")]
+    assert (float(kept["lo"]), float(kept["hi"])) == (float(row["lo"]), float(row["hi"]))
+    _write_run(tmp_path / "bad_plugin" / "0", seed=0, values={("mle", 0, "minority", "kept"): 1.5},
+               unit_interval_metrics=("kept",))
+    assert "kept must lie in [0, 1] (a bounded metric), got 1.5" in _refusal([str(tmp_path / "bad_plugin")], capsys)
     _write_run(tmp_path / "bad" / "0", seed=0, values={("mle", 0, "minority", "coverage"): 1.5})
     err = _refusal([str(tmp_path / "bad")], capsys)
     assert f"{tmp_path / 'bad' / '0' / 'metrics.csv'}: coverage must lie in [0, 1] (a bounded metric), got 1.5" in err

@@ -60,6 +60,7 @@ import argparse
 import dataclasses
 import math
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,9 +196,10 @@ def aggregate(
     fingerprint = _common_fingerprint(runs)
     runs.sort(key=lambda pair: pair[1]["seed"])
     per_seed = [read_metrics_csv(run_dir / "metrics.csv") for run_dir, _ in runs]
+    declared = runs[0][1].get("unit_interval_metrics") or ()  # the runs' own metrics in (0, 1), as their metrics.csv had them
     for (run_dir, _), rows in zip(runs, per_seed):
-        _check_bounded(rows, run_dir / "metrics.csv")
-    rows = aggregate_rows(per_seed)
+        _check_bounded(rows, run_dir / "metrics.csv", declared=declared)
+    rows = aggregate_rows(per_seed, declared=declared)
     arms = list(dict.fromkeys(row["arm"] for row in rows))
     first = runs[0][1]
     factors = _declared_factors(first, arms)
@@ -253,22 +255,24 @@ def _unfinished(status: str, holder: LockHolder | None) -> str:
     return f"status {status!r}, not finished"
 
 
-def aggregate_rows(runs: list[list[dict]]) -> list[dict]:
+def aggregate_rows(runs: list[list[dict]], *, declared: Collection[str] = ()) -> list[dict]:
     """Rows of :data:`AGGREGATE_COLUMNS`, one per (arm, generation, group, metric) found in any of
     ``runs`` (each a list of ``metrics.csv`` rows, one run per seed), in first-seen order.
 
     Across the finite ``mean`` values x_1..x_n of the seeds: ``mean`` = x̄, ``se`` = s / sqrt(n)
     with s the sample standard deviation (ddof 1), ``lo``/``hi`` = x̄ -+ t_{0.975, n-1} se;
     ``se``, ``lo`` and ``hi`` are NaN for n < 2 and everything but ``n_seeds`` for n = 0.
-    For the metrics in [0, 1] (:func:`genfair.evaluation.in_unit_interval`), ``lo``/``hi`` are
-    :func:`genfair.metrics.logit_interval` instead, inside [0, 1].
+    For the metrics in [0, 1] (:func:`genfair.evaluation.in_unit_interval`, with ``declared`` the
+    runs' own metrics declared in (0, 1)), ``lo``/``hi`` are :func:`genfair.metrics.logit_interval`
+    instead, inside [0, 1].
     """
     values: dict[tuple, list[float]] = {}
     for rows in runs:
         for row in rows:
             key = (row["arm"], row["generation"], row["group"], row["metric"])
             values.setdefault(key, []).append(float(row["mean"]))
-    return [_across_seeds(key, seeds, bounded=in_unit_interval(key[3], key[2])) for key, seeds in values.items()]
+    return [_across_seeds(key, seeds, bounded=in_unit_interval(key[3], key[2], declared=declared))
+            for key, seeds in values.items()]
 
 
 def paired_rows(runs: list[list[dict]], baseline: str) -> list[dict]:
@@ -301,12 +305,12 @@ def _across_seeds(key: tuple, seeds: list[float], *, bounded: bool = False) -> d
             "mean": mean, "se": se, "n_seeds": n, "lo": lo, "hi": hi}  # fmt: skip
 
 
-def _check_bounded(rows: list[dict], path: Path) -> None:
+def _check_bounded(rows: list[dict], path: Path, *, declared: Collection[str] = ()) -> None:
     """Refuse a value of a bounded metric outside [0, 1] (beyond rounding) in ``path``'s ``rows``."""
     for row in rows:
         value = float(row["mean"])
         outside = not -_BOUND_TOLERANCE <= value <= 1 + _BOUND_TOLERANCE
-        if in_unit_interval(row["metric"], row["group"]) and math.isfinite(value) and outside:
+        if in_unit_interval(row["metric"], row["group"], declared=declared) and math.isfinite(value) and outside:
             raise ConfigError(
                 f"{path}: {row['metric']} must lie in [0, 1] (a bounded metric), got {value!r} "
                 f"(arm {row['arm']}, generation {row['generation']}, group {row['group']})"
@@ -443,7 +447,8 @@ def _figures(folder: Path, rows: list[dict], summary: dict, *, n_seeds: int, fac
     available = {row["metric"] for row in rows}
     for metric in summary.get("headline_metrics") or []:
         if metric in available:
-            interval = "logit-scale t-interval" if in_unit_interval(metric) else "t-interval"
+            bounded = in_unit_interval(metric, declared=summary.get("unit_interval_metrics") or ())
+            interval = "logit-scale t-interval" if bounded else "t-interval"
             title = f"{metric} across generations (mean over {n_seeds} seeds, {CONFIDENCE * 100:.0f} % {interval})"
             paths.append(save_metric_figure(folder / f"{metric}.png", [("", rows)], metric=metric, title=title))
     if summary.get("family") == "images":

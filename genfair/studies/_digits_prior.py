@@ -211,7 +211,7 @@ def _metric_rows(loop: dict[str, dict[str, np.ndarray]]) -> list[dict]:
             metric, group = key.split("/", 1)
             for g, row in enumerate(table):
                 summary = summarize_replicates(row)
-                lo, hi = mean_interval(summary, bounded=in_unit_interval(metric, group) or metric == "weight")
+                lo, hi = mean_interval(summary, bounded=in_unit_interval(metric, group, declared=("weight",)))
                 rows.append({"arm": arm, "generation": g, "group": group, "metric": metric, **summary.as_dict(), "lo": lo, "hi": hi})
     return rows
 
