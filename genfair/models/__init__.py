@@ -1,4 +1,5 @@
-"""Generative models: one small protocol, optional abilities, and the model families."""
+"""Generative models: one small protocol, optional abilities, and the model families; the built-in
+ones are the YAML files of ``configs/model/`` that name their config class (:func:`registered_models`)."""
 
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
         ReparameterizedSampler,
         SteppedSampler,
     )
+    from genfair.models._registry import registered_model_configs, registered_models
     from genfair.models._saving import load_model, save_model
     from genfair.models._vae import VAE
 
@@ -46,6 +48,8 @@ __all__ = [
     "load_model",
     "per_class_sum",
     "psd_sqrt",
+    "registered_model_configs",
+    "registered_models",
     "save_model",
 ]
 

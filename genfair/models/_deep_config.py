@@ -1,4 +1,5 @@
-"""How ``model=vae`` and ``model=ddpm`` are configured and built.
+"""How ``model=vae`` and ``model=ddpm`` are configured and built: their config dataclasses, which
+``configs/model/vae.yaml`` and ``ddpm.yaml`` register (``genfair.models.registered_models``).
 
 The configs are plain dataclasses (usable as Hydra structured-config schemas: only str, int,
 float, bool and lists of them); values are checked in ``__post_init__``, and what depends on
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from genfair.errors import ConfigError, check_choice, check_positive_int
 from genfair.models._custom import CustomModelConfig
+from genfair.models._registry import registered_target
 
 if TYPE_CHECKING:
     from torch import nn
@@ -38,6 +40,8 @@ class VAEConfig:
 
     Args:
         name: ``"vae"``.
+        _target_: this class, ``package.module.Name``, as ``configs/model/vae.yaml`` registers it
+            (``None`` is filled in with it). A model of your own runs with ``model=custom``.
         architecture: ``"mlp"`` or ``"conv"`` (images ``(C, H, W)``, H and W divisible by
             ``2 ** len(hidden)``).
         hidden: widths (mlp) or channels (conv) of the encoder's hidden layers.
@@ -54,6 +58,7 @@ class VAEConfig:
     """
 
     name: str = "vae"
+    _target_: str | None = None
     architecture: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     latent_dim: int = 16
@@ -62,7 +67,7 @@ class VAEConfig:
     min_scale: float = 0.01
 
     def __post_init__(self) -> None:
-        check_choice("name", self.name, ["vae"])
+        self._target_ = registered_target(self)
         check_choice("architecture", self.architecture, ARCHITECTURES)
         _check_sizes("hidden", self.hidden)
         check_positive_int("latent_dim", self.latent_dim)
@@ -94,6 +99,8 @@ class DDPMConfig:
 
     Args:
         name: ``"ddpm"``.
+        _target_: this class, ``package.module.Name``, as ``configs/model/ddpm.yaml`` registers it
+            (``None`` is filled in with it). A model of your own runs with ``model=custom``.
         block_out_channels: channels of the UNet's levels, each divisible by ``norm_num_groups``;
             image height and width must be divisible by ``2 ** (levels - 1)``.
         layers_per_block: ResNet layers per down block.
@@ -112,6 +119,7 @@ class DDPMConfig:
     """
 
     name: str = "ddpm"
+    _target_: str | None = None
     block_out_channels: list[int] = field(default_factory=lambda: [32, 64])
     layers_per_block: int = 1
     norm_num_groups: int = 8
@@ -122,7 +130,7 @@ class DDPMConfig:
     sample_steps: int = 50
 
     def __post_init__(self) -> None:
-        check_choice("name", self.name, ["ddpm"])
+        self._target_ = registered_target(self)
         channels = _check_sizes("block_out_channels", self.block_out_channels)
         groups = check_positive_int("norm_num_groups", self.norm_num_groups)
         bad = [c for c in channels if c % groups]

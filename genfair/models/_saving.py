@@ -3,7 +3,8 @@
 A model directory holds two files, both written atomically (``genfair.checkpoint``):
   - ``model.safetensors``: the model's ``state_dict`` (parameters and persistent buffers such
     as BatchNorm's running statistics); never a pickle;
-  - ``model.json``: the config's class name and fields, the ``sample_shape`` and
+  - ``model.json``: the config's class name and fields (a built-in's ``_target_`` left out: its
+    name picks its registered class), the ``sample_shape`` and
     ``num_classes`` the model was built for, its dtype and training mode, and the sha256 of
     ``model.safetensors``. It is written last, so it only ever names weights that exist.
 Loading rebuilds the model from the JSON with :func:`build_model` and loads the weights only
@@ -70,7 +71,7 @@ def save_model(
         {
             "format": _FORMAT,
             "config_class": type(config).__name__,
-            "config": _plain(dataclasses.asdict(config)),
+            "config": _plain(_saved_fields(config)),
             "sample_shape": list(sample_shape),
             "num_classes": num_classes,
             "dtype": str(dtype).removeprefix("torch."),
@@ -129,6 +130,15 @@ def _check_same_layout(state: dict[str, torch.Tensor], built: nn.Module, config:
         raise ConfigError(
             f"model does not match {type(config).__name__}: tensors {differ} differ from the ones the config builds"
         )
+
+
+def _saved_fields(config: VAEConfig | DDPMConfig | CustomModelConfig) -> dict[str, Any]:
+    """The config's fields but a built-in's ``_target_``, which its name picks when it is rebuilt
+    (so a checkpoint reads as one from before the models named their class, and loads wherever
+    the class is registered)."""
+    fields = dataclasses.asdict(config)
+    fields.pop("_target_", None)
+    return fields
 
 
 def _plain(value: Any) -> Any:
