@@ -1,11 +1,13 @@
 """The registered models (docs/architecture.md, "Where to add each thing"): a built-in model is its
 class, its config dataclass and its YAML, ``configs/model/<name>.yaml``, which names the config
 class through ``_target_`` and extends ``<name>_schema``; the schemas that the command line
-stores and the models listed anywhere are what ``configs/model/`` registers."""
+stores, the configs that ``build_model`` builds and that checkpoints name, and the models listed
+anywhere are what ``configs/model/`` registers."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from _fixtures import registry_copy
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from torch import nn
@@ -25,7 +27,7 @@ from genfair.errors import ConfigError
 from genfair.experiment import Arm, run_experiment
 from genfair.loops import LoopConfig
 from genfair.models import (
-    AnalyticModelConfig, DDPMConfig, VAEConfig, load_model, registered_model_configs, registered_models,
+    AnalyticModelConfig, DDPMConfig, VAEConfig, build_model, load_model, registered_model_configs, registered_models,
     save_model,
 )
 from genfair.models import _registry
@@ -111,6 +113,32 @@ def test_each_yaml_names_the_config_class_that_its_option_builds(name):
     assert config_class(name=name)._target_ == named
 
 
+def test_a_model_added_by_its_class_and_its_yaml_alone_composes_builds_and_saves(model_folder, tmp_path):
+    """A new built-in model: one YAML naming its config class, beside the others. The command
+    line stores its schema and composes ``model=tiny`` (from a copy of configs/, as Hydra reads
+    genfair's own from the installed package); ``build_model`` builds it and a checkpoint
+    naming it loads (a hand-kept table of configs would refuse both)."""
+    (model_folder / "tiny.yaml").write_text(TINY_YAML)
+    assert list(registered_models()) == ["class_mixture", "ddpm", "gaussian", "tiny", "vae"]
+    register_configs()
+    stored = ConfigStore.instance().repo["model"]
+    assert OmegaConf.get_type(stored["tiny_schema.yaml"].node) is TinyConfig
+    configs = resources.files("genfair.configs")
+    for entry in configs.iterdir():  # the rest of configs/ beside the copied model/
+        if entry.name != "model" and (entry.name.endswith(".yaml") or entry.is_dir()) and entry.name != "__pycache__":
+            (shutil.copytree if entry.is_dir() else shutil.copy)(entry, tmp_path / entry.name)
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["model=tiny"])
+    cfg.arms = {}
+    (arm,) = arms_from_config(cfg)
+    assert arm.model == TinyConfig(scale=0.5) and arm.model._target_ == f"{__name__}.TinyConfig"
+    model = build_model(arm.model, sample_shape=(4,), num_classes=2)
+    assert isinstance(model, TinyModel) and model.log_scale.exp()[0].item() == pytest.approx(0.5)
+    save_model(tmp_path / "saved", model, arm.model)
+    assert json.loads((tmp_path / "saved" / "model.json").read_text())["config_class"] == "TinyConfig"
+    assert isinstance(load_model(tmp_path / "saved"), TinyModel)
+
+
 def test_a_built_in_name_builds_the_class_its_yaml_names(model_folder):
     """Point vae.yaml at another config class: ``name=vae`` follows the YAML, not a table of models."""
     (model_folder / "vae.yaml").write_text(f"defaults:\n  - vae_schema\n\nname: vae\n_target_: {__name__}.TinyConfig\n")
@@ -140,8 +168,10 @@ def test_a_model_name_override_switches_only_between_the_models_of_one_config_cl
         (lambda: arms_from_config(_compose(["model=vae", "model._target_=pkg.mod.Model"])),
          r"^model._target_=pkg.mod.Model on model=vae: a built-in model's config class is its YAML's "
          r"\(genfair.models.VAEConfig\); a model of your own runs with model=custom$"),
+        (lambda: build_model(AnalyticModelConfig(), sample_shape=(2,), num_classes=2),
+         r"^config must be one of \['DDPMConfig', 'VAEConfig', 'CustomModelConfig'\], got AnalyticModelConfig$"),
     ],
-    ids=["typo", "built_in_with_a_users_class", "on_the_command_line"],
+    ids=["typo", "built_in_with_a_users_class", "on_the_command_line", "build_an_analytic_config"],
 )
 def test_refusals_name_the_key_the_value_and_what_is_allowed(make, message):
     with pytest.raises(ConfigError, match=message):

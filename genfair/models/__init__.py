@@ -9,7 +9,7 @@ if TYPE_CHECKING:  # the public names, each imported on first use (genfair._lazy
     from genfair.models._analytic_config import AnalyticModelConfig, build_analytic_model
     from genfair.models._class_gaussian import ClassGaussianModel, per_class_sum, psd_sqrt
     from genfair.models._ddpm import DDPM
-    from genfair.models._deep_config import DDPMConfig, VAEConfig, build_model
+    from genfair.models._deep_config import DDPMConfig, DeepModelConfig, VAEConfig, build_model
     from genfair.models._gaussian_mixture import GaussianMixtureModel
     from genfair.models._custom import CustomModelConfig, check_model_protocol, import_target
     from genfair.models._protocols import (
@@ -36,6 +36,7 @@ __all__ = [
     "ClassGaussianModel",
     "ClosedFormFit",
     "DDPMConfig",
+    "DeepModelConfig",
     "GaussianMixtureModel",
     "GenerativeModel",
     "ModelCapabilities",

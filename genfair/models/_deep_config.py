@@ -1,5 +1,6 @@
 """How ``model=vae`` and ``model=ddpm`` are configured and built: their config dataclasses, which
-``configs/model/vae.yaml`` and ``ddpm.yaml`` register (``genfair.models.registered_models``).
+``configs/model/vae.yaml`` and ``ddpm.yaml`` register (``genfair.models.registered_models``), and
+:func:`build_model`, which builds the model of any config that builds its own (:class:`DeepModelConfig`).
 
 The configs are plain dataclasses (usable as Hydra structured-config schemas: only str, int,
 float, bool and lists of them); values are checked in ``__post_init__``, and what depends on
@@ -14,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from genfair.errors import ConfigError, check_choice, check_positive_int
 from genfair.models._custom import CustomModelConfig
-from genfair.models._registry import registered_target
+from genfair.models._registry import registered_model_configs, registered_target
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from genfair.models._ddpm import DDPM
     from genfair.models._vae import VAE
 
-__all__ = ["ARCHITECTURES", "BETA_SCHEDULES", "DEEP_CONFIGS", "SAMPLERS", "DDPMConfig", "VAEConfig", "build_model"]
+__all__ = [
+    "ARCHITECTURES", "BETA_SCHEDULES", "SAMPLERS", "DDPMConfig", "DeepModelConfig", "VAEConfig", "build_model", "deep_configs",
+]
 
 # The models' options, here so that a config is checked without importing torch or diffusers.
 ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")  # VAE
@@ -168,17 +171,31 @@ class DDPMConfig:
         )
 
 
-DEEP_CONFIGS: dict[str, type] = {"VAEConfig": VAEConfig, "DDPMConfig": DDPMConfig, "CustomModelConfig": CustomModelConfig}
+class DeepModelConfig(Protocol):
+    """The config of a model that it builds itself (a deep model: :class:`VAEConfig`,
+    :class:`DDPMConfig`, a registered one of your own, :class:`CustomModelConfig`): a dataclass
+    whose ``name`` says which model, and ``build`` for the untrained model."""
+
+    name: str
+
+    def build(self, *, sample_shape: Sequence[int], num_classes: int | None) -> nn.Module: ...
 
 
-def build_model(
-    config: VAEConfig | DDPMConfig | CustomModelConfig, *, sample_shape: Sequence[int], num_classes: int | None
-) -> nn.Module:
+def deep_configs() -> dict[str, type]:
+    """``{class name: class}`` of the configs :func:`build_model` builds (those whose class has a
+    ``build`` method among the registered ones, ``genfair.models.registered_models``, then
+    :class:`CustomModelConfig`): what a checkpoint's ``config_class`` may name (``genfair.models.load_model``)."""
+    registered = [c for c in registered_model_configs().values() if callable(getattr(c, "build", None))]
+    return {config_class.__name__: config_class for config_class in [*registered, CustomModelConfig]}
+
+
+def build_model(config: DeepModelConfig, *, sample_shape: Sequence[int], num_classes: int | None) -> nn.Module:
     """The untrained model ``config`` describes, for samples of ``sample_shape`` and data with
     ``num_classes`` classes (``None``: unlabelled data)."""
-    if isinstance(config, (VAEConfig, DDPMConfig, CustomModelConfig)):
+    configs = deep_configs()
+    if isinstance(config, tuple(configs.values())):
         return config.build(sample_shape=sample_shape, num_classes=num_classes)
-    raise ConfigError(f"config must be one of {list(DEEP_CONFIGS)}, got {type(config).__name__}")
+    raise ConfigError(f"config must be one of {list(configs)}, got {type(config).__name__}")
 
 
 def _check_sizes(name: str, value: Any) -> tuple[int, ...]:

@@ -33,8 +33,7 @@ from torch import nn
 
 from genfair.checkpoint import load_tensors, read_json, save_tensors, write_json
 from genfair.errors import ConfigError
-from genfair.models._custom import CustomModelConfig
-from genfair.models._deep_config import DEEP_CONFIGS, DDPMConfig, VAEConfig, build_model
+from genfair.models._deep_config import DeepModelConfig, VAEConfig, build_model, deep_configs
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "load_model", "save_model"]
 
@@ -45,8 +44,7 @@ _DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
 def save_model(
-    directory: Path, model: nn.Module, config: VAEConfig | DDPMConfig | CustomModelConfig, *,
-    sample_shape: Sequence[int] | None = None,
+    directory: Path, model: nn.Module, config: DeepModelConfig, *, sample_shape: Sequence[int] | None = None
 ) -> None:
     """Write ``model``'s weights and ``config`` to ``directory`` (created if needed).
 
@@ -54,8 +52,9 @@ def save_model(
     ``sample_shape`` attribute) and its ``num_classes`` (checked: same tensor names and shapes),
     so that :func:`load_model` can rebuild it.
     """
-    if not isinstance(config, tuple(DEEP_CONFIGS.values())):
-        raise ConfigError(f"config must be one of {list(DEEP_CONFIGS)}, got {type(config).__name__}")
+    configs = deep_configs()
+    if not isinstance(config, tuple(configs.values())):
+        raise ConfigError(f"config must be one of {list(configs)}, got {type(config).__name__}")
     if sample_shape is None:
         sample_shape = getattr(model, "sample_shape", None)
     num_classes = getattr(model, "num_classes", None)
@@ -108,10 +107,10 @@ def _rebuild(meta: Any) -> tuple[nn.Module, torch.dtype, bool, str]:
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ConfigError(f"format must be {_FORMAT!r}, got {found!r}")
-    name = meta["config_class"]
-    if name not in DEEP_CONFIGS:
-        raise ConfigError(f"config_class must be one of {list(DEEP_CONFIGS)}, got {name!r}")
-    config = DEEP_CONFIGS[name](**meta["config"])
+    name, configs = meta["config_class"], deep_configs()
+    if name not in configs:
+        raise ConfigError(f"config_class must be one of {list(configs)}, got {name!r}")
+    config = configs[name](**meta["config"])
     num_classes = meta["num_classes"]
     model = build_model(config, sample_shape=tuple(meta["sample_shape"]), num_classes=num_classes)
     if meta["dtype"] not in _DTYPES:
@@ -132,7 +131,7 @@ def _check_same_layout(state: dict[str, torch.Tensor], built: nn.Module, config:
         )
 
 
-def _saved_fields(config: VAEConfig | DDPMConfig | CustomModelConfig) -> dict[str, Any]:
+def _saved_fields(config: DeepModelConfig) -> dict[str, Any]:
     """The config's fields but a built-in's ``_target_``, which its name picks when it is rebuilt
     (so a checkpoint reads as one from before the models named their class, and loads wherever
     the class is registered)."""
