@@ -25,8 +25,8 @@ __all__ = ["check_run_dir", "fingerprint", "versions"]
 def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
     """What must match for a run directory to be resumed: everything but ``loop.generations``,
     ``loop.checkpoint_every``, the device and the built-in classes that the names pick (the
-    model's and the estimator's ``_target_``, absent as before they had one), and without the
-    options that are off (:func:`_without_off_options`)."""
+    model's and the estimator's ``_target_``), and without the options that are off
+    (:func:`_without_off_options`)."""
     described = {}
     for arm in arms:
         loop = dataclasses.asdict(arm.loop)

@@ -172,9 +172,9 @@ class DDPMConfig:
 
 
 class DeepModelConfig(Protocol):
-    """The config of a model that it builds itself (a deep model: :class:`VAEConfig`,
-    :class:`DDPMConfig`, a registered one of your own, :class:`CustomModelConfig`): a dataclass
-    whose ``name`` says which model, and ``build`` for the untrained model."""
+    """A config that builds its own model (a deep model's: :class:`VAEConfig`, :class:`DDPMConfig`,
+    another registered one, :class:`CustomModelConfig`): a dataclass whose ``name`` says which
+    model, and ``build`` for the untrained model."""
 
     name: str
 

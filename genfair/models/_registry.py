@@ -35,9 +35,10 @@ def registered_model_configs() -> dict[str, type]:
 
 def registered_target(config: Any) -> str:
     """The ``_target_`` of ``config``, an instance of a registered config class: the class that its
-    ``name``'s YAML registers, which must be ``config``'s own (an override ``model.name=gaussian``
-    over ``model=class_mixture`` keeps the class both name). ``None`` is filled in with it; any
-    other target is refused: a model of one's own runs with ``model=custom``."""
+    ``name``'s YAML registers, which must be ``config``'s own (so ``model.name`` switches only
+    between models of one class: ``model=class_mixture model.name=gaussian``, both
+    ``AnalyticModelConfig``). ``None`` is filled in with it; any other target is refused: a model
+    of one's own runs with ``model=custom``."""
     registered = registered_models()
     own = [name for name, config_class in registered_model_configs().items() if config_class is type(config)]
     if config.name in registered and config.name not in own:  # another class's model: its own group option

@@ -132,9 +132,8 @@ def _check_same_layout(state: dict[str, torch.Tensor], built: nn.Module, config:
 
 
 def _saved_fields(config: DeepModelConfig) -> dict[str, Any]:
-    """The config's fields but a built-in's ``_target_``, which its name picks when it is rebuilt
-    (so a checkpoint reads as one from before the models named their class, and loads wherever
-    the class is registered)."""
+    """The config's fields but a built-in's ``_target_``: its name picks the registered class when
+    it is rebuilt, so a checkpoint does not depend on the path its class is registered under."""
     fields = dataclasses.asdict(config)
     fields.pop("_target_", None)
     return fields
