@@ -317,8 +317,10 @@ def _root_defaults() -> dict[str, str]:
     return chosen
 
 
-def _schemas() -> dict[str, dict[str, type]]:
-    """``{group: {schema name: dataclass}}`` as ``register_configs`` stores them."""
+def _schemas() -> dict[str, dict[type, list[str]]]:
+    """``{group: {dataclass: its schema names}}`` as ``register_configs`` stores them (one class may
+    be stored under several names: ``model=gaussian`` and ``model=class_mixture`` extend
+    ``gaussian_schema`` and ``class_mixture_schema``, both ``AnalyticModelConfig``)."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
@@ -326,10 +328,10 @@ def _schemas() -> dict[str, dict[str, type]]:
 
     register_configs()
     repo = ConfigStore.instance().repo
-    found: dict[str, dict[str, type]] = {}
+    found: dict[str, dict[type, list[str]]] = {}
     for group in GROUPS:
         for filename, node in sorted(repo.get(group, {}).items()):
-            found.setdefault(group, {})[filename.removesuffix(".yaml")] = OmegaConf.get_type(node.node)
+            found.setdefault(group, {}).setdefault(OmegaConf.get_type(node.node), []).append(filename.removesuffix(".yaml"))
     return found
 
 
@@ -372,9 +374,9 @@ def render() -> str:
         if group == "experiment":
             schema = "`# @package _global_` files that set the groups and keys below"
         else:
-            schema = ", ".join(f"[`{c.__qualname__}`](#{_anchor(group + '=' + n.removesuffix('_schema'))})"
+            schema = ", ".join(f"[`{c.__qualname__}`](#{_anchor(group + '=' + names[0].removesuffix('_schema'))})"
                                if len(schemas[group]) > 1 else f"[`{c.__qualname__}`](#{_anchor(group)})"
-                               for n, c in schemas[group].items())
+                               for c, names in schemas[group].items())
         page.add(f"| `{group}` | {shown} | {schema} |")
     page.add("")
 
@@ -388,13 +390,13 @@ def render() -> str:
         page.add(f"## `{group}`", "")
         files = _yaml_files(group)
         if len(schemas[group]) > 1:
-            for name, cls in schemas[group].items():
-                users = [p for p in files if _option_schema(p) == name]
-                options = ", ".join(f"`{group}={p.stem}`" for p in users) or f"`{group}` ({name})"
+            for cls, names in schemas[group].items():
+                users = [p for p in files if _option_schema(p) in names]
+                options = ", ".join(f"`{group}={p.stem}`" for p in users) or f"`{group}` ({', '.join(names)})"
                 page.schema(cls, group, f"{options}: `{cls.__qualname__}`",
-                            anchor=_anchor(f"{group}={name.removesuffix('_schema')}"), note=_options_note(users))
+                            anchor=_anchor(f"{group}={names[0].removesuffix('_schema')}"), note=_options_note(users))
         else:
-            (cls,) = schemas[group].values()
+            (cls,) = schemas[group]
             page.schema(cls, group, f"`{group}`: `{cls.__qualname__}`", note=_options_note(files))
 
     from genfair.evaluation import EvaluationConfig

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from genfair._evaluation_config import EvaluationConfig
 from genfair.data import ClassMixtureData, CustomData, DigitsData, GaussianData, ImageFileData
 from genfair.estimators import CustomEstimatorConfig, EstimatorConfig
-from genfair.models import AnalyticModelConfig, CustomModelConfig, DDPMConfig, VAEConfig
+from genfair.models import AnalyticModelConfig, DeepModelConfig
 from genfair.remedies import RemedyConfig
 from genfair.loops import LoopConfig
 
@@ -19,11 +19,16 @@ __all__ = ["Arm"]
 class Arm:
     """One arm of an experiment: the data, the model, the loop it runs, its estimator, the
     fairness remedy of its training and, for deep models on images, how its generations are
-    measured."""
+    measured.
+
+    ``model`` is an analytic model's config, which the runner builds for the data and its
+    replicates (``build_analytic_model``), or a config that builds its own model
+    (:class:`~genfair.models.DeepModelConfig`: a registered one, ``genfair.models.registered_models``,
+    or ``model=custom``'s :class:`~genfair.models.CustomModelConfig`)."""
 
     name: str
     data: GaussianData | ClassMixtureData | DigitsData | ImageFileData | CustomData
-    model: AnalyticModelConfig | VAEConfig | DDPMConfig | CustomModelConfig
+    model: AnalyticModelConfig | DeepModelConfig
     loop: LoopConfig
     estimator: EstimatorConfig | CustomEstimatorConfig = field(default_factory=EstimatorConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)

@@ -24,7 +24,8 @@ __all__ = ["check_run_dir", "fingerprint", "versions"]
 
 def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
     """What must match for a run directory to be resumed: everything but ``loop.generations``,
-    ``loop.checkpoint_every`` and the device, and without the options that are off
+    ``loop.checkpoint_every``, the device and the built-in classes that the names pick (the
+    model's and the estimator's ``_target_``), and without the options that are off
     (:func:`_without_off_options`)."""
     described = {}
     for arm in arms:
@@ -33,9 +34,11 @@ def fingerprint(arms: Sequence[Arm], seed: int) -> dict[str, Any]:
         loop.pop("checkpoint_every")  # where a generation is checkpointed does not change its results
         evaluation = dataclasses.asdict(arm.evaluation)
         extra_metrics = evaluation.pop("extra_metrics")
+        model = dataclasses.asdict(arm.model)
+        model.pop("_target_", None)  # a built-in's registered config class, which its name picks
         described[arm.name] = {
             "data": dataclasses.asdict(arm.data),
-            "model": dataclasses.asdict(arm.model),
+            "model": model,
             "loop": loop,
             "estimator": _estimator(arm.estimator),
             "evaluation": evaluation if arm.metric_family == "images" else None,

@@ -146,7 +146,7 @@ def _edit_json(folder: Path, edit) -> Path:
     [
         (
             lambda m: m.update(config_class="GANConfig"),
-            r"config_class must be one of \['VAEConfig', 'DDPMConfig', 'CustomModelConfig'\], got 'GANConfig'",
+            r"config_class must be one of \['DDPMConfig', 'VAEConfig', 'CustomModelConfig'\], got 'GANConfig'",
         ),
         (lambda m: m["config"].update(latent_dim=0), "latent_dim must be a positive integer, got 0"),
         (lambda m: m["config"].update(depth=3), "unexpected keyword argument 'depth'"),
@@ -181,11 +181,11 @@ def test_save_refuses_a_model_its_config_does_not_build(tmp_path):
     model = DDPM(sample_shape=SHAPE, block_out_channels=(8,), norm_num_groups=4)
     with pytest.raises(ConfigError, match=r"model does not match DDPMConfig: tensors \[.*\] differ"):
         save_model(tmp_path, model, DDPMConfig(block_out_channels=[16], norm_num_groups=4))
-    with pytest.raises(ConfigError, match=r"config must be one of \['VAEConfig', 'DDPMConfig', 'CustomModelConfig'\], got dict"):
+    with pytest.raises(ConfigError, match=r"config must be one of \['DDPMConfig', 'VAEConfig', 'CustomModelConfig'\], got dict"):
         save_model(tmp_path, model, {"name": "ddpm"})
     assert not (tmp_path / "model.json").exists()
 
 
 def test_build_model_refuses_unknown_configs():
-    with pytest.raises(ConfigError, match=r"config must be one of \['VAEConfig', 'DDPMConfig', 'CustomModelConfig'\], got str"):
+    with pytest.raises(ConfigError, match=r"config must be one of \['DDPMConfig', 'VAEConfig', 'CustomModelConfig'\], got str"):
         build_model("vae", sample_shape=SHAPE, num_classes=None)

@@ -17,7 +17,7 @@ from genfair.data import ClassMixtureData, DigitsData, GaussianData, ImageFileDa
 from genfair.estimators import EstimatorConfig
 from genfair._evaluation_config import EvaluationConfig
 from genfair.factors import ArmFactorsConfig
-from genfair.models import AnalyticModelConfig, DDPMConfig, VAEConfig
+from genfair.models import registered_model_configs
 from genfair.remedies import RemedyConfig
 from genfair.loops import LoopConfig
 from genfair.studies import STUDIES, StudyConfig
@@ -95,9 +95,8 @@ def register_configs() -> None:
     store.store(group="data", name="class_mixture_schema", node=ClassMixtureData)
     store.store(group="data", name="digits_schema", node=DigitsData)
     store.store(group="data", name="image_files_schema", node=ImageFileData)
-    store.store(group="model", name="analytic_schema", node=AnalyticModelConfig)
-    store.store(group="model", name="vae_schema", node=VAEConfig)
-    store.store(group="model", name="ddpm_schema", node=DDPMConfig)
+    for name, config_class in registered_model_configs().items():  # configs/model/<name>.yaml extends <name>_schema
+        store.store(group="model", name=f"{name}_schema", node=config_class)
     store.store(group="loop", name="loop_schema", node=LoopConfig)
     store.store(group="estimator", name="estimator_schema", node=EstimatorConfig)
     store.store(group="remedy", name="remedy_schema", node=RemedyConfig)

@@ -1,4 +1,5 @@
-"""How ``model=gaussian`` and ``model=class_mixture`` are configured and built.
+"""How ``model=gaussian`` and ``model=class_mixture`` are configured (one config class, which both
+``configs/model/gaussian.yaml`` and ``class_mixture.yaml`` register) and built.
 
 torch is imported inside the functions that use it: the command line checks a config
 without importing torch (docs/architecture.md, section 1).
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from genfair.data import ClassMixtureData, GaussianData, stratified_counts
 from genfair.errors import ConfigError, check_choice, check_positive_int
+from genfair.models._registry import registered_target
 
 if TYPE_CHECKING:
     from genfair.models._class_gaussian import ClassGaussianModel
@@ -23,18 +25,22 @@ class AnalyticModelConfig:
     """Labelled Gaussian classes refit in closed form (:class:`ClassGaussianModel`).
 
     Args:
-        name: ``gaussian`` (one Gaussian, needs ``data=gaussian``) or ``class_mixture``.
+        name: ``gaussian`` (one Gaussian, needs ``data=gaussian``) or ``class_mixture``: the models
+            whose YAML registers this class (``model.name`` may switch between them).
+        _target_: this class, ``package.module.Name``, as the YAMLs register it (``None`` is
+            filled in with it). A model of your own runs with ``model=custom``.
         estimator: ``mle`` (covariance divided by n) or ``unbiased`` (by n - 1). For a Gaussian,
             ``unbiased`` is also the exact solution of the PLE constraint (Mayer et al. 2024).
         min_class_samples: fewest samples with which a class refits its covariance (>= 2).
     """
 
     name: str = "class_mixture"
+    _target_: str | None = None
     estimator: str = "mle"
     min_class_samples: int = 2
 
     def __post_init__(self) -> None:
-        check_choice("name", self.name, ["gaussian", "class_mixture"])
+        self._target_ = registered_target(self)
         check_choice("estimator", self.estimator, ["mle", "unbiased"])
         check_positive_int("min_class_samples", self.min_class_samples, minimum=2)
 

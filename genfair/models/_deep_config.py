@@ -1,4 +1,6 @@
-"""How ``model=vae`` and ``model=ddpm`` are configured and built.
+"""How ``model=vae`` and ``model=ddpm`` are configured and built: their config dataclasses, which
+``configs/model/vae.yaml`` and ``ddpm.yaml`` register (``genfair.models.registered_models``), and
+:func:`build_model`, which builds the model of any config that builds its own (:class:`DeepModelConfig`).
 
 The configs are plain dataclasses (usable as Hydra structured-config schemas: only str, int,
 float, bool and lists of them); values are checked in ``__post_init__``, and what depends on
@@ -13,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from genfair.errors import ConfigError, check_choice, check_positive_int
 from genfair.models._custom import CustomModelConfig
+from genfair.models._registry import registered_model_configs, registered_target
 
 if TYPE_CHECKING:
     from torch import nn
@@ -24,7 +27,9 @@ if TYPE_CHECKING:
     from genfair.models._ddpm import DDPM
     from genfair.models._vae import VAE
 
-__all__ = ["ARCHITECTURES", "BETA_SCHEDULES", "DEEP_CONFIGS", "SAMPLERS", "DDPMConfig", "VAEConfig", "build_model"]
+__all__ = [
+    "ARCHITECTURES", "BETA_SCHEDULES", "SAMPLERS", "DDPMConfig", "DeepModelConfig", "VAEConfig", "build_model", "deep_configs",
+]
 
 # The models' options, here so that a config is checked without importing torch or diffusers.
 ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")  # VAE
@@ -38,6 +43,8 @@ class VAEConfig:
 
     Args:
         name: ``"vae"``.
+        _target_: this class, ``package.module.Name``, as ``configs/model/vae.yaml`` registers it
+            (``None`` is filled in with it). A model of your own runs with ``model=custom``.
         architecture: ``"mlp"`` or ``"conv"`` (images ``(C, H, W)``, H and W divisible by
             ``2 ** len(hidden)``).
         hidden: widths (mlp) or channels (conv) of the encoder's hidden layers.
@@ -54,6 +61,7 @@ class VAEConfig:
     """
 
     name: str = "vae"
+    _target_: str | None = None
     architecture: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     latent_dim: int = 16
@@ -62,7 +70,7 @@ class VAEConfig:
     min_scale: float = 0.01
 
     def __post_init__(self) -> None:
-        check_choice("name", self.name, ["vae"])
+        self._target_ = registered_target(self)
         check_choice("architecture", self.architecture, ARCHITECTURES)
         _check_sizes("hidden", self.hidden)
         check_positive_int("latent_dim", self.latent_dim)
@@ -94,6 +102,8 @@ class DDPMConfig:
 
     Args:
         name: ``"ddpm"``.
+        _target_: this class, ``package.module.Name``, as ``configs/model/ddpm.yaml`` registers it
+            (``None`` is filled in with it). A model of your own runs with ``model=custom``.
         block_out_channels: channels of the UNet's levels, each divisible by ``norm_num_groups``;
             image height and width must be divisible by ``2 ** (levels - 1)``.
         layers_per_block: ResNet layers per down block.
@@ -112,6 +122,7 @@ class DDPMConfig:
     """
 
     name: str = "ddpm"
+    _target_: str | None = None
     block_out_channels: list[int] = field(default_factory=lambda: [32, 64])
     layers_per_block: int = 1
     norm_num_groups: int = 8
@@ -122,7 +133,7 @@ class DDPMConfig:
     sample_steps: int = 50
 
     def __post_init__(self) -> None:
-        check_choice("name", self.name, ["ddpm"])
+        self._target_ = registered_target(self)
         channels = _check_sizes("block_out_channels", self.block_out_channels)
         groups = check_positive_int("norm_num_groups", self.norm_num_groups)
         bad = [c for c in channels if c % groups]
@@ -160,17 +171,31 @@ class DDPMConfig:
         )
 
 
-DEEP_CONFIGS: dict[str, type] = {"VAEConfig": VAEConfig, "DDPMConfig": DDPMConfig, "CustomModelConfig": CustomModelConfig}
+class DeepModelConfig(Protocol):
+    """A config that builds its own model (a deep model's: :class:`VAEConfig`, :class:`DDPMConfig`,
+    another registered one, :class:`CustomModelConfig`): a dataclass whose ``name`` says which
+    model, and ``build`` for the untrained model."""
+
+    name: str
+
+    def build(self, *, sample_shape: Sequence[int], num_classes: int | None) -> nn.Module: ...
 
 
-def build_model(
-    config: VAEConfig | DDPMConfig | CustomModelConfig, *, sample_shape: Sequence[int], num_classes: int | None
-) -> nn.Module:
+def deep_configs() -> dict[str, type]:
+    """``{class name: class}`` of the configs :func:`build_model` builds (those whose class has a
+    ``build`` method among the registered ones, ``genfair.models.registered_models``, then
+    :class:`CustomModelConfig`): what a checkpoint's ``config_class`` may name (``genfair.models.load_model``)."""
+    registered = [c for c in registered_model_configs().values() if callable(getattr(c, "build", None))]
+    return {config_class.__name__: config_class for config_class in [*registered, CustomModelConfig]}
+
+
+def build_model(config: DeepModelConfig, *, sample_shape: Sequence[int], num_classes: int | None) -> nn.Module:
     """The untrained model ``config`` describes, for samples of ``sample_shape`` and data with
     ``num_classes`` classes (``None``: unlabelled data)."""
-    if isinstance(config, (VAEConfig, DDPMConfig, CustomModelConfig)):
+    configs = deep_configs()
+    if isinstance(config, tuple(configs.values())):
         return config.build(sample_shape=sample_shape, num_classes=num_classes)
-    raise ConfigError(f"config must be one of {list(DEEP_CONFIGS)}, got {type(config).__name__}")
+    raise ConfigError(f"config must be one of {list(configs)}, got {type(config).__name__}")
 
 
 def _check_sizes(name: str, value: Any) -> tuple[int, ...]:

@@ -3,7 +3,8 @@
 A model directory holds two files, both written atomically (``genfair.checkpoint``):
   - ``model.safetensors``: the model's ``state_dict`` (parameters and persistent buffers such
     as BatchNorm's running statistics); never a pickle;
-  - ``model.json``: the config's class name and fields, the ``sample_shape`` and
+  - ``model.json``: the config's class name and fields (a built-in's ``_target_`` left out: its
+    name picks its registered class), the ``sample_shape`` and
     ``num_classes`` the model was built for, its dtype and training mode, and the sha256 of
     ``model.safetensors``. It is written last, so it only ever names weights that exist.
 Loading rebuilds the model from the JSON with :func:`build_model` and loads the weights only
@@ -32,8 +33,7 @@ from torch import nn
 
 from genfair.checkpoint import load_tensors, read_json, save_tensors, write_json
 from genfair.errors import ConfigError
-from genfair.models._custom import CustomModelConfig
-from genfair.models._deep_config import DEEP_CONFIGS, DDPMConfig, VAEConfig, build_model
+from genfair.models._deep_config import DeepModelConfig, VAEConfig, build_model, deep_configs
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "load_model", "save_model"]
 
@@ -44,8 +44,7 @@ _DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
 def save_model(
-    directory: Path, model: nn.Module, config: VAEConfig | DDPMConfig | CustomModelConfig, *,
-    sample_shape: Sequence[int] | None = None,
+    directory: Path, model: nn.Module, config: DeepModelConfig, *, sample_shape: Sequence[int] | None = None
 ) -> None:
     """Write ``model``'s weights and ``config`` to ``directory`` (created if needed).
 
@@ -53,8 +52,9 @@ def save_model(
     ``sample_shape`` attribute) and its ``num_classes`` (checked: same tensor names and shapes),
     so that :func:`load_model` can rebuild it.
     """
-    if not isinstance(config, tuple(DEEP_CONFIGS.values())):
-        raise ConfigError(f"config must be one of {list(DEEP_CONFIGS)}, got {type(config).__name__}")
+    configs = deep_configs()
+    if not isinstance(config, tuple(configs.values())):
+        raise ConfigError(f"config must be one of {list(configs)}, got {type(config).__name__}")
     if sample_shape is None:
         sample_shape = getattr(model, "sample_shape", None)
     num_classes = getattr(model, "num_classes", None)
@@ -70,7 +70,7 @@ def save_model(
         {
             "format": _FORMAT,
             "config_class": type(config).__name__,
-            "config": _plain(dataclasses.asdict(config)),
+            "config": _plain(_saved_fields(config)),
             "sample_shape": list(sample_shape),
             "num_classes": num_classes,
             "dtype": str(dtype).removeprefix("torch."),
@@ -107,10 +107,10 @@ def _rebuild(meta: Any) -> tuple[nn.Module, torch.dtype, bool, str]:
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ConfigError(f"format must be {_FORMAT!r}, got {found!r}")
-    name = meta["config_class"]
-    if name not in DEEP_CONFIGS:
-        raise ConfigError(f"config_class must be one of {list(DEEP_CONFIGS)}, got {name!r}")
-    config = DEEP_CONFIGS[name](**meta["config"])
+    name, configs = meta["config_class"], deep_configs()
+    if name not in configs:
+        raise ConfigError(f"config_class must be one of {list(configs)}, got {name!r}")
+    config = configs[name](**meta["config"])
     num_classes = meta["num_classes"]
     model = build_model(config, sample_shape=tuple(meta["sample_shape"]), num_classes=num_classes)
     if meta["dtype"] not in _DTYPES:
@@ -129,6 +129,14 @@ def _check_same_layout(state: dict[str, torch.Tensor], built: nn.Module, config:
         raise ConfigError(
             f"model does not match {type(config).__name__}: tensors {differ} differ from the ones the config builds"
         )
+
+
+def _saved_fields(config: DeepModelConfig) -> dict[str, Any]:
+    """The config's fields but a built-in's ``_target_``: its name picks the registered class when
+    it is rebuilt, so a checkpoint does not depend on the path its class is registered under."""
+    fields = dataclasses.asdict(config)
+    fields.pop("_target_", None)
+    return fields
 
 
 def _plain(value: Any) -> Any:
